@@ -1,0 +1,10 @@
+"""The pack's node families. Each family lives in its own subpackage: plain stage functions plus one
+small module of ComfyUI node classes; this module only gathers their mappings."""
+
+from .film import film_nodes
+
+_FAMILIES = (film_nodes,)
+
+NODE_CLASS_MAPPINGS = {name: cls for family in _FAMILIES for name, cls in family.NODE_CLASS_MAPPINGS.items()}
+NODE_DISPLAY_NAME_MAPPINGS = {name: title for family in _FAMILIES
+                              for name, title in family.NODE_DISPLAY_NAME_MAPPINGS.items()}

@@ -1,0 +1,171 @@
+"""The one place that converts between ComfyUI's types and the stages' numpy, and finds ComfyUI's folders.
+
+ComfyUI's ``IMAGE`` is a torch tensor ``[B, H, W, C]`` float in 0..1. The stages work on numpy
+``uint8`` ``[H, W, 3]`` frames. Inside ComfyUI torch is always there; in the pack-only embedded engine
+(no ComfyUI, maybe no torch) an ``IMAGE`` travels as a numpy float32 array of the same layout, so the
+same node classes run in both places and torch is imported only when it is installed.
+
+Folders: inside ComfyUI, ``folder_paths`` (imported lazily, never at module import); in the
+embedded engine, the folders the runner configured with :func:`use_folders`.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from contextvars import ContextVar
+from pathlib import Path
+
+import numpy as np
+
+_embedded_folders: ContextVar[dict | None] = ContextVar("animstudio_embedded_folders", default=None)
+
+
+@contextlib.contextmanager
+def use_folders(input_dir: str | Path, output_dir: str | Path):
+    """Point the pack's nodes at these folders while the embedded engine runs a graph."""
+    token = _embedded_folders.set({"input": Path(input_dir), "output": Path(output_dir)})
+    try:
+        yield
+    finally:
+        _embedded_folders.reset(token)
+
+
+def _folder_paths():
+    try:
+        import folder_paths  # ComfyUI's; present only inside a ComfyUI process
+    except ImportError:
+        return None
+    return folder_paths
+
+
+def input_directory() -> Path:
+    embedded = _embedded_folders.get()
+    if embedded is not None:
+        return embedded["input"]
+    fp = _folder_paths()
+    if fp is None:
+        raise RuntimeError("no input folder: run inside ComfyUI or through the embedded engine")
+    return Path(fp.get_input_directory())
+
+
+def output_directory() -> Path:
+    embedded = _embedded_folders.get()
+    if embedded is not None:
+        return embedded["output"]
+    fp = _folder_paths()
+    if fp is None:
+        raise RuntimeError("no output folder: run inside ComfyUI or through the embedded engine")
+    return Path(fp.get_output_directory())
+
+
+def list_input_files(suffixes: tuple[str, ...]) -> list[str]:
+    """Files in the input folder (and its subfolders) with these suffixes, as ComfyUI-style relative names."""
+    try:
+        root = input_directory()
+    except RuntimeError:
+        return []
+    if not root.is_dir():
+        return []
+    names = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.lower().endswith(suffixes):
+                names.append(Path(dirpath, name).relative_to(root).as_posix())
+    return sorted(names)
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def image_to_frames(image) -> np.ndarray:
+    """ComfyUI ``IMAGE`` (torch or numpy, ``[B,H,W,C]`` float 0..1) → ``uint8 [B,H,W,3]``."""
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().float().numpy()
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 3:
+        array = array[None]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return (np.clip(np.nan_to_num(array[..., :3]), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def frames_to_image(frames: np.ndarray):
+    """``uint8 [B,H,W,3]`` (or one ``[H,W,3]``) → ComfyUI ``IMAGE``: torch when installed, else numpy."""
+    array = np.asarray(frames)
+    if array.ndim == 3:
+        array = array[None]
+    image = array.astype(np.float32) / 255.0
+    if torch_available():
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(image))
+    return image
+
+
+def check_interrupted() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel; a no-op outside ComfyUI."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return
+    mm.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """``comfy.utils.ProgressBar`` inside ComfyUI; a callback (or nothing) in the embedded engine."""
+
+    _embedded_hook: ContextVar = ContextVar("animstudio_progress_hook", default=None)
+
+    def __init__(self, total: int):
+        self.total = max(1, int(total))
+        self.done = 0
+        self._bar = None
+        try:
+            import comfy.utils
+
+            self._bar = comfy.utils.ProgressBar(self.total)
+        except ImportError:
+            pass
+
+    def update(self, steps: int = 1) -> None:
+        self.done = min(self.total, self.done + steps)
+        if self._bar is not None:
+            self._bar.update_absolute(self.done, self.total)
+        hook = Progress._embedded_hook.get()
+        if hook is not None:
+            hook(self.done, self.total)
+
+
+@contextlib.contextmanager
+def progress_hook(callback):
+    """Send every node's progress to ``callback(done, total)`` while the embedded engine runs."""
+    token = Progress._embedded_hook.set(callback)
+    try:
+        yield
+    finally:
+        Progress._embedded_hook.reset(token)
+
+
+def next_output_path(filename_prefix: str, suffix: str) -> tuple[Path, str, str]:
+    """A fresh ``<prefix>_00001_.<suffix>`` under the output folder, as ComfyUI's savers name files.
+
+    Returns the absolute path, the subfolder and the file name (the parts ComfyUI's ``/view`` takes).
+    The prefix may hold subfolders but may not leave the output folder.
+    """
+    from ..translator.paths import PathEscapeError, resolve_inside
+
+    root = output_directory()
+    prefix = filename_prefix.replace("\\", "/").strip("/") or "animstudio"
+    try:
+        target = resolve_inside(root, prefix)
+    except PathEscapeError:
+        raise ValueError(f"filename_prefix {filename_prefix!r} leaves the output folder") from None
+    folder, stem = target.parent, target.name
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(m) for p in folder.glob(f"{stem}_*_.{suffix}")
+             if (m := p.name[len(stem) + 1:-len(suffix) - 2]).isdigit()]
+    name = f"{stem}_{max(taken, default=0) + 1:05d}_.{suffix}"
+    subfolder = "" if folder == root else folder.relative_to(root).as_posix()
+    return folder / name, subfolder, name

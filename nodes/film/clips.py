@@ -1,0 +1,179 @@
+"""Clips and films as lazy frame streams, so a film of any length is rendered in constant memory.
+
+A :class:`Clip` knows its size, rate and length and yields its frames on demand (from a still with
+a camera move, or decoded from a video file). A :class:`Film` is clips joined by transitions;
+:func:`iter_film_frames` yields the cut, holding back only the frames a transition overlaps.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .camera import crop_window
+from .frames import cover_box, crop_resize
+
+TRANSITIONS = ("cut", "dissolve", "fade_black", "wipe_left", "wipe_right")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """``frame_count`` frames of ``width×height`` at ``fps``, produced by ``make_frames`` each time it is iterated."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    make_frames: Callable[[], Iterator[np.ndarray]] = field(repr=False, compare=False)
+    label: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.frame_count / self.fps
+
+    def frames(self) -> Iterator[np.ndarray]:
+        produced = 0
+        for frame in self.make_frames():
+            if produced == self.frame_count:
+                return
+            produced += 1
+            yield frame
+        last = None
+        while produced < self.frame_count:  # a source shorter than promised holds its last frame
+            if last is None:
+                last = frame if produced else np.zeros((self.height, self.width, 3), np.uint8)
+            produced += 1
+            yield last
+
+
+def frame_count_for(seconds: float, fps: float) -> int:
+    return max(1, int(round(seconds * fps)))
+
+
+def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds: float,
+               move: str = "static", seed: int = 0, label: str = "") -> Clip:
+    """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length."""
+    picture = np.ascontiguousarray(picture[..., :3], dtype=np.uint8)
+    box = cover_box(picture.shape[1], picture.shape[0], width, height)
+    count = frame_count_for(seconds, fps)
+
+    def make() -> Iterator[np.ndarray]:
+        if move == "static":
+            frame = crop_resize(picture, box, width, height)
+            for _ in range(count):
+                yield frame
+            return
+        for i in range(count):
+            t = i / (count - 1) if count > 1 else 1.0
+            yield crop_resize(picture, crop_window(move, t, box, seed, i), width, height)
+
+    return Clip(width, height, fps, count, make, label)
+
+
+@dataclass(frozen=True)
+class Transition:
+    kind: str = "cut"
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Film:
+    """Clips in order; ``transitions[i]`` leads *into* ``clips[i]`` (the first one may only cut or fade in)."""
+
+    clips: tuple[Clip, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+
+    def append(self, clip: Clip, transition: Transition = Transition()) -> "Film":
+        if self.clips:
+            first = self.clips[0]
+            if (clip.width, clip.height, clip.fps) != (first.width, first.height, first.fps):
+                raise ValueError(f"clip {clip.label or len(self.clips)} is {clip.width}x{clip.height}@{clip.fps}, "
+                                 f"the film is {first.width}x{first.height}@{first.fps}")
+        return Film(self.clips + (clip,), self.transitions + (transition,))
+
+    @property
+    def fps(self) -> float:
+        return self.clips[0].fps
+
+    def overlap_frames(self, index: int) -> int:
+        """Frames that clip ``index`` shares with the one before it (dissolves and wipes overlap)."""
+        t = self.transitions[index]
+        if index == 0 or t.kind not in ("dissolve", "wipe_left", "wipe_right"):
+            return 0
+        return min(int(round(t.seconds * self.fps)), self.clips[index - 1].frame_count - 1,
+                   self.clips[index].frame_count - 1)
+
+    @property
+    def frame_count(self) -> int:
+        return sum(c.frame_count for c in self.clips) - sum(self.overlap_frames(i) for i in range(len(self.clips)))
+
+    @property
+    def seconds(self) -> float:
+        return self.frame_count / self.fps if self.clips else 0.0
+
+    def clip_starts(self) -> list[int]:
+        """The frame each clip starts at in the cut."""
+        starts, at = [], 0
+        for i, clip in enumerate(self.clips):
+            at -= self.overlap_frames(i)
+            starts.append(at)
+            at += clip.frame_count
+        return starts
+
+
+def _blend(a: np.ndarray, b: np.ndarray, kind: str, t: float) -> np.ndarray:
+    if kind == "dissolve":
+        return (a.astype(np.float32) * (1 - t) + b.astype(np.float32) * t + 0.5).astype(np.uint8)
+    width = a.shape[1]
+    edge = int(round(width * t))
+    out = a.copy()
+    if kind == "wipe_left":      # the new shot enters from the right edge, moving left
+        out[:, width - edge:] = b[:, width - edge:]
+    else:                        # wipe_right: enters from the left
+        out[:, :edge] = b[:, :edge]
+    return out
+
+
+def _fade(frame: np.ndarray, level: float) -> np.ndarray:
+    return (frame.astype(np.float32) * level + 0.5).astype(np.uint8)
+
+
+def iter_film_frames(film: Film) -> Iterator[np.ndarray]:
+    """The film's frames in order, transitions applied, holding at most one transition's frames."""
+    held: deque[np.ndarray] = deque()  # the tail of the previous clip, kept for the next transition
+    for index, clip in enumerate(film.clips):
+        transition = film.transitions[index]
+        overlap = film.overlap_frames(index)
+        fade_frames = (min(int(round(transition.seconds * film.fps)), clip.frame_count)
+                       if transition.kind == "fade_black" else 0)
+        keep_tail = film.overlap_frames(index + 1) if index + 1 < len(film.clips) else 0
+        next_fade = (index + 1 < len(film.clips) and film.transitions[index + 1].kind == "fade_black")
+        tail_fade = (min(int(round(film.transitions[index + 1].seconds * film.fps)), clip.frame_count)
+                     if next_fade else 0)
+        for i, frame in enumerate(clip.frames()):
+            if i < overlap:
+                frame = _blend(held.popleft(), frame, transition.kind, (i + 1) / (overlap + 1))
+            if i < fade_frames:      # fade up from black into this clip
+                frame = _fade(frame, (i + 1) / (fade_frames + 1))
+            from_end = clip.frame_count - i
+            if from_end <= tail_fade:  # fade down to black out of this clip
+                frame = _fade(frame, (from_end - 1) / tail_fade)
+            if from_end <= keep_tail:
+                held.append(frame)
+                continue
+            yield frame
+
+
+def film_from_clip(clip: Clip) -> Film:
+    return Film((clip,), (Transition(),))
+
+
+def video_clip(path: str | Path, label: str = "") -> Clip:
+    """A clip decoded lazily from a video file (the per-shot renders of the compose graph)."""
+    from .video_io import probe_video, read_frames
+
+    info = probe_video(path)
+    return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path), label or Path(path).stem)

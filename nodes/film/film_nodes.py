@@ -1,0 +1,225 @@
+"""Film nodes: storyboard panels and keyframes become shot clips, clips become a cut, the cut an MP4.
+
+Thin shells over :mod:`.clips`, :mod:`.frames` and :mod:`.video_io`. Clips and films travel between
+nodes as lazy frame streams (``ANIMSTUDIO_CLIP``, ``ANIMSTUDIO_FILM``): nothing is decoded or drawn
+until the save node streams the cut into the encoder, so a long film costs no more memory than a short one.
+"""
+from __future__ import annotations
+
+import hashlib
+
+
+from ...translator.paths import PathEscapeError, resolve_inside
+from .. import boundary
+from .camera import CAMERA_MOVES
+from .clips import TRANSITIONS, Clip, Film, Transition, frame_count_for, iter_film_frames, still_clip, video_clip
+from .frames import fit_cover, load_rgb
+from .video_io import write_video
+
+CLIP = "ANIMSTUDIO_CLIP"
+FILM = "ANIMSTUDIO_FILM"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
+
+
+def _input_file(name: str):
+    try:
+        return resolve_inside(boundary.input_directory(), name)
+    except PathEscapeError:
+        raise ValueError(f"{name!r} leaves the input folder") from None
+
+
+def _file_problem(name: str) -> bool | str:
+    try:
+        path = _input_file(name)
+    except ValueError as exc:
+        return str(exc)
+    return True if path.is_file() else f"file not found in the input folder: {name}"
+
+
+def _file_hash(name: str) -> str:
+    digest = hashlib.sha256()
+    with open(_input_file(name), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class AnimStudioLoadPanel:
+    DESCRIPTION = ("Loads a storyboard panel or supplied keyframe from ComfyUI's input folder. Unlike Load Image it "
+                   "also runs in Animation Studio's embedded engine without torch, so animatics render anywhere.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The panel as an RGB image batch of one.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "image": (boundary.list_input_files(IMAGE_SUFFIXES) or [""], {
+                "image_upload": True,
+                "tooltip": "Panel or keyframe image in the input folder (subfolders allowed)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, image):
+        return _file_hash(image)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image):
+        return _file_problem(image)
+
+    def load(self, image):
+        return (boundary.frames_to_image(load_rgb(_input_file(image))),)
+
+
+class AnimStudioShotClip:
+    DESCRIPTION = ("Turns a keyframe into a shot: the picture fitted to the film's size and held for the shot's "
+                   "length, with an eased camera move. A batch of several images plays as frames instead.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = (CLIP,)
+    RETURN_NAMES = ("clip",)
+    OUTPUT_TOOLTIPS = ("The shot as a lazy clip: frames are drawn only when the film is saved.",)
+    FUNCTION = "make_clip"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "image": ("IMAGE", {"tooltip": "The shot's keyframe (one image), or its frames (a batch)."}),
+            "seconds": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 600.0, "step": 0.05,
+                                  "tooltip": "How long the shot stays on screen."}),
+            "width": ("INT", {"default": 512, "min": 16, "max": 8192, "step": 2,
+                              "tooltip": "Film width in pixels (even)."}),
+            "height": ("INT", {"default": 288, "min": 16, "max": 8192, "step": 2,
+                               "tooltip": "Film height in pixels (even)."}),
+            "fps": ("INT", {"default": 12, "min": 1, "max": 120, "tooltip": "Film frame rate."}),
+            "camera_move": (list(CAMERA_MOVES), {"default": "static",
+                                                 "tooltip": "Camera move over the still keyframe, eased in and out."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "tooltip": "Seed for moves with randomness (shake)."}),
+        }, "optional": {
+            "label": ("STRING", {"default": "", "tooltip": "Name of the shot, shown in errors and reports."}),
+        }}
+
+    def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label=""):
+        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label),)
+
+
+def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
+                    seed: int = 0, label: str = "") -> Clip:
+    """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames."""
+    if width % 2 or height % 2:
+        raise ValueError(f"film size {width}x{height} must be even")
+    frames = boundary.image_to_frames(image)
+    if len(frames) == 1:
+        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label)
+    count = frame_count_for(seconds, fps)
+    batch = [fit_cover(f, width, height) for f in frames]
+    return Clip(width, height, fps, count, lambda: iter(batch), label)
+
+
+class AnimStudioLoadVideoClip:
+    DESCRIPTION = ("Loads a rendered shot (a video in the input folder) as a clip, decoded lazily. The compose "
+                   "graph uses it to join shots rendered separately, on one machine or many.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = (CLIP,)
+    RETURN_NAMES = ("clip",)
+    OUTPUT_TOOLTIPS = ("The video as a lazy clip.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "video": (boundary.list_input_files(VIDEO_SUFFIXES) or [""], {
+                "video_upload": True, "tooltip": "Video file in the input folder (subfolders allowed)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, video):
+        return _file_hash(video)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        return _file_problem(video)
+
+    def load(self, video):
+        return (video_clip(_input_file(video)),)
+
+
+class AnimStudioAppendClip:
+    DESCRIPTION = "Adds a clip to the end of a film, joined by a transition. Chain one per shot to build the cut."
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = (FILM,)
+    RETURN_NAMES = ("film",)
+    OUTPUT_TOOLTIPS = ("The film with the clip appended.",)
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip": (CLIP, {"tooltip": "The clip to add at the end."}),
+            "transition": (list(TRANSITIONS), {"default": "cut",
+                                               "tooltip": "How the film moves into this clip."}),
+            "transition_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
+                                             "tooltip": "Length of the transition (ignored for a cut)."}),
+        }, "optional": {
+            "film": (FILM, {"tooltip": "The film so far; leave empty to start a new film."}),
+        }}
+
+    def append(self, clip, transition, transition_seconds, film=None):
+        return ((film or Film()).append(clip, Transition(transition, float(transition_seconds))),)
+
+
+class AnimStudioSaveFilm:
+    DESCRIPTION = ("Renders a film to an H.264 MP4 in the output folder, streaming frames to the encoder so memory "
+                   "stays flat however long the film is. Shows progress and stops on Cancel.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "film": (FILM, {"tooltip": "The film to render."}),
+            "filename_prefix": ("STRING", {"default": "animstudio/film",
+                                           "tooltip": "File name prefix in the output folder; may include subfolders."}),
+        }}
+
+    def save(self, film, filename_prefix):
+        path, subfolder, name = boundary.next_output_path(filename_prefix, "mp4")
+        render_film(film, path)
+        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
+                       "animated": (True,)}, "result": ()}
+
+
+def render_film(film: Film, path) -> None:
+    """Stream ``film`` into an MP4 at ``path``, reporting progress and honouring ComfyUI's interrupt."""
+    if not film.clips:
+        raise ValueError("the film has no clips")
+    first = film.clips[0]
+    progress = boundary.Progress(film.frame_count)
+
+    def frames():
+        for frame in iter_film_frames(film):
+            boundary.check_interrupted()
+            yield frame
+
+    write_video(frames(), path, first.fps, first.width, first.height, on_frame=lambda n: progress.update(1))
+
+
+NODE_CLASS_MAPPINGS = {
+    "AnimStudioLoadPanel": AnimStudioLoadPanel,
+    "AnimStudioShotClip": AnimStudioShotClip,
+    "AnimStudioLoadVideoClip": AnimStudioLoadVideoClip,
+    "AnimStudioAppendClip": AnimStudioAppendClip,
+    "AnimStudioSaveFilm": AnimStudioSaveFilm,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AnimStudioLoadPanel": "Load Panel (Animation Studio)",
+    "AnimStudioShotClip": "Shot Clip from Keyframe",
+    "AnimStudioLoadVideoClip": "Load Video Clip",
+    "AnimStudioAppendClip": "Append Clip to Film",
+    "AnimStudioSaveFilm": "Save Film (MP4)",
+}

@@ -1,0 +1,48 @@
+"""Still pictures as frames: load, fit to the film's size, and crop for camera moves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """An image file as ``uint8 [H, W, 3]``, EXIF rotation applied, alpha dropped onto black."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("RGBA", "LA", "P"):
+            img = img.convert("RGBA")
+            base = Image.new("RGBA", img.size, (0, 0, 0, 255))
+            img = Image.alpha_composite(base, img)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def save_png(frame: np.ndarray, path: str | Path) -> Path:
+    Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(path, format="PNG", compress_level=4)
+    return Path(path)
+
+
+def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
+    """Cut ``box`` (left, top, right, bottom, in source pixels, may be fractional) and scale it to ``width×height``."""
+    img = Image.fromarray(frame)
+    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
+
+
+def cover_box(src_w: int, src_h: int, width: int, height: int) -> tuple[float, float, float, float]:
+    """The largest centred box of the target's aspect ratio inside the source (crop to fill, no bars)."""
+    target = width / height
+    if src_w / src_h > target:
+        w = src_h * target
+        left = (src_w - w) / 2
+        return (left, 0.0, left + w, float(src_h))
+    h = src_w / target
+    top = (src_h - h) / 2
+    return (0.0, top, float(src_w), top + h)
+
+
+def fit_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    return crop_resize(frame, cover_box(w, h, width, height), width, height)

@@ -1,0 +1,334 @@
+"""The one ComfyUI client: upload, queue, follow, download, interrupt.
+
+Used by the CLI, the render pipeline and (later) every cloud worker, so retries, timeouts and
+error mapping are written once. Blocking and thread-safe enough for one render per client.
+
+* Follows a prompt on ``/ws`` (websocket-client), connected *before* queueing so no event is
+  missed; if the socket drops it falls back to polling ``/history/{id}``.
+* Connection faults are retried with exponential backoff; a refused graph (HTTP 400 with
+  ``node_errors``) is not, and comes back as problems naming node id, class and shot.
+* Downloads go to ``<file>.partial`` then are renamed, under names made safe, inside the chosen
+  folder: a crash never leaves a truncated file, and nothing already downloaded is overwritten.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import GraphValidationError, Problem, RenderInterrupted, ServerError
+from .graph_check import node_place
+from .paths import safe_filename
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, dict], None]
+RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, OSError)
+
+
+def redact(url: str) -> str:
+    """The URL without credentials or query secrets, for logs and messages."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    node_id: str
+    filename: str
+    subfolder: str
+    type: str
+    kind: str  # the ui key it came under: images, gifs, audio, ...
+
+
+def prompt_error_problems(error: Mapping[str, Any], node_errors: Mapping[str, Any],
+                          node_shots: Mapping[str, str | None] | None) -> list[Problem]:
+    """ComfyUI's ``/prompt`` refusal or ``execution_error`` as problems per node, mapped to shots."""
+    problems = []
+    for node_id, entry in (node_errors or {}).items():
+        for item in entry.get("errors", []):
+            detail = item.get("details") or ""
+            message = item.get("message", "error") + (f": {detail}" if detail else "")
+            problems.append(Problem(node_place(node_id, entry.get("class_type"), node_shots), message))
+    if error and error.get("node_id") is not None:  # an execution_error message
+        problems.append(Problem(node_place(str(error["node_id"]), error.get("node_type"), node_shots),
+                                f"{error.get('exception_type', 'Error')}: {error.get('exception_message', '').strip()}"))
+    elif error and not problems:
+        message = error.get("message", "refused")
+        detail = error.get("details")
+        problems.append(Problem("graph", message + (f": {detail}" if detail else "")))
+    return problems
+
+
+class ComfyClient:
+    def __init__(self, base_url: str, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
+                 client_id: str | None = None, headers: Mapping[str, str] | None = None):
+        self.base_url = base_url.rstrip("/")
+        if not urllib.parse.urlsplit(self.base_url).scheme:
+            self.base_url = "http://" + self.base_url
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.client_id = client_id or uuid.uuid4().hex
+        self.headers = dict(headers or {})
+        self.name = redact(self.base_url)
+
+    # ------------------------------------------------------------------ HTTP with retries
+    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None,
+                 idempotent: bool = True) -> bytes:
+        """One HTTP call. Connection faults are retried with backoff; for a call that must not happen
+        twice (queueing a graph) only faults where the request surely never arrived (refused) are."""
+        url = self.base_url + path
+        headers = dict(self.headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            request = urllib.request.Request(url, data=body, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                payload = exc.read()
+                if exc.code >= 500 and attempt + 1 < attempts:
+                    time.sleep(self.backoff * 2 ** attempt)
+                    continue
+                raise _HTTPFailure(exc.code, payload) from None
+            except RETRYABLE as exc:
+                never_arrived = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+                if attempt + 1 >= attempts or not (idempotent or never_arrived):
+                    raise ServerError(f"cannot reach ComfyUI at {self.name}",
+                                      [Problem(f"{method} {path.split('?')[0]}", _reason(exc))]) from None
+                delay = self.backoff * 2 ** attempt
+                log.debug("%s %s failed (%s); retrying in %.1fs", method, path, _reason(exc), delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def get_json(self, path: str) -> Any:
+        try:
+            return json.loads(self._request("GET", path))
+        except _HTTPFailure as exc:
+            raise ServerError(f"ComfyUI at {self.name} answered {exc.code} to GET {path}") from None
+
+    def post_json(self, path: str, payload: Any, idempotent: bool = True) -> Any:
+        raw = self._request("POST", path, json.dumps(payload).encode(), "application/json", idempotent=idempotent)
+        return json.loads(raw) if raw.strip() else None
+
+    # ------------------------------------------------------------------ the API
+    def system_stats(self) -> dict:
+        return self.get_json("/system_stats")
+
+    def object_info(self) -> dict:
+        return self.get_json("/object_info")
+
+    def upload(self, local_path: str | Path, subfolder: str = "", filename: str | None = None,
+               overwrite: bool = True) -> str:
+        """Upload a file to the input folder (``/upload/image`` takes any file); returns the name to use in graphs."""
+        local_path = Path(local_path)
+        filename = filename or local_path.name
+        boundary = uuid.uuid4().hex
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        fields = [("overwrite", "true" if overwrite else "false"), ("type", "input"), ("subfolder", subfolder)]
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields)
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+                 f"Content-Type: {mime}\r\n\r\n").encode() + local_path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        try:
+            answer = json.loads(self._request("POST", "/upload/image", body, f"multipart/form-data; boundary={boundary}"))
+        except _HTTPFailure as exc:
+            raise ServerError(f"ComfyUI at {self.name} refused the upload of {local_path.name} ({exc.code})") from None
+        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
+    def queue(self, graph: Mapping[str, Any], node_shots: Mapping[str, str | None] | None = None,
+              extra_data: Mapping[str, Any] | None = None) -> str:
+        """``POST /prompt``; returns the prompt id, or raises with the server's ``node_errors`` mapped to shots."""
+        payload = {"prompt": graph, "client_id": self.client_id}
+        if extra_data:
+            payload["extra_data"] = dict(extra_data)
+        try:
+            answer = self.post_json("/prompt", payload, idempotent=False)  # a retry could queue it twice
+        except _HTTPFailure as exc:
+            try:
+                refusal = json.loads(exc.payload)
+            except ValueError:
+                raise ServerError(f"ComfyUI at {self.name} answered {exc.code} to the graph") from None
+            problems = prompt_error_problems(refusal.get("error") or {}, refusal.get("node_errors") or {}, node_shots)
+            raise GraphValidationError(f"ComfyUI at {self.name} refused the graph", problems) from None
+        return answer["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict | None:
+        return self.get_json(f"/history/{urllib.parse.quote(prompt_id)}").get(prompt_id)
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt (and drop ``prompt_id`` from the queue if it has not started)."""
+        try:
+            if prompt_id:
+                self.post_json("/queue", {"delete": [prompt_id]})
+            self.post_json("/interrupt", {"prompt_id": prompt_id} if prompt_id else {})
+        except (ServerError, _HTTPFailure) as exc:
+            log.warning("could not interrupt ComfyUI at %s: %s", self.name, exc)
+
+    # ------------------------------------------------------------------ following a prompt
+    def _ws_url(self) -> str:
+        parts = urllib.parse.urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path + "/ws", f"clientId={self.client_id}", ""))
+
+    def run(self, graph: Mapping[str, Any], node_shots: Mapping[str, str | None] | None = None,
+            on_event: EventHandler | None = None, poll_interval: float = 1.0,
+            timeout: float | None = None) -> dict:
+        """Queue ``graph`` and wait for it; returns its ``/history`` outputs. Ctrl-C interrupts it on the server."""
+        on_event = on_event or (lambda event, data: None)
+        socket = self._connect_ws()
+        prompt_id = None
+        try:
+            prompt_id = self.queue(graph, node_shots)
+            entry = self._follow(socket, prompt_id, on_event, poll_interval, timeout)
+        except KeyboardInterrupt:
+            if prompt_id:
+                self.interrupt(prompt_id)
+            raise RenderInterrupted("interrupted; the server was told to stop, files already downloaded are kept") from None
+        finally:
+            if socket is not None:
+                socket.close()
+        status = entry.get("status") or {}
+        messages = status.get("messages") or []
+        failure = next((data for event, data in messages if event == "execution_error"), None)
+        if failure or status.get("status_str") == "error":
+            problems = prompt_error_problems(failure or {"message": "failed"}, {}, node_shots)
+            raise ServerError(f"the graph failed on ComfyUI at {self.name}", problems)
+        if any(event == "execution_interrupted" for event, _ in messages):
+            raise RenderInterrupted("the render was interrupted on the server")
+        return entry.get("outputs", {})
+
+    def _connect_ws(self):
+        try:
+            import websocket
+
+            socket = websocket.create_connection(self._ws_url(), timeout=self.timeout,
+                                                 header=[f"{k}: {v}" for k, v in self.headers.items()])
+            socket.settimeout(1.0)
+            return socket
+        except Exception as exc:  # noqa: BLE001 - any socket trouble means: poll instead
+            log.info("no websocket to %s (%s); following by polling /history", self.name, _reason(exc))
+            return None
+
+    def _follow(self, socket, prompt_id: str, on_event: EventHandler, poll_interval: float,
+                timeout: float | None) -> dict:
+        deadline = time.monotonic() + timeout if timeout else None
+        last_poll = 0.0
+        while True:
+            if deadline and time.monotonic() > deadline:
+                self.interrupt(prompt_id)
+                raise ServerError(f"the graph did not finish within {timeout:.0f} s on {self.name}; it was interrupted")
+            if socket is not None:
+                socket = self._read_ws(socket, prompt_id, on_event)
+                if socket is not None and socket.done:  # type: ignore[attr-defined]
+                    entry = self._history_when_ready(prompt_id)
+                    if entry is not None:
+                        return entry
+            if socket is None or time.monotonic() - last_poll > max(poll_interval, 5.0 if socket else 0):
+                last_poll = time.monotonic()
+                entry = self.history(prompt_id)
+                if entry is not None and (entry.get("status") or {}).get("completed") is not None:
+                    return entry
+                if socket is None:
+                    time.sleep(poll_interval)
+
+    def _history_when_ready(self, prompt_id: str, attempts: int = 20) -> dict | None:
+        for _ in range(attempts):
+            entry = self.history(prompt_id)
+            if entry is not None:
+                return entry
+            time.sleep(0.1)
+        return None
+
+    @staticmethod
+    def _read_ws(socket, prompt_id: str, on_event: EventHandler):
+        import websocket
+
+        socket.done = getattr(socket, "done", False)
+        try:
+            message = socket.recv()
+        except websocket.WebSocketTimeoutException:
+            return socket
+        except Exception as exc:  # noqa: BLE001 - dropped: fall back to polling
+            log.info("websocket dropped (%s); following by polling /history", _reason(exc))
+            return None
+        if not isinstance(message, str):
+            return socket  # binary preview images
+        try:
+            event = json.loads(message)
+        except ValueError:
+            return socket
+        kind, data = event.get("type"), event.get("data") or {}
+        if data.get("prompt_id") not in (None, prompt_id):
+            return socket
+        if kind == "status":
+            return socket
+        on_event(kind, data)
+        if kind in ("execution_success", "execution_error", "execution_interrupted") or (
+                kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id):
+            socket.done = True
+        return socket
+
+    # ------------------------------------------------------------------ outputs
+    @staticmethod
+    def output_files(outputs: Mapping[str, Any]) -> list[OutputFile]:
+        files = []
+        for node_id, ui in outputs.items():
+            for kind, items in (ui or {}).items():
+                for item in items if isinstance(items, list) else ():
+                    if isinstance(item, dict) and "filename" in item:
+                        files.append(OutputFile(node_id, item["filename"], item.get("subfolder", ""),
+                                                item.get("type", "output"), kind))
+        return files
+
+    def download(self, item: OutputFile, dest_dir: str | Path) -> Path:
+        """Fetch one output into ``dest_dir`` (keeping its subfolder, made safe); never leaves ``dest_dir``."""
+        target = local_output_path(dest_dir, item.subfolder, item.filename)
+        query = urllib.parse.urlencode({"filename": item.filename, "subfolder": item.subfolder, "type": item.type})
+        try:
+            data = self._request("GET", f"/view?{query}")
+        except _HTTPFailure as exc:
+            raise ServerError(f"could not download {item.filename} from {self.name} ({exc.code})") from None
+        return write_atomically(target, data)
+
+
+def local_output_path(dest_dir: str | Path, subfolder: str, filename: str) -> Path:
+    """Where an output named by a server lands locally: each part sanitised, always inside ``dest_dir``."""
+    parts = [safe_filename(p, "_") for p in subfolder.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    target = Path(dest_dir).joinpath(*parts, safe_filename(filename))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+    return target
+
+
+class _HTTPFailure(Exception):
+    def __init__(self, code: int, payload: bytes):
+        super().__init__(code)
+        self.code = code
+        self.payload = payload
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc) or type(exc).__name__

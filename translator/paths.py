@@ -1,0 +1,34 @@
+"""Keeping paths from storyboards and servers inside their folders.
+
+A storyboard names files relative to itself, and a server names output files it wants us to
+download; neither may point outside the folder it belongs to (``../../etc/passwd``, an absolute
+path, a symlink out).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+
+class PathEscapeError(ValueError):
+    """A relative path that resolves outside its base folder."""
+
+
+def resolve_inside(base_dir: str | Path, relative: str) -> Path:
+    """``base_dir / relative``, resolved, guaranteed to lie inside ``base_dir``."""
+    base = Path(base_dir).resolve()
+    if not relative or PurePosixPath(relative).is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        raise PathEscapeError(relative)
+    candidate = (base / relative).resolve()
+    if candidate != base and base not in candidate.parents:
+        raise PathEscapeError(relative)
+    return candidate
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, default: str = "file") -> str:
+    """A single path component made only of safe characters (no separators, no leading dots)."""
+    cleaned = _UNSAFE.sub("_", name.replace("\\", "/").split("/")[-1]).lstrip(".")
+    return cleaned[:128] or default

@@ -1,0 +1,259 @@
+"""The render pipeline, one call for the CLI and every worker: compile → check → upload → run → download → report.
+
+Engines: a ComfyUI server (through :class:`~.client.ComfyClient`) or the :class:`~.embedded.EmbeddedEngine`;
+both offer ``object_info``, ``upload``, ``run`` and ``fetch``. In the per-shot shape each shot's video is
+kept in ``OUT/shots/`` with the hash of the graph that made it, so a re-run (after a crash, a fix to one
+shot, Ctrl-C) renders only what changed and never loses what was already rendered.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Protocol
+
+from .client import ComfyClient, OutputFile, local_output_path, write_atomically
+from .compile import CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_storyboard, slug
+from .embedded import EmbeddedEngine
+from .errors import AnimStudioError
+from .graph_check import check_graph
+from .storyboard import Storyboard
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    name: str
+
+    def object_info(self) -> dict: ...
+    def upload(self, local_path: Path, subfolder: str, filename: str) -> str: ...
+    def run(self, graph: Mapping[str, Any], node_shots: Mapping, on_event: Callable, uploads=()) -> dict: ...
+    def fetch(self, item: OutputFile, dest_dir: Path) -> Path: ...
+
+
+class ServerEngine:
+    """A running ComfyUI, local or remote. Graphs are checked against its ``/object_info`` before upload."""
+
+    def __init__(self, client: ComfyClient):
+        self.client = client
+        self.name = client.name
+        self._object_info: dict | None = None
+
+    def object_info(self) -> dict:
+        if self._object_info is None:
+            self._object_info = self.client.object_info()
+        return self._object_info
+
+    def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
+        return self.client.upload(local_path, subfolder, filename)
+
+    def run(self, graph, node_shots, on_event, uploads=()) -> dict:
+        check_graph(graph, self.object_info(), node_shots, uploads, name="graph")
+        return self.client.run(graph, node_shots, on_event)
+
+    def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
+        return self.client.download(item, dest_dir)
+
+
+class LocalEngine:
+    """The embedded engine with the same face as a server."""
+
+    def __init__(self, engine: EmbeddedEngine | None = None):
+        self.engine = engine or EmbeddedEngine()
+        self.name = "embedded"
+
+    def object_info(self) -> dict:
+        return self.engine.object_info()
+
+    def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
+        return self.engine.upload(local_path, subfolder, filename)
+
+    def run(self, graph, node_shots, on_event, uploads=()) -> dict:
+        return self.engine.run(graph, node_shots, on_event, uploads)
+
+    def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
+        target = local_output_path(dest_dir, item.subfolder, item.filename)
+        source = self.engine.output_file({"filename": item.filename, "subfolder": item.subfolder})
+        return write_atomically(target, source.read_bytes())
+
+
+class Reporter:
+    """Progress callbacks; the CLI draws bars from them. Every method may be left as a no-op."""
+
+    def start(self, shots: list[str], graphs: int) -> None: ...
+    def shot_started(self, shot_id: str) -> None: ...
+    def shot_progress(self, shot_id: str | None, value: int, maximum: int) -> None: ...
+    def shot_done(self, shot_id: str, cached: bool = False) -> None: ...
+    def stage(self, text: str) -> None: ...
+
+
+@dataclass
+class ShotResult:
+    status: Literal["rendered", "cached", "failed", "pending"] = "pending"
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class RenderReport:
+    storyboard: str
+    engine: str
+    shape: str
+    film: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    shots: dict[str, ShotResult] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: dict | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Literal["film", "per_shot"] = "film",
+           reporter: Reporter | None = None) -> RenderReport:
+    """Render ``board`` into ``out_dir``; writes ``render-report.json`` there whatever happens."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or Reporter()
+    started = time.monotonic()
+    compiled = compile_storyboard(board, shape)
+    report = RenderReport(board.source, engine.name, shape, shots={s.id: ShotResult() for s in board.shots})
+    reporter.start([s.id for s in board.shots], len(compiled.graphs))
+    try:
+        if shape == "film":
+            _render_film(compiled.graphs[0], board, out_dir, engine, reporter, report)
+        else:
+            _render_per_shot(compiled, out_dir, engine, reporter, report)
+    except AnimStudioError as exc:
+        report.error = exc.to_json()
+        raise
+    finally:
+        report.seconds = round(time.monotonic() - started, 3)
+        write_atomically(out_dir / "render-report.json", json.dumps(report.to_json(), indent=2).encode())
+    return report
+
+
+def _events(compiled: CompiledGraph, reporter: Reporter, report: RenderReport):
+    """Turn engine events (ComfyUI's ``/ws`` vocabulary) into per-shot progress."""
+    current: dict[str, str | None] = {"shot": None}
+    timers: dict[str, float] = {}
+
+    def finish(shot_id: str | None) -> None:
+        if shot_id and report.shots[shot_id].status == "pending":
+            report.shots[shot_id].status = "rendered"
+            report.shots[shot_id].seconds = round(time.monotonic() - timers.get(shot_id, time.monotonic()), 3)
+            reporter.shot_done(shot_id)
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "executing":
+            shot = compiled.node_shots.get(data.get("node")) if data.get("node") else None
+            if shot != current["shot"]:
+                if compiled.shot_id is None:
+                    finish(current["shot"])
+                if shot is not None and shot not in timers:
+                    timers[shot] = time.monotonic()
+                    reporter.shot_started(shot)
+                current["shot"] = shot
+            if data.get("node") and compiled.node_shots.get(data["node"]) is None and compiled.shot_id is None:
+                reporter.stage("composing the film")
+        elif kind == "progress":
+            node = data.get("node")
+            reporter.shot_progress(compiled.node_shots.get(node) if node else current["shot"],
+                                   int(data.get("value", 0)), int(data.get("max", 1)))
+
+    on_event.finish = finish  # type: ignore[attr-defined]
+    return on_event
+
+
+def _upload_all(compiled: CompiledGraph, engine: Engine) -> list[str]:
+    names = []
+    for upload in compiled.uploads:
+        names.append(engine.upload(upload.local_path, upload.subfolder, upload.filename))
+    return names
+
+
+def _fetch_outputs(outputs: Mapping[str, Any], engine: Engine, out_dir: Path) -> list[Path]:
+    return [engine.fetch(item, out_dir / "outputs") for item in ComfyClient.output_files(outputs)]
+
+
+def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | None:
+    films = [f for f in files if f.suffix == ".mp4"]
+    if not films:
+        return None
+    target = out_dir / f"{slug(board.project.title)}.mp4"
+    shutil.copyfile(films[-1], target)
+    return target
+
+
+def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
+                 report: RenderReport) -> None:
+    reporter.stage(f"uploading {len(compiled.uploads)} file(s)")
+    names = _upload_all(compiled, engine)
+    reporter.stage(f"running on {engine.name}")
+    handler = _events(compiled, reporter, report)
+    outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
+    for shot in board.shots:
+        handler.finish(shot.id)
+    files = _fetch_outputs(outputs, engine, out_dir)
+    report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
+    for f in files:
+        if "keyframes" in f.parts:
+            shot_id = f.parent.name if f.parent.name in report.shots else f.name.split("_")[0]
+            if shot_id in report.shots:
+                report.shots[shot_id].files.append(f.relative_to(out_dir).as_posix())
+    film = _film_file(files, out_dir, board)
+    report.film = film.relative_to(out_dir).as_posix() if film else None
+
+
+def graph_key(compiled: CompiledGraph) -> str:
+    """What a shot's render depends on: its graph (uploads are named by content hash, so they are in it)."""
+    return hashlib.sha256(compiled.to_json().encode()).hexdigest()
+
+
+def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, reporter: Reporter,
+                     report: RenderReport) -> None:
+    shots_dir = out_dir / "shots"
+    shots_dir.mkdir(exist_ok=True)
+    for shot_graph in compiled.graphs[:-1]:
+        shot_id = shot_graph.shot_id
+        video, key_file = shots_dir / f"{shot_id}.mp4", shots_dir / f"{shot_id}.key"
+        key = graph_key(shot_graph)
+        if video.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+            report.shots[shot_id].status = "cached"
+            report.shots[shot_id].files.append(video.relative_to(out_dir).as_posix())
+            reporter.shot_done(shot_id, cached=True)
+            continue
+        reporter.shot_started(shot_id)
+        started = time.monotonic()
+        names = _upload_all(shot_graph, engine)
+        try:
+            outputs = engine.run(shot_graph.graph, shot_graph.node_shots, _events(shot_graph, reporter, report), names)
+        except AnimStudioError:
+            report.shots[shot_id].status = "failed"
+            raise
+        files = _fetch_outputs(outputs, engine, out_dir)
+        rendered = [f for f in files if f.suffix == ".mp4"]
+        if not rendered:
+            raise AnimStudioError(f"shot {shot_id}: the graph ran but produced no video")
+        os.replace(rendered[-1], video)
+        key_file.write_text(key + "\n")
+        result = report.shots[shot_id]
+        result.status, result.seconds = "rendered", round(time.monotonic() - started, 3)
+        result.files = [video.relative_to(out_dir).as_posix()] + [f.relative_to(out_dir).as_posix()
+                                                                  for f in files if f.suffix != ".mp4"]
+        report.outputs += result.files
+        reporter.shot_done(shot_id)
+    compose = compiled.graphs[-1]
+    reporter.stage("composing the film")
+    names = [engine.upload(shots_dir / f"{s.id}.mp4", SHOT_VIDEO_SUBFOLDER, f"{s.id}.mp4")
+             for s in compiled.storyboard.shots]
+    outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
+    files = _fetch_outputs(outputs, engine, out_dir)
+    report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
+    film = _film_file(files, out_dir, compiled.storyboard)
+    report.film = film.relative_to(out_dir).as_posix() if film else None

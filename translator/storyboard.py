@@ -1,0 +1,388 @@
+"""The storyboard: its typed model, and loading it with errors that name JSON paths.
+
+A storyboard is checked in two passes before anything is compiled or submitted: the JSON Schema
+(`schema/storyboard.v1.schema.json`, shipped in the package) for shape and ranges, then the
+cross-references a schema cannot express (unknown character or scene ids, duplicate shot ids,
+missing or escaping files). Every problem found is reported at once, each with its JSON path.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from .errors import Problem, StoryboardError
+from .paths import PathEscapeError, resolve_inside
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "storyboard.v1.schema.json"
+FIT_TO_DIALOGUE = "fit_to_dialogue"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
+
+
+@dataclass(frozen=True)
+class Project:
+    title: str
+    width: int = 512
+    height: int = 288
+    fps: int = 12
+    style: str = ""
+    seed: int = 0
+    language: str = "en"
+    checkpoint: str | None = None
+    negative_prompt: str = ""
+    steps: int = 20
+    cfg: float = 7.0
+    sampler: str = "euler"
+    scheduler: str = "normal"
+
+
+@dataclass(frozen=True)
+class Lora:
+    file: str
+    weight: float = 1.0
+    trigger_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str = "espeak"
+    name: str | None = None
+    rate: float = 1.0
+    pitch: float = 0.0
+
+
+@dataclass(frozen=True)
+class Character:
+    id: str
+    description: str
+    name: str | None = None
+    lora: Lora | None = None
+    reference_images: tuple[Path, ...] = ()
+    voice: Voice = field(default_factory=Voice)
+    mouth_shapes: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Scene:
+    id: str
+    description: str = ""
+    location: str | None = None
+    time_of_day: str | None = None
+
+
+@dataclass(frozen=True)
+class Camera:
+    shot: str = "medium"
+    move: str = "static"
+
+
+@dataclass(frozen=True)
+class DialogueLine:
+    character: str
+    text: str
+    emotion: str = "neutral"
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: Literal["cut", "dissolve", "fade_black", "wipe_left", "wipe_right"] = "cut"
+    duration: float = 0.5
+
+    @property
+    def seconds(self) -> float:
+        """How long the transition overlaps the cut; a cut takes no time."""
+        return 0.0 if self.type == "cut" else self.duration
+
+
+@dataclass(frozen=True)
+class Shot:
+    id: str
+    description: str
+    index: int
+    scene: str | None = None
+    characters: tuple[str, ...] = ()
+    camera: Camera = field(default_factory=Camera)
+    duration: Union[float, Literal["fit_to_dialogue"]] = 3.0
+    dialogue: tuple[DialogueLine, ...] = ()
+    transition: Transition = field(default_factory=Transition)
+    keyframe: Path | None = None
+    seed: int | None = None
+
+    @property
+    def json_path(self) -> str:
+        return f"$.shots[{self.index}]"
+
+
+@dataclass(frozen=True)
+class MusicCue:
+    file: Path
+    start_shot: str | None = None
+    volume: float = 0.3
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    """A validated storyboard. File paths are absolute and known to lie inside ``base_dir``."""
+
+    project: Project
+    characters: dict[str, Character]
+    scenes: dict[str, Scene]
+    shots: tuple[Shot, ...]
+    music: tuple[MusicCue, ...]
+    base_dir: Path
+    source: str
+
+    def shot(self, shot_id: str) -> Shot:
+        return next(s for s in self.shots if s.id == shot_id)
+
+    def shot_seconds(self, shot: Shot) -> float:
+        """The shot's length on screen: its own duration, or the time its dialogue takes to say."""
+        if shot.duration != FIT_TO_DIALOGUE:
+            return float(shot.duration)
+        total = sum(estimate_speech_seconds(line.text, self._voice_rate(line.character)) for line in shot.dialogue)
+        return round(total + 0.5, 3)  # a breath before the cut
+
+    def _voice_rate(self, character_id: str) -> float:
+        character = self.characters.get(character_id)
+        return character.voice.rate if character else 1.0
+
+    @property
+    def needs_generation(self) -> bool:
+        return any(s.keyframe is None for s in self.shots)
+
+
+def estimate_speech_seconds(text: str, rate: float = 1.0) -> float:
+    """Seconds an unhurried voice takes to say ``text``: about 2.6 words a second, plus pauses.
+
+    Used to size "fit_to_dialogue" shots at compile time, before any voice is synthesised.
+    """
+    words = len(re.findall(r"\w+", text))
+    pauses = len(re.findall(r"[,;:]", text)) * 0.2 + len(re.findall(r"[.!?]+", text)) * 0.35
+    return round(max(0.6, words / 2.6 + pauses) / rate, 3)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+@lru_cache(maxsize=1)
+def storyboard_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def load_storyboard(path: str | Path) -> Storyboard:
+    """Read, validate and type a storyboard file; raise :class:`StoryboardError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoryboardError(f"{path}: no such storyboard file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoryboardError(f"{path}: cannot read the storyboard ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoryboardError(f"{path}: not valid JSON",
+                              [Problem(f"line {exc.lineno}, column {exc.colno}", exc.msg)]) from None
+    return parse_storyboard(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def parse_storyboard(data: Any, base_dir: str | Path, source: str = "<storyboard>") -> Storyboard:
+    """Validate ``data`` (the parsed JSON) against the schema and the cross-reference rules."""
+    problems = schema_problems(data)
+    if problems:
+        raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
+    base_dir = Path(base_dir).resolve()
+    problems = []
+    board = _build(data, base_dir, source, problems)
+    problems += _cross_reference_problems(board, data)
+    if problems:
+        raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
+    return board
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def json_path(parts) -> str:
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(str(part))}]"
+    return out
+
+
+def schema_problems(data: Any) -> list[Problem]:
+    """Every schema violation, as a problem with its JSON path and a plain-words message."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(storyboard_schema())
+    problems = [Problem(json_path(err.absolute_path), _explain(err)) for err in validator.iter_errors(data)]
+    return sorted(set(problems), key=lambda p: (p.where, p.message))
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _close(word: str, options) -> str:
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _explain(err) -> str:
+    """Turn one jsonschema error into a sentence that says what was expected."""
+    kind, schema, value = err.validator, err.schema, err.instance
+    if kind == "required":
+        missing = re.match(r"'(.*)' is a required property", err.message)
+        return f"missing required property {missing.group(1)!r}" if missing else err.message
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        return "; ".join(f"unknown property {e!r}{_close(e, allowed)}" for e in extra) or err.message
+    if kind == "type":
+        return f"expected {schema['type']}, got {_json_type(value)} {json.dumps(value)[:60]}"
+    if kind == "enum":
+        return (f"expected one of {', '.join(map(str, schema['enum']))}; got {json.dumps(value)[:60]}"
+                + _close(value, schema["enum"]))
+    if kind == "const":
+        return f"expected {json.dumps(schema['const'])}, got {json.dumps(value)[:60]}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return f"must be {op} {schema[kind]}, got {value}"
+    if kind == "multipleOf":
+        return f"must be a multiple of {schema['multipleOf']}, got {value}"
+    if kind == "pattern":
+        if schema.get("pattern", "").startswith("^[A-Za-z0-9]"):
+            return (f"{json.dumps(value)} is not a valid id: use 1-64 letters, digits, '_' or '-', "
+                    "starting with a letter or digit")
+        return f"{json.dumps(value)} is not allowed here (use '/' to separate folders)"
+    if kind == "propertyNames":
+        return f"{json.dumps(err.instance)} is not a valid id: use 1-64 letters, digits, '_' or '-'"
+    if kind == "minLength":
+        return "must not be empty"
+    if kind == "minItems":
+        return f"needs at least {schema['minItems']} item(s)"
+    if kind == "uniqueItems":
+        return "lists the same item twice"
+    if kind == "oneOf" and err.absolute_path and err.absolute_path[-1] == "duration":
+        return f'expected a number of seconds > 0 (at most 600) or "{FIT_TO_DIALOGUE}", got {json.dumps(value)}'
+    return err.message
+
+
+# --------------------------------------------------------------------------------------------- typing
+
+def _file(raw: str, where: str, base_dir: Path, suffixes: tuple[str, ...], problems: list[Problem]) -> Path | None:
+    """Resolve a storyboard-relative path; record a problem if it escapes, is missing or has the wrong kind."""
+    try:
+        path = resolve_inside(base_dir, raw)
+    except PathEscapeError:
+        problems.append(Problem(where, f"path {raw!r} leaves the storyboard's folder {base_dir}"))
+        return None
+    if not path.is_file():
+        problems.append(Problem(where, f"file not found: {raw!r} (looked in {path.parent})"))
+        return None
+    if suffixes and path.suffix.lower() not in suffixes:
+        problems.append(Problem(where, f"{raw!r} is not a supported file ({', '.join(suffixes)})"))
+        return None
+    return path
+
+
+def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> Storyboard:
+    project = Project(**data["project"])
+    characters: dict[str, Character] = {}
+    for cid, raw in (data.get("characters") or {}).items():
+        where = json_path(["characters", cid])
+        lora = raw.get("lora")
+        refs = tuple(p for i, r in enumerate(raw.get("reference_images", []))
+                     if (p := _file(r, f"{where}.reference_images[{i}]", base_dir, IMAGE_SUFFIXES, problems)))
+        mouths = raw.get("mouth_shapes")
+        if mouths and mouths not in BUILTIN_MOUTH_SETS:
+            try:
+                folder = resolve_inside(base_dir, mouths)
+                if not folder.is_dir():
+                    problems.append(Problem(f"{where}.mouth_shapes",
+                                            f"{mouths!r} is neither a built-in mouth set "
+                                            f"({', '.join(BUILTIN_MOUTH_SETS)}) nor a folder"))
+            except PathEscapeError:
+                problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths!r} leaves the storyboard's folder"))
+        characters[cid] = Character(
+            id=cid, description=raw["description"], name=raw.get("name"),
+            lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ()))) if lora else None,
+            reference_images=refs, voice=Voice(**raw.get("voice", {})), mouth_shapes=mouths)
+    scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
+    shots = []
+    for i, raw in enumerate(data["shots"]):
+        keyframe = raw.get("keyframe")
+        shots.append(Shot(
+            id=raw["id"], description=raw["description"], index=i, scene=raw.get("scene"),
+            characters=tuple(raw.get("characters", ())), camera=Camera(**raw.get("camera", {})),
+            duration=raw.get("duration", 3.0),
+            dialogue=tuple(DialogueLine(**line) for line in raw.get("dialogue", ())),
+            transition=Transition(**raw.get("transition", {"type": "cut"})),
+            keyframe=_file(keyframe, f"$.shots[{i}].keyframe", base_dir, IMAGE_SUFFIXES, problems) if keyframe else None,
+            seed=raw.get("seed")))
+    music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
+                  for i, m in enumerate(data.get("music", []))
+                  if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
+    return Storyboard(project, characters, scenes, tuple(shots), music, base_dir, source)
+
+
+def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
+    problems: list[Problem] = []
+    first_seen: dict[str, int] = {}
+    for shot in board.shots:
+        where = shot.json_path
+        if shot.id in first_seen:
+            problems.append(Problem(f"{where}.id", f"duplicate shot id {shot.id!r} "
+                                                   f"(first used at $.shots[{first_seen[shot.id]}])"))
+        first_seen.setdefault(shot.id, shot.index)
+        if shot.scene is not None and shot.scene not in board.scenes:
+            problems.append(Problem(f"{where}.scene", f"unknown scene {shot.scene!r}"
+                                    + _known(shot.scene, board.scenes)))
+        for j, cid in enumerate(shot.characters):
+            if cid not in board.characters:
+                problems.append(Problem(f"{where}.characters[{j}]", f"unknown character {cid!r}"
+                                        + _known(cid, board.characters)))
+        for j, line in enumerate(shot.dialogue):
+            if line.character not in board.characters:
+                problems.append(Problem(f"{where}.dialogue[{j}].character",
+                                        f"unknown character {line.character!r}" + _known(line.character, board.characters)))
+        if shot.duration == FIT_TO_DIALOGUE and not shot.dialogue:
+            problems.append(Problem(f"{where}.duration", f'"{FIT_TO_DIALOGUE}" needs dialogue, and this shot has none'))
+        if shot.index == 0 and shot.transition.type not in ("cut", "fade_black"):
+            problems.append(Problem(f"{where}.transition.type",
+                                    f"the first shot has nothing to {shot.transition.type} from; use cut or fade_black"))
+        if shot.transition.seconds >= board.shot_seconds(shot):
+            problems.append(Problem(f"{where}.transition.duration",
+                                    f"{shot.transition.seconds} s is not shorter than the shot "
+                                    f"({board.shot_seconds(shot)} s)"))
+    generated = [s.id for s in board.shots if s.keyframe is None and "keyframe" not in data["shots"][s.index]]
+    if generated and not board.project.checkpoint:
+        problems.append(Problem("$.project.checkpoint",
+                                f"required: shot {generated[0]!r} has no keyframe, so it is generated from a checkpoint"))
+    for i, cue in enumerate(board.music):
+        if cue.start_shot is not None and cue.start_shot not in first_seen:
+            problems.append(Problem(f"$.music[{i}].start_shot", f"unknown shot {cue.start_shot!r}"
+                                    + _known(cue.start_shot, first_seen)))
+    return problems
+
+
+def _known(name: str, known) -> str:
+    if not known:
+        return " (none are defined)"
+    return _close(name, known) or f" (known: {', '.join(sorted(known)[:8])})"
