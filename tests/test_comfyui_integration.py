@@ -1,0 +1,147 @@
+"""Integration tier: a real ComfyUI with this pack linked in, a tiny random-weight SD1.5 checkpoint,
+storyboards compiled, checked against the live ``/object_info``, run through the client, outputs on disk."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from animstudio.translator.client import ComfyClient
+from animstudio.translator.compile import compile_storyboard
+from animstudio.translator.embedded import EmbeddedEngine
+from animstudio.translator.errors import GraphValidationError, ServerError
+from animstudio.translator.graph_check import graph_problems
+from animstudio.translator.render import LocalEngine, ServerEngine, render
+from animstudio.translator.storyboard import load_storyboard
+from conftest import TINY_CHECKPOINT, write_panel, write_storyboard
+
+pytestmark = pytest.mark.comfyui
+
+PACK_NODES = {"AnimStudioLoadPanel", "AnimStudioShotClip", "AnimStudioLoadVideoClip", "AnimStudioAppendClip",
+              "AnimStudioSaveFilm"}
+
+
+def generated_storyboard(folder, width=64, height=64):
+    write_panel(folder / "panels" / "p.png")
+    return write_storyboard(folder, {
+        "version": 1,
+        "project": {"title": "Tiny Test", "width": width, "height": height, "fps": 8, "seed": 7,
+                    "checkpoint": TINY_CHECKPOINT, "steps": 1, "cfg": 1.0, "style": "flat colours"},
+        "characters": {"mara": {"description": "a girl with a red scarf"}},
+        "shots": [
+            {"id": "gen", "description": "mara waves", "characters": ["mara"], "duration": 1.0,
+             "camera": {"move": "zoom_in"}},
+            {"id": "panel", "description": "the sea", "duration": 1.0, "keyframe": "panels/p.png",
+             "transition": {"type": "dissolve", "duration": 0.25}},
+        ],
+    })
+
+
+def decode(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        return stream, frames
+
+
+def test_pack_loads_without_import_errors(comfy_server):
+    log = comfy_server.log()
+    assert "IMPORT FAILED" not in log and "Cannot import" not in log, log[-2000:]
+    with urllib.request.urlopen(comfy_server.url + "/object_info") as answer:
+        info = json.load(answer)
+    assert PACK_NODES <= set(info)
+    for name in PACK_NODES:
+        assert info[name]["category"].startswith("animstudio/")
+        assert info[name]["description"]
+
+
+def test_compiled_storyboard_validates_runs_and_downloads(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    client = ComfyClient(comfy_server.url)
+    compiled = compile_storyboard(board).graphs[0]
+    assert graph_problems(compiled.graph, client.object_info(), compiled.node_shots,
+                          [u.name for u in compiled.uploads]) == []
+    events = []
+    report = render(board, tmp_path / "out", ServerEngine(client))
+    film = tmp_path / "out" / report.film
+    stream, frames = decode(film)
+    assert (stream.codec_context.width, stream.codec_context.height) == (64, 64)
+    assert len(frames) == 8 + 8 - 2  # two 1 s shots at 8 fps, a 0.25 s dissolve overlapping 2 frames
+    keyframes = [p for p in report.outputs if "keyframes" in p]
+    assert len(keyframes) == 1
+    image = np.asarray(Image.open(tmp_path / "out" / keyframes[0]))
+    assert image.shape == (64, 64, 3) and image.std() > 0
+    assert report.shots["gen"].status == "rendered" and report.shots["gen"].files == keyframes
+    saved = json.loads((tmp_path / "out" / "render-report.json").read_text())
+    assert saved["film"] == report.film
+
+
+def test_server_node_errors_are_mapped_to_shots(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    compiled = compile_storyboard(board).graphs[0]
+    graph = json.loads(compiled.to_json())
+    graph["gen:latent"]["inputs"]["width"] = 3            # below EmptyLatentImage's minimum
+    graph["gen:sampler"]["inputs"]["sampler_name"] = "no_such_sampler"
+    client = ComfyClient(comfy_server.url)
+    for upload in compiled.uploads:
+        client.upload(upload.local_path, upload.subfolder, upload.filename)
+    with pytest.raises(GraphValidationError) as caught:
+        client.queue(graph, compiled.node_shots)
+    places = {p.where for p in caught.value.problems}
+    assert "node 'gen:latent' (EmptyLatentImage, shot gen)" in places
+    assert "node 'gen:sampler' (KSampler, shot gen)" in places
+    assert any("no_such_sampler" in p.message for p in caught.value.problems)
+
+
+def test_execution_error_names_node_and_shot(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    compiled = compile_storyboard(board).graphs[0]
+    graph = json.loads(compiled.to_json())
+    graph["panel:clip"]["inputs"]["width"] = 63   # passes validation, fails in the node (odd video size)
+    client = ComfyClient(comfy_server.url)
+    for upload in compiled.uploads:
+        client.upload(upload.local_path, upload.subfolder, upload.filename)
+    with pytest.raises(ServerError) as caught:
+        client.run(graph, compiled.node_shots)
+    assert any(p.where.startswith("node 'panel:clip' (AnimStudioShotClip, shot panel)") and "even" in p.message
+               for p in caught.value.problems), caught.value.problems
+
+
+def test_per_shot_render_on_server_resumes_from_cache(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    engine = ServerEngine(ComfyClient(comfy_server.url))
+    first = render(board, tmp_path / "out", engine, "per_shot")
+    assert {s.status for s in first.shots.values()} == {"rendered"}
+    _, frames = decode(tmp_path / "out" / first.film)
+    assert len(frames) == 14
+    again = render(board, tmp_path / "out", engine, "per_shot")
+    assert {s.status for s in again.shots.values()} == {"cached"}
+    assert len(decode(tmp_path / "out" / again.film)[1]) == 14
+
+
+def test_embedded_engine_runs_core_nodes_through_comfyui(comfyui_base, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    engine = LocalEngine(EmbeddedEngine(models_dir=comfyui_base / "models"))
+    seen = []
+    report = render(board, tmp_path / "out", engine)
+    stream, frames = decode(tmp_path / "out" / report.film)
+    assert len(frames) == 14 and stream.codec_context.width == 64
+    assert any("keyframes" in p for p in report.outputs)
+
+
+def test_embedded_engine_reports_comfyui_validation_errors(comfyui_base, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    compiled = compile_storyboard(board).graphs[0]
+    graph = json.loads(compiled.to_json())
+    graph["film:checkpoint"]["inputs"]["ckpt_name"] = "missing.safetensors"
+    engine = EmbeddedEngine(models_dir=comfyui_base / "models")
+    for upload in compiled.uploads:
+        engine.upload(upload.local_path, upload.subfolder, upload.filename)
+    with pytest.raises(GraphValidationError) as caught:
+        engine.run(graph, compiled.node_shots)
+    assert any(p.where.startswith("node 'film:checkpoint' (CheckpointLoaderSimple") and "missing.safetensors" in p.message
+               for p in caught.value.problems), caught.value.problems
