@@ -259,7 +259,7 @@ def test_cross_reference_problems_all_reported_together(folder, capsys):
 
 @pytest.mark.parametrize("keyframe", ["panels/a\u0000.png", "a" * 300 + ".png", "loop.png"],
                          ids=["nul-byte", "name-too-long", "symlink-loop"])
-def test_hostile_keyframe_path_is_a_problem_not_a_crash(folder, capsys, keyframe):
+def test_hostile_keyframe_path_is_a_problem_not_a_crash(folder, keyframe):
     os.symlink("loop.png", folder / "loop.png")
     path = make(folder, put("shots.0.keyframe", keyframe))
     with pytest.raises(StoryboardError) as info:

@@ -188,7 +188,7 @@ def load_storyboard(path: str | Path) -> Storyboard:
     except (OSError, UnicodeDecodeError) as exc:
         raise StoryboardError(f"{path}: cannot read the storyboard ({exc})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=NonFiniteNumber)
     except json.JSONDecodeError as exc:
         raise StoryboardError(f"{path}: not valid JSON",
                               [Problem(f"line {exc.lineno}, column {exc.colno}", exc.msg)]) from None
@@ -234,6 +234,11 @@ def schema_problems(data: Any) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.where, p.message))
 
 
+class NonFiniteNumber(str):
+    """``NaN`` / ``Infinity`` in the file: Python's JSON reader accepts them, JSON does not; kept as a
+    non-number so the schema reports them at their path instead of letting NaN slip past every range check."""
+
+
 def _json_type(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
@@ -247,6 +252,8 @@ def _close(word: str, options) -> str:
 def _explain(err) -> str:
     """Turn one jsonschema error into a sentence that says what was expected."""
     kind, schema, value = err.validator, err.schema, err.instance
+    if isinstance(value, NonFiniteNumber):
+        return f"{value} is not a number JSON allows; write a finite number"
     if kind == "required":
         missing = re.match(r"'(.*)' is a required property", err.message)
         return f"missing required property {missing.group(1)!r}" if missing else err.message
@@ -290,10 +297,14 @@ def _file(raw: str, where: str, base_dir: Path, suffixes: tuple[str, ...], probl
     """Resolve a storyboard-relative path; record a problem if it escapes, is missing or has the wrong kind."""
     try:
         path = resolve_inside(base_dir, raw)
+        exists = path.is_file()
     except PathEscapeError:
         problems.append(Problem(where, f"path {raw!r} leaves the storyboard's folder {base_dir}"))
         return None
-    if not path.is_file():
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        problems.append(Problem(where, f"path {raw[:80]!r} is not usable ({type(exc).__name__}: {exc})"))
+        return None
+    if not exists:
         problems.append(Problem(where, f"file not found: {raw!r} (looked in {path.parent})"))
         return None
     if suffixes and path.suffix.lower() not in suffixes:
@@ -320,6 +331,8 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
                                             f"({', '.join(BUILTIN_MOUTH_SETS)}) nor a folder"))
             except PathEscapeError:
                 problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths!r} leaves the storyboard's folder"))
+            except (OSError, ValueError, RuntimeError) as exc:
+                problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths[:80]!r} is not usable ({exc})"))
         characters[cid] = Character(
             id=cid, description=raw["description"], name=raw.get("name"),
             lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ()))) if lora else None,

@@ -1,0 +1,106 @@
+"""Film stage: clips, camera moves and transitions, rendered to MP4 and decoded back frame by frame."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from animstudio.nodes.film.camera import CAMERA_MOVES, crop_window
+from animstudio.nodes.film.clips import Film, Transition, iter_film_frames, still_clip
+from animstudio.nodes.film.film_nodes import render_film
+from animstudio.nodes.film.video_io import probe_video, write_video
+
+
+def solid(value, size=(40, 64)):
+    return np.full((*size, 3), value, np.uint8)
+
+
+def decode(path):
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_still_clip_frame_count_size_and_static_frames():
+    clip = still_clip(solid(100, (90, 160)), 64, 36, 12, 1.5)
+    frames = list(clip.frames())
+    assert clip.frame_count == 18 == len(frames)
+    assert frames[0].shape == (36, 64, 3) and np.array_equal(frames[0], frames[-1])
+
+
+@pytest.mark.parametrize("move", [m for m in CAMERA_MOVES if m != "static"])
+def test_camera_moves_change_the_picture_and_stay_inside_it(move):
+    picture = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    frames = list(still_clip(picture, 64, 36, 12, 1.0, move).frames())
+    assert not np.array_equal(frames[0], frames[-1])
+    box = (0.0, 0.0, 160.0, 90.0)
+    for t in (0.0, 0.3, 0.7, 1.0):
+        left, top, right, bottom = crop_window(move, t, box, seed=3, frame_index=int(t * 10))
+        assert left >= -1e-6 and top >= -1e-6 and right <= 160 + 1e-6 and bottom <= 90 + 1e-6
+
+
+def test_zoom_in_ends_tighter_than_it_starts():
+    box = (0.0, 0.0, 160.0, 90.0)
+    start, end = crop_window("zoom_in", 0.0, box), crop_window("zoom_in", 1.0, box)
+    assert (end[2] - end[0]) < (start[2] - start[0])
+
+
+def test_dissolve_overlaps_and_blends():
+    film = Film().append(still_clip(solid(0), 64, 40, 10, 1.0)).append(
+        still_clip(solid(200), 64, 40, 10, 1.0), Transition("dissolve", 0.4))
+    frames = list(iter_film_frames(film))
+    assert film.frame_count == len(frames) == 20 - 4
+    means = [f.mean() for f in frames]
+    assert means[5] == 0 and means[-1] == 200
+    blended = means[6:10]
+    assert all(0 < m < 200 for m in blended) and blended == sorted(blended)
+
+
+def test_fade_black_into_first_shot_and_wipe():
+    film = Film().append(still_clip(solid(200), 64, 40, 10, 1.0), Transition("fade_black", 0.5)).append(
+        still_clip(solid(50), 64, 40, 10, 1.0), Transition("wipe_right", 0.3))
+    frames = list(iter_film_frames(film))
+    assert frames[0].mean() < frames[4].mean() < 200 and frames[6].mean() == 200
+    wipe = frames[7]  # first overlap frame: the left part already shows the new shot
+    assert wipe[:, 0].mean() == 50 and wipe[:, -1].mean() == 200
+
+
+def test_fade_black_between_shots_dips_to_black():
+    film = Film().append(still_clip(solid(200), 64, 40, 10, 1.0)).append(
+        still_clip(solid(200), 64, 40, 10, 1.0), Transition("fade_black", 0.4))
+    means = [f.mean() for f in iter_film_frames(film)]
+    assert len(means) == 20 and min(means) == 0 and means[0] == 200 and means[-1] == 200
+
+
+def test_mismatched_clip_size_is_refused():
+    with pytest.raises(ValueError, match="64x40"):
+        Film().append(still_clip(solid(0), 64, 40, 10, 1.0)).append(still_clip(solid(0), 32, 20, 10, 1.0))
+
+
+def test_render_film_writes_a_decodable_mp4(tmp_path):
+    picture = np.random.default_rng(1).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    film = Film().append(still_clip(picture, 64, 36, 12, 1.0, "pan_left")).append(
+        still_clip(solid(30, (90, 160)), 64, 36, 12, 0.5), Transition("dissolve", 0.25))
+    path = tmp_path / "film.mp4"
+    render_film(film, path)
+    info = probe_video(path)
+    frames = decode(path)
+    assert (info.width, info.height, info.fps, info.codec) == (64, 36, 12.0, "h264")
+    assert len(frames) == film.frame_count == 12 + 6 - 3
+    assert abs(info.seconds - 15 / 12) < 1e-6
+    assert abs(float(frames[-1].mean()) - 30) < 4  # lossy, but the last shot is the flat grey one
+    assert not (tmp_path / "film.mp4.partial").exists()
+
+
+def test_write_video_streams_a_generator_and_refuses_odd_sizes(tmp_path):
+    produced = []
+
+    def frames():
+        for i in range(30):
+            produced.append(i)
+            yield solid(i * 8)
+
+    info = write_video(frames(), tmp_path / "a.mp4", 10, 64, 40)
+    assert info.frame_count == 30 and len(decode(tmp_path / "a.mp4")) == 30
+    with pytest.raises(ValueError, match="even"):
+        write_video(iter([solid(0, (41, 64))]), tmp_path / "b.mp4", 10, 64, 41)
+    assert not (tmp_path / "b.mp4").exists()
