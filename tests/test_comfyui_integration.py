@@ -145,3 +145,98 @@ def test_embedded_engine_reports_comfyui_validation_errors(comfyui_base, tmp_pat
         engine.run(graph, compiled.node_shots)
     assert any(p.where.startswith("node 'film:checkpoint' (CheckpointLoaderSimple") and "missing.safetensors" in p.message
                for p in caught.value.problems), caught.value.problems
+
+
+def _heavy_graph(board_dir):
+    """The tiny storyboard with many sampler steps, so there is time to act while it runs."""
+    board = load_storyboard(generated_storyboard(board_dir))
+    compiled = compile_storyboard(board).graphs[0]
+    graph = json.loads(compiled.to_json())
+    graph["gen:sampler"]["inputs"]["steps"] = 150
+    return compiled, graph
+
+
+def _upload(client, compiled):
+    for upload in compiled.uploads:
+        client.upload(upload.local_path, upload.subfolder, upload.filename)
+
+
+def test_socket_drop_falls_back_to_polling_history(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    compiled = compile_storyboard(board).graphs[0]
+    client = ComfyClient(comfy_server.url)
+    _upload(client, compiled)
+    events = []
+
+    def on_event(kind, data):
+        events.append(kind)
+        if kind == "executing" and client.socket is not None and client.socket.connected:
+            client.socket.close()  # the connection drops mid-run
+
+    outputs = client.run(compiled.graph, compiled.node_shots, on_event, poll_interval=0.2)
+    assert events and "execution_success" not in events  # the end was learnt from /history
+    files = client.output_files(outputs)
+    assert {f.filename.rsplit(".", 1)[1] for f in files} == {"png", "mp4"}
+    for item in files:
+        assert client.download(item, tmp_path / "dl").stat().st_size > 0
+
+
+def test_polling_only_client_runs_a_graph(comfy_server, tmp_path):
+    board = load_storyboard(generated_storyboard(tmp_path / "story"))
+    compiled = compile_storyboard(board).graphs[0]
+    client = ComfyClient(comfy_server.url, use_websocket=False)
+    _upload(client, compiled)
+    outputs = client.run(compiled.graph, compiled.node_shots, poll_interval=0.2)
+    assert any(f.filename.endswith(".mp4") for f in client.output_files(outputs))
+
+
+def test_interrupt_stops_the_server_run(comfy_server, tmp_path):
+    from animstudio.translator.errors import RenderInterrupted
+
+    compiled, graph = _heavy_graph(tmp_path / "story")
+    client = ComfyClient(comfy_server.url)
+    _upload(client, compiled)
+    progress = []
+
+    def on_event(kind, data):
+        if kind == "progress":
+            progress.append(data["value"])
+            if len(progress) == 1:
+                client.interrupt(data["prompt_id"])
+
+    with pytest.raises(RenderInterrupted):
+        client.run(graph, compiled.node_shots, on_event)
+    assert progress and max(progress) < 150
+    queue = client.get_json("/queue")
+    assert queue["queue_running"] == [] and queue["queue_pending"] == []
+
+
+def test_ctrl_c_in_the_cli_interrupts_the_server_and_exits_130(comfy_server, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    story = tmp_path / "story"
+    path = generated_storyboard(story)
+    data = json.loads(path.read_text())
+    data["project"]["steps"] = 150
+    path.write_text(json.dumps(data))
+    proc = subprocess.Popen([sys.executable, "-m", "animstudio", "render", str(path), "-o", str(tmp_path / "out"),
+                             "--server", comfy_server.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = ComfyClient(comfy_server.url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not client.get_json("/queue")["queue_running"]:
+        time.sleep(0.1)
+    assert client.get_json("/queue")["queue_running"], "the render never started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and client.get_json("/queue")["queue_running"]:
+        time.sleep(0.2)
+    assert client.get_json("/queue")["queue_running"] == []
+    report = json.loads((tmp_path / "out" / "render-report.json").read_text())
+    assert report["error"]["error"] == "RenderInterrupted"

@@ -17,7 +17,7 @@ EXAMPLE = Path(animstudio.__file__).resolve().parent / "workflows" / "examples" 
 
 # A few definitions in ComfyUI's /object_info layout.
 INFO = {
-    "Loader": {"input": {"required": {"ckpt_name": [["a.safetensors", "b.safetensors"], {}]}},
+    "Loader": {"input": {"required": {"config_name": [["a.yaml", "b.yaml"], {}]}},
                "output": ["MODEL", "CLIP"], "output_node": False},
     "Sampler": {"input": {
         "required": {"model": ["MODEL"], "steps": ["INT", {"default": 20, "min": 1, "max": 100}],
@@ -32,7 +32,7 @@ INFO = {
               "output": [], "output_node": True},
 }
 GOOD = {
-    "n1": {"class_type": "Loader", "inputs": {"ckpt_name": "a.safetensors"}},
+    "n1": {"class_type": "Loader", "inputs": {"config_name": "a.yaml"}},
     "n2": {"class_type": "Sampler", "inputs": {"model": ["n1", 0], "steps": 20, "cfg": 7.5, "sampler": "ddim",
                                                "tiled": False, "hidden_extra": {"anything": 1}}},
     "n3": {"class_type": "Saver", "inputs": {"samples": ["n2", 0], "prefix": "film"}},
@@ -61,10 +61,10 @@ CASES = [
     ("output-index-out-of-range", [("n3", "samples", ["n2", 1])], PLACE["n3"], "links to output 1 of 'n2', which has 1 output(s)"),
     ("type-mismatch", [("n2", "model", ["n1", 1])], PLACE["n2"], "input 'model': links a CLIP output of 'n1' into a MODEL input"),
     ("optional-link-mismatch", [("n2", "mask", ["n1", 0])], PLACE["n2"], "links a MODEL output of 'n1' into a MASK input"),
-    ("value-for-a-link", [("n2", "model", "a.safetensors")], PLACE["n2"], "expects a link from a MODEL output"),
+    ("value-for-a-link", [("n2", "model", "a.yaml")], PLACE["n2"], "expects a link from a MODEL output"),
     ("force-input-value", [("n2", "latent", "x")], PLACE["n2"], "input 'latent': must be linked from a LATENT output"),
-    ("combo-not-allowed", [("n1", "ckpt_name", "c.safetensors")], PLACE["n1"],
-     "'c.safetensors' is not one of the allowed values (a.safetensors, b.safetensors)"),
+    ("combo-not-allowed", [("n1", "config_name", "c.yaml")], PLACE["n1"],
+     "'c.yaml' is not one of the allowed values (a.yaml, b.yaml)"),
     ("combo-options-style", [("n2", "sampler", "heun")], PLACE["n2"], "'heun' is not one of the allowed values (euler, ddim)"),
     ("int-below-min", [("n2", "steps", 0)], PLACE["n2"], "input 'steps': 0 is below the minimum 1"),
     ("int-above-max", [("n2", "steps", 101)], PLACE["n2"], "input 'steps': 101 is above the maximum 100"),
@@ -110,9 +110,9 @@ def test_where_without_node_shots():
 
 
 def test_combo_allowed_when_uploaded():
-    g = graph_with(("n1", "ckpt_name", "c.safetensors"))
-    assert graph_problems(g, INFO, SHOTS, uploads=["c.safetensors"]) == []
-    assert len(graph_problems(g, INFO, SHOTS, uploads=["d.safetensors"])) == 1
+    g = graph_with(("n1", "config_name", "c.yaml"))
+    assert graph_problems(g, INFO, SHOTS, uploads=["c.yaml"]) == []
+    assert len(graph_problems(g, INFO, SHOTS, uploads=["d.yaml"])) == 1
     # uploads only widen combos of names, never other kinds of input
     assert len(graph_problems(graph_with(("n2", "steps", "c")), INFO, SHOTS, uploads=["c"])) == 1
 
@@ -146,13 +146,13 @@ def test_self_loop_and_diamond():
 
 
 def test_all_problems_listed_at_once():
-    g = graph_with(("n1", "ckpt_name", "zzz"), ("n2", "steps", 0), ("n2", "cfg", "x"), ("n2", "sampler", "heun"),
+    g = graph_with(("n1", "config_name", "zzz"), ("n2", "steps", 0), ("n2", "cfg", "x"), ("n2", "sampler", "heun"),
                    ("n3", "samples", ["n2", 3]), ("n3", "prefix", 1),
                    ("n4", None, {"class_type": "Nope", "inputs": {}}))
     problems = graph_problems(g, INFO, SHOTS)
     got = sorted((p.where, p.message.split(":")[0]) for p in problems)
     assert got == sorted([
-        (PLACE["n1"], "input 'ckpt_name'"), (PLACE["n2"], "input 'steps'"), (PLACE["n2"], "input 'cfg'"),
+        (PLACE["n1"], "input 'config_name'"), (PLACE["n2"], "input 'steps'"), (PLACE["n2"], "input 'cfg'"),
         (PLACE["n2"], "input 'sampler'"), (PLACE["n3"], "input 'samples'"), (PLACE["n3"], "input 'prefix'"),
         ("node 'n4' (Nope, shot s1)", "unknown node type 'Nope'")])
     with pytest.raises(GraphValidationError) as info:

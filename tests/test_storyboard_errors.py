@@ -259,12 +259,15 @@ def test_cross_reference_problems_all_reported_together(folder, capsys):
 
 @pytest.mark.parametrize("keyframe", ["panels/a\u0000.png", "a" * 300 + ".png", "loop.png"],
                          ids=["nul-byte", "name-too-long", "symlink-loop"])
-def test_hostile_keyframe_path_is_a_problem_not_a_crash(folder, keyframe):
+def test_hostile_keyframe_path_is_a_problem_not_a_crash(folder, capsys, keyframe):
     os.symlink("loop.png", folder / "loop.png")
     path = make(folder, put("shots.0.keyframe", keyframe))
     with pytest.raises(StoryboardError) as info:
         load_storyboard(path)
-    assert any(p.where == "$.shots[0].keyframe" for p in info.value.problems)
+    assert [p.where for p in info.value.problems] == ["$.shots[0].keyframe"]
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "$.shots[0].keyframe: " in err and "Traceback" not in err
 
 
 def test_symlink_out_of_folder_is_refused(folder):
@@ -278,6 +281,8 @@ def test_symlink_out_of_folder_is_refused(folder):
 def test_nan_duration_is_refused(folder):
     text = json.dumps(BASE).replace('"duration": 2.0', '"duration": NaN')
     assert "NaN" in text
+    path = write(folder, text)
     with pytest.raises(StoryboardError) as info:
-        load_storyboard(write(folder, text))
+        load_storyboard(path)
     assert any(p.where == "$.shots[1].duration" for p in info.value.problems)
+    assert main(["validate", path]) == 2

@@ -74,7 +74,8 @@ def prompt_error_problems(error: Mapping[str, Any], node_errors: Mapping[str, An
 
 class ComfyClient:
     def __init__(self, base_url: str, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
-                 client_id: str | None = None, headers: Mapping[str, str] | None = None):
+                 client_id: str | None = None, headers: Mapping[str, str] | None = None,
+                 use_websocket: bool = True):
         self.base_url = base_url.rstrip("/")
         if not urllib.parse.urlsplit(self.base_url).scheme:
             self.base_url = "http://" + self.base_url
@@ -83,6 +84,8 @@ class ComfyClient:
         self.backoff = backoff
         self.client_id = client_id or uuid.uuid4().hex
         self.headers = dict(headers or {})
+        self.use_websocket = use_websocket  # off behind proxies that do not pass websockets: poll /history
+        self.socket = None  # the websocket of the run in progress, if any
         self.name = redact(self.base_url)
 
     # ------------------------------------------------------------------ HTTP with retries
@@ -191,7 +194,7 @@ class ComfyClient:
             timeout: float | None = None) -> dict:
         """Queue ``graph`` and wait for it; returns its ``/history`` outputs. Ctrl-C interrupts it on the server."""
         on_event = on_event or (lambda event, data: None)
-        socket = self._connect_ws()
+        socket = self.socket = self._connect_ws()
         prompt_id = None
         try:
             prompt_id = self.queue(graph, node_shots)
@@ -205,15 +208,17 @@ class ComfyClient:
                 socket.close()
         status = entry.get("status") or {}
         messages = status.get("messages") or []
+        if any(event == "execution_interrupted" for event, _ in messages):
+            raise RenderInterrupted(f"the render was interrupted on ComfyUI at {self.name}")
         failure = next((data for event, data in messages if event == "execution_error"), None)
         if failure or status.get("status_str") == "error":
             problems = prompt_error_problems(failure or {"message": "failed"}, {}, node_shots)
             raise ServerError(f"the graph failed on ComfyUI at {self.name}", problems)
-        if any(event == "execution_interrupted" for event, _ in messages):
-            raise RenderInterrupted("the render was interrupted on the server")
         return entry.get("outputs", {})
 
     def _connect_ws(self):
+        if not self.use_websocket:
+            return None
         try:
             import websocket
 

@@ -52,11 +52,24 @@ def _types_match(output_type: str, input_type: str) -> bool:
     return bool(set(str(output_type).split(",")) & set(str(input_type).split(",")))
 
 
-def _check_value(value: Any, kind: Any, options: dict, uploads: frozenset[str]) -> str | None:
+# inputs that name a model file, and the folder under ComfyUI's models/ where that file belongs
+MODEL_FOLDERS = {
+    "ckpt_name": "checkpoints", "lora_name": "loras", "vae_name": "vae", "control_net_name": "controlnet",
+    "unet_name": "diffusion_models", "clip_name": "text_encoders", "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders", "upscale_model": "upscale_models", "ipadapter_file": "ipadapter",
+    "style_model_name": "style_models", "gligen_name": "gligen", "hypernetwork_name": "hypernetworks",
+}
+
+
+def _check_value(value: Any, kind: Any, options: dict, uploads: frozenset[str], name: str = "") -> str | None:
     combo = _combo_options(kind, options)
     if combo is not None:
         if value in combo or (isinstance(value, str) and value in uploads):
             return None
+        if name in MODEL_FOLDERS:
+            shown = ", ".join(map(str, combo[:5])) + (", …" if len(combo) > 5 else "")
+            return (f"model file {value!r} not found: put it in ComfyUI's models/{MODEL_FOLDERS[name]} folder"
+                    + (f" (there now: {shown})" if combo else " (which is empty)"))
         shown = ", ".join(map(str, combo[:8])) + (", …" if len(combo) > 8 else "")
         return f"{value!r} is not one of the allowed values ({shown})" if combo else f"{value!r}: no values are available"
     if kind == "INT":
@@ -127,7 +140,7 @@ def graph_problems(graph: Mapping[str, Any], object_info: ObjectInfo,
             elif options.get("forceInput"):
                 message = f"must be linked from a {kind} output"
             else:
-                message = _check_value(value, kind, options, uploaded)
+                message = _check_value(value, kind, options, uploaded, name)
             if message:
                 problems.append(Problem(where, f"input {name!r}: {message}"))
     if not has_output:
@@ -135,7 +148,8 @@ def graph_problems(graph: Mapping[str, Any], object_info: ObjectInfo,
                                          "so ComfyUI would run nothing"))
     cycle = find_cycle(graph)
     if cycle:
-        problems.append(Problem(node_place(cycle[0], None, node_shots), "is part of a cycle: " + " -> ".join(cycle)))
+        problems.append(Problem(node_place(cycle[0], graph[cycle[0]].get("class_type"), node_shots),
+                                "is part of a cycle: " + " -> ".join(cycle)))
     return problems
 
 

@@ -313,8 +313,12 @@ def _file(raw: str, where: str, base_dir: Path, suffixes: tuple[str, ...], probl
     return path
 
 
+_INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps")
+
+
 def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> Storyboard:
-    project = Project(**data["project"])
+    # JSON Schema counts 512.0 as an integer; the graph should carry 512
+    project = Project(**{k: int(v) if k in _INTEGER_FIELDS else v for k, v in data["project"].items()})
     characters: dict[str, Character] = {}
     for cid, raw in (data.get("characters") or {}).items():
         where = json_path(["characters", cid])
@@ -348,7 +352,7 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             dialogue=tuple(DialogueLine(**line) for line in raw.get("dialogue", ())),
             transition=Transition(**raw.get("transition", {"type": "cut"})),
             keyframe=_file(keyframe, f"$.shots[{i}].keyframe", base_dir, IMAGE_SUFFIXES, problems) if keyframe else None,
-            seed=raw.get("seed")))
+            seed=int(raw["seed"]) if "seed" in raw else None))
     music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
                   for i, m in enumerate(data.get("music", []))
                   if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
