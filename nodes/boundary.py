@@ -39,24 +39,22 @@ def _folder_paths():
     return folder_paths
 
 
-def input_directory() -> Path:
+def _directory(kind: str) -> Path:
     embedded = _embedded_folders.get()
     if embedded is not None:
-        return embedded["input"]
+        return embedded[kind]
     fp = _folder_paths()
     if fp is None:
-        raise RuntimeError("no input folder: run inside ComfyUI or through the embedded engine")
-    return Path(fp.get_input_directory())
+        raise RuntimeError(f"no {kind} folder: run inside ComfyUI or through the embedded engine")
+    return Path(fp.get_input_directory() if kind == "input" else fp.get_output_directory())
+
+
+def input_directory() -> Path:
+    return _directory("input")
 
 
 def output_directory() -> Path:
-    embedded = _embedded_folders.get()
-    if embedded is not None:
-        return embedded["output"]
-    fp = _folder_paths()
-    if fp is None:
-        raise RuntimeError("no output folder: run inside ComfyUI or through the embedded engine")
-    return Path(fp.get_output_directory())
+    return _directory("output")
 
 
 def list_input_files(suffixes: tuple[str, ...]) -> list[str]:

@@ -41,6 +41,11 @@ def generated_storyboard(folder, width=64, height=64):
     })
 
 
+def _upload(client, compiled):
+    for upload in compiled.uploads:
+        client.upload(upload.local_path, upload.subfolder, upload.filename)
+
+
 def decode(path):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -87,8 +92,7 @@ def test_server_node_errors_are_mapped_to_shots(comfy_server, tmp_path):
     graph["gen:latent"]["inputs"]["width"] = 3            # below EmptyLatentImage's minimum
     graph["gen:sampler"]["inputs"]["sampler_name"] = "no_such_sampler"
     client = ComfyClient(comfy_server.url)
-    for upload in compiled.uploads:
-        client.upload(upload.local_path, upload.subfolder, upload.filename)
+    _upload(client, compiled)
     with pytest.raises(GraphValidationError) as caught:
         client.queue(graph, compiled.node_shots)
     places = {p.where for p in caught.value.problems}
@@ -103,8 +107,7 @@ def test_execution_error_names_node_and_shot(comfy_server, tmp_path):
     graph = json.loads(compiled.to_json())
     graph["panel:clip"]["inputs"]["width"] = 63   # passes validation, fails in the node (odd video size)
     client = ComfyClient(comfy_server.url)
-    for upload in compiled.uploads:
-        client.upload(upload.local_path, upload.subfolder, upload.filename)
+    _upload(client, compiled)
     with pytest.raises(ServerError) as caught:
         client.run(graph, compiled.node_shots)
     assert any(p.where.startswith("node 'panel:clip' (AnimStudioShotClip, shot panel)") and "even" in p.message
@@ -139,8 +142,7 @@ def test_embedded_engine_reports_comfyui_validation_errors(comfyui_base, tmp_pat
     graph = json.loads(compiled.to_json())
     graph["film:checkpoint"]["inputs"]["ckpt_name"] = "missing.safetensors"
     engine = EmbeddedEngine(models_dir=comfyui_base / "models")
-    for upload in compiled.uploads:
-        engine.upload(upload.local_path, upload.subfolder, upload.filename)
+    _upload(engine, compiled)
     with pytest.raises(GraphValidationError) as caught:
         engine.run(graph, compiled.node_shots)
     assert any(p.where.startswith("node 'film:checkpoint' (CheckpointLoaderSimple") and "missing.safetensors" in p.message
@@ -155,10 +157,6 @@ def _heavy_graph(board_dir):
     graph["gen:sampler"]["inputs"]["steps"] = 150
     return compiled, graph
 
-
-def _upload(client, compiled):
-    for upload in compiled.uploads:
-        client.upload(upload.local_path, upload.subfolder, upload.filename)
 
 
 def test_socket_drop_falls_back_to_polling_history(comfy_server, tmp_path):

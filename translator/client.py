@@ -84,6 +84,14 @@ class ComfyClient:
         self.backoff = backoff
         self.client_id = client_id or uuid.uuid4().hex
         self.headers = dict(headers or {})
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.username is not None:  # user:password@host becomes a Basic header, never part of a logged URL
+            import base64
+
+            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            self.headers.setdefault("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            self.base_url = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
         self.use_websocket = use_websocket  # off behind proxies that do not pass websockets: poll /history
         self.socket = None  # the websocket of the run in progress, if any
         self.name = redact(self.base_url)
