@@ -70,7 +70,6 @@ def test_compiled_storyboard_validates_runs_and_downloads(comfy_server, tmp_path
     compiled = compile_storyboard(board).graphs[0]
     assert graph_problems(compiled.graph, client.object_info(), compiled.node_shots,
                           [u.name for u in compiled.uploads]) == []
-    events = []
     report = render(board, tmp_path / "out", ServerEngine(client))
     film = tmp_path / "out" / report.film
     stream, frames = decode(film)
@@ -129,7 +128,6 @@ def test_per_shot_render_on_server_resumes_from_cache(comfy_server, tmp_path):
 def test_embedded_engine_runs_core_nodes_through_comfyui(comfyui_base, tmp_path):
     board = load_storyboard(generated_storyboard(tmp_path / "story"))
     engine = LocalEngine(EmbeddedEngine(models_dir=comfyui_base / "models"))
-    seen = []
     report = render(board, tmp_path / "out", engine)
     stream, frames = decode(tmp_path / "out" / report.film)
     assert len(frames) == 14 and stream.codec_context.width == 64

@@ -1,7 +1,6 @@
 """The pack as ComfyUI sees it (mappings, descriptions, tooltips), and the path and secret rules."""
 from __future__ import annotations
 
-import importlib
 import sys
 
 import pytest

@@ -77,6 +77,11 @@ def main(argv=None) -> int:
     import utils.install_util  # noqa: F401  (before execution/nodes: see ComfyUI's main.py import order)
     import server
 
+    extra_paths = os.path.join(options.comfyui, "extra_model_paths.yaml")
+    if os.path.isfile(extra_paths):  # the user's extra model folders, as main.py would load them
+        import utils.extra_config
+
+        utils.extra_config.load_extra_path_config(extra_paths)
     folder_paths.set_input_directory(options.input)
     folder_paths.set_output_directory(options.output)
     if options.models:

@@ -7,19 +7,16 @@ missing or escaping files). Every problem found is reported at once, each with i
 """
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Union
 
 from .errors import Problem, StoryboardError
 from .paths import PathEscapeError, resolve_inside
+from .schema_check import FIT_TO_DIALOGUE, NonFiniteNumber, close_match, json_path, schema_problems
 
-SCHEMA_PATH = Path(__file__).with_name("schema") / "storyboard.v1.schema.json"
-FIT_TO_DIALOGUE = "fit_to_dialogue"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
@@ -173,11 +170,6 @@ def estimate_speech_seconds(text: str, rate: float = 1.0) -> float:
 
 # --------------------------------------------------------------------------------------------- loading
 
-@lru_cache(maxsize=1)
-def storyboard_schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
 def load_storyboard(path: str | Path) -> Storyboard:
     """Read, validate and type a storyboard file; raise :class:`StoryboardError` listing every problem."""
     path = Path(path)
@@ -211,84 +203,6 @@ def parse_storyboard(data: Any, base_dir: str | Path, source: str = "<storyboard
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def json_path(parts) -> str:
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
-
-
-def schema_problems(data: Any) -> list[Problem]:
-    """Every schema violation, as a problem with its JSON path and a plain-words message."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(storyboard_schema())
-    problems = [Problem(json_path(err.absolute_path), _explain(err)) for err in validator.iter_errors(data)]
-    return sorted(set(problems), key=lambda p: (p.where, p.message))
-
-
-class NonFiniteNumber(str):
-    """``NaN`` / ``Infinity`` in the file: Python's JSON reader accepts them, JSON does not; kept as a
-    non-number so the schema reports them at their path instead of letting NaN slip past every range check."""
-
-
-def _json_type(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _close(word: str, options) -> str:
-    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _explain(err) -> str:
-    """Turn one jsonschema error into a sentence that says what was expected."""
-    kind, schema, value = err.validator, err.schema, err.instance
-    if isinstance(value, NonFiniteNumber):
-        return f"{value} is not a number JSON allows; write a finite number"
-    if kind == "required":
-        missing = re.match(r"'(.*)' is a required property", err.message)
-        return f"missing required property {missing.group(1)!r}" if missing else err.message
-    if kind == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
-        return "; ".join(f"unknown property {e!r}{_close(e, allowed)}" for e in extra) or err.message
-    if kind == "type":
-        return f"expected {schema['type']}, got {_json_type(value)} {json.dumps(value)[:60]}"
-    if kind == "enum":
-        return (f"expected one of {', '.join(map(str, schema['enum']))}; got {json.dumps(value)[:60]}"
-                + _close(value, schema["enum"]))
-    if kind == "const":
-        return f"expected {json.dumps(schema['const'])}, got {json.dumps(value)[:60]}"
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
-        return f"must be {op} {schema[kind]}, got {value}"
-    if kind == "multipleOf":
-        return f"must be a multiple of {schema['multipleOf']}, got {value}"
-    if kind == "pattern":
-        if schema.get("pattern", "").startswith("^[A-Za-z0-9]"):
-            return (f"{json.dumps(value)} is not a valid id: use 1-64 letters, digits, '_' or '-', "
-                    "starting with a letter or digit")
-        return f"{json.dumps(value)} is not allowed here (use '/' to separate folders)"
-    if kind == "propertyNames":
-        return f"{json.dumps(err.instance)} is not a valid id: use 1-64 letters, digits, '_' or '-'"
-    if kind == "minLength":
-        return "must not be empty"
-    if kind == "minItems":
-        return f"needs at least {schema['minItems']} item(s)"
-    if kind == "uniqueItems":
-        return "lists the same item twice"
-    if kind == "oneOf" and err.absolute_path and err.absolute_path[-1] == "duration":
-        return f'expected a number of seconds > 0 (at most 600) or "{FIT_TO_DIALOGUE}", got {json.dumps(value)}'
-    return err.message
 
 
 # --------------------------------------------------------------------------------------------- typing
@@ -402,4 +316,4 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
 def _known(name: str, known) -> str:
     if not known:
         return " (none are defined)"
-    return _close(name, known) or f" (known: {', '.join(sorted(known)[:8])})"
+    return close_match(name, known) or f" (known: {', '.join(sorted(known)[:8])})"
