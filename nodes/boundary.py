@@ -167,3 +167,26 @@ def next_output_path(filename_prefix: str, suffix: str) -> tuple[Path, str, str]
     name = f"{stem}_{max(taken, default=0) + 1:05d}_.{suffix}"
     subfolder = "" if folder == root else folder.relative_to(root).as_posix()
     return folder / name, subfolder, name
+
+
+def audio_from_comfy(audio):
+    """ComfyUI ``AUDIO`` (first item of the batch) → :class:`AudioClip`."""
+    from .audio.clip import AudioClip
+
+    waveform = audio["waveform"]
+    if hasattr(waveform, "detach"):
+        waveform = waveform.detach().cpu().float().numpy()
+    waveform = np.asarray(waveform, dtype=np.float32)
+    if waveform.ndim == 3:
+        waveform = waveform[0]
+    return AudioClip(waveform, int(audio["sample_rate"]))
+
+
+def audio_to_comfy(clip) -> dict:
+    """:class:`AudioClip` → ComfyUI ``AUDIO`` (a batch of one; torch when installed, else numpy)."""
+    waveform = np.ascontiguousarray(clip.samples[None], dtype=np.float32)
+    if torch_available():
+        import torch
+
+        waveform = torch.from_numpy(waveform)
+    return {"waveform": waveform, "sample_rate": int(clip.sample_rate)}

@@ -1,0 +1,1 @@
+"""Audio stage: speech synthesis engines, text normalisation, and the audio utilities the compositor reuses."""

@@ -1,0 +1,67 @@
+"""The built-in TTS engines, registered by name. Each optional engine imports its library only when used,
+so a missing package or model is reported when a voice asks for it, never at import."""
+from __future__ import annotations
+
+from .clip import AudioClip
+from .espeak import EspeakUnavailable, espeak_synthesize, list_voices
+from .tts import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
+
+# emotion → (rate factor, pitch semitones, espeak voice variant): espeak has no emotions, but prosody carries them
+ESPEAK_EMOTION = {
+    "neutral": (1.0, 0.0, ""), "happy": (1.08, 2.0, ""), "sad": (0.85, -2.0, ""), "angry": (1.1, 1.0, ""),
+    "afraid": (1.15, 3.0, ""), "surprised": (1.05, 4.0, ""), "disgusted": (0.92, -1.0, ""),
+    "whisper": (0.95, 0.0, "+whisper"), "shout": (1.05, 3.0, ""),
+}
+
+
+class EspeakEngine:
+    """espeak-ng: robotic but everywhere, every language it ships, exact phone timings."""
+
+    name = "espeak"
+
+    def resolve_voice(self, voice: VoiceSettings) -> str:
+        wanted = (voice.voice or voice.language or "en").lower()
+        voices = list_voices()
+        for v in voices:
+            if wanted in (v.identifier.lower(), v.identifier.lower().split("/")[-1], v.name.lower()):
+                return v.identifier
+        for v in voices:
+            if wanted in (lang.lower() for lang in v.languages):
+                return v.identifier
+        base = wanted.split("-")[0]
+        for v in voices:
+            if base in (lang.lower() for lang in v.languages):
+                return v.identifier
+        known = sorted({lang for v in voices for lang in v.languages})
+        raise TTSError(f"espeak-ng has no voice for {wanted!r}; languages it speaks: {', '.join(known[:40])}, …")
+
+    def speak(self, sentence: str, voice: VoiceSettings) -> Speech:
+        rate_factor, pitch_shift, variant = ESPEAK_EMOTION[voice.emotion]
+        try:
+            samples, rate, events = espeak_synthesize(sentence, self.resolve_voice(voice) + variant,
+                                                      voice.rate * rate_factor, voice.pitch + pitch_shift)
+        except EspeakUnavailable as exc:
+            raise TTSError(str(exc)) from None
+        if voice.emotion == "shout":
+            samples = samples * 1.6
+        end = len(samples) / rate
+        phones = tuple(PhoneTiming(e.phoneme, e.sample / rate, (nxt.sample / rate) if nxt else end)
+                       for e, nxt in zip(events, list(events[1:]) + [None]))
+        return Speech(AudioClip(samples.clip(-1, 1), rate), phones, (), sentence)
+
+
+register_engine("espeak", EspeakEngine)
+
+
+def _optional(module: str, cls: str):
+    def factory():
+        import importlib
+
+        return getattr(importlib.import_module(f".{module}", __package__), cls)()
+    return factory
+
+
+register_engine("piper", _optional("piper_engine", "PiperEngine"))
+register_engine("xtts", _optional("xtts_engine", "XTTSEngine"))
+register_engine("gpt_sovits", _optional("sovits_engine", "GPTSoVITSEngine"))
+register_engine("openai", _optional("openai_engine", "OpenAISpeechEngine"))

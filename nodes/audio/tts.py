@@ -1,0 +1,133 @@
+"""Text-to-speech behind one interface, one engine per character voice.
+
+An engine turns one sentence into audio; :func:`synthesize` does the rest the same way for every
+engine: normalise the text, refuse empty lines, split long lines into sentences, and join the
+sentences with short pauses and click-free fades. What a voice asks for that its engine cannot do
+(an emotion, a pitch shift) comes back in ``Speech.notes`` rather than being dropped silently.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .clip import AudioClip
+from .text import has_speech, normalize_text, split_sentences
+
+log = logging.getLogger(__name__)
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted", "whisper", "shout")
+SENTENCE_PAUSE_SECONDS = 0.18
+FADE_SECONDS = 0.008
+
+
+class TTSError(ValueError):
+    """A voice that cannot speak: unknown engine, missing model file, unreachable server, empty text, unsupported language."""
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """How one character speaks. ``voice`` is engine-specific: an espeak voice, a Piper ``.onnx`` file,
+    a reference WAV for cloning, a server-side voice name."""
+
+    engine: str = "espeak"
+    voice: str | None = None
+    language: str = "en"
+    rate: float = 1.0
+    pitch: float = 0.0          # semitones
+    emotion: str = "neutral"
+    server_url: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneTiming:
+    """A phone the engine reports it spoke (engine's own phone set), in seconds from the line's start."""
+
+    phone: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    audio: AudioClip
+    phones: tuple[PhoneTiming, ...] = ()
+    notes: tuple[str, ...] = ()
+    text: str = ""
+
+
+class TTSEngine(Protocol):
+    name: str
+
+    def speak(self, sentence: str, voice: VoiceSettings) -> Speech:
+        """One sentence, already normalised and non-empty."""
+
+
+_ENGINES: dict[str, Callable[[], TTSEngine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[], TTSEngine]) -> None:
+    _ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    _load_builtin_engines()
+    return sorted(_ENGINES)
+
+
+def get_engine(name: str) -> TTSEngine:
+    _load_builtin_engines()
+    if name not in _ENGINES:
+        raise TTSError(f"unknown TTS engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
+    return _ENGINES[name]()
+
+
+def _load_builtin_engines() -> None:
+    if "espeak" not in _ENGINES:
+        from . import engines  # noqa: F401  (registers the built-in engines)
+
+
+def synthesize(text: str, voice: VoiceSettings) -> Speech:
+    """Speak a dialogue line with ``voice``: normalised, split into sentences, joined without clicks."""
+    if voice.emotion not in EMOTIONS:
+        raise TTSError(f"unknown emotion {voice.emotion!r}; one of {', '.join(EMOTIONS)}")
+    words = normalize_text(text, voice.language)
+    if not has_speech(words):
+        raise TTSError(f"nothing to say: the line {text!r} has no words")
+    engine = get_engine(voice.engine)
+    parts = [engine.speak(sentence, voice) for sentence in split_sentences(words)]
+    return join_speech(parts, words)
+
+
+def join_speech(parts: list[Speech], text: str = "") -> Speech:
+    """Sentences one after another with a short pause, each faded in and out over a few milliseconds."""
+    rate = parts[0].audio.sample_rate
+    channels = max(p.audio.channels for p in parts)
+    pause = np.zeros((channels, int(SENTENCE_PAUSE_SECONDS * rate)), np.float32)
+    chunks, phones, notes, offset = [], [], [], 0.0
+    for i, part in enumerate(parts):
+        if part.audio.sample_rate != rate:
+            raise TTSError("sentences came back at different sample rates")
+        samples = np.broadcast_to(part.audio.samples, (channels, part.audio.frames)).copy()
+        fade_edges(samples, rate)
+        if i:
+            chunks.append(pause)
+            offset += pause.shape[1] / rate
+        chunks.append(samples)
+        phones += [PhoneTiming(p.phone, p.start + offset, p.end + offset) for p in part.phones]
+        notes += [n for n in part.notes if n not in notes]
+        offset += samples.shape[1] / rate
+    return Speech(AudioClip(np.concatenate(chunks, axis=1), rate), tuple(phones), tuple(notes), text)
+
+
+def fade_edges(samples: np.ndarray, rate: int, seconds: float = FADE_SECONDS) -> None:
+    """Raised-cosine fade in and out, in place: a cut at a non-zero sample is an audible click."""
+    n = min(int(seconds * rate), samples.shape[1] // 2)
+    if n <= 0:
+        return
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float32)))
+    samples[:, :n] *= ramp
+    samples[:, -n:] *= ramp[::-1]
