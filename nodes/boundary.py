@@ -190,3 +190,20 @@ def audio_to_comfy(clip) -> dict:
 
         waveform = torch.from_numpy(waveform)
     return {"waveform": waveform, "sample_rate": int(clip.sample_rate)}
+
+
+def temp_directory() -> Path:
+    """Scratch space: ComfyUI's temp folder inside ComfyUI, else the embedded engine's, else the system's."""
+    embedded = _embedded_folders.get()
+    if embedded is not None:
+        path = embedded["output"].parent / "temp"
+    else:
+        fp = _folder_paths()
+        if fp is not None:
+            path = Path(fp.get_temp_directory())
+        else:
+            import tempfile
+
+            path = Path(tempfile.gettempdir()) / "animstudio"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

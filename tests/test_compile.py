@@ -274,7 +274,8 @@ def test_golden_film_graph(tmp_path):
         "film:checkpoint": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny.safetensors"}},
         "a:panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": upload}},
         "a:clip": {"class_type": "AnimStudioShotClip", "inputs": {
-            "image": ["a:panel", 0], "seconds": 2.0, **clip, "camera_move": "zoom_in", "seed": 3588789938, "label": "a"}},
+            "image": ["a:panel", 0], "seconds": 2.0, **clip, "camera_move": "zoom_in", "seed": 3588789938, "label": "a",
+            "fit_to_audio": False, "tail_seconds": 0.5}},
         "a:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["a:clip", 0], "transition": "cut", "transition_seconds": 0.5}},
         "b:lora-mara:lora": {"class_type": "LoraLoader", "inputs": {
@@ -292,7 +293,8 @@ def test_golden_film_graph(tmp_path):
         "b:keyframe": {"class_type": "SaveImage", "inputs": {
             "images": ["b:decode", 0], "filename_prefix": "animstudio/keyframes/b"}},
         "b:clip": {"class_type": "AnimStudioShotClip", "inputs": {
-            "image": ["b:decode", 0], "seconds": 2.5, **clip, "camera_move": "static", "seed": 5, "label": "b"}},
+            "image": ["b:decode", 0], "seconds": 2.5, **clip, "camera_move": "static", "seed": 5, "label": "b",
+            "fit_to_audio": False, "tail_seconds": 0.5}},
         "b:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["b:clip", 0], "transition": "dissolve", "transition_seconds": 0.5, "film": ["a:append", 0]}},
         "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from .storyboard import Shot, Storyboard
+from .storyboard import FIT_TO_DIALOGUE, Shot, Storyboard
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "templates"
 FILM_SCOPE = "film"
@@ -218,8 +218,29 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
         }, {"model": model, "clip": clip, "vae": checkpoint["vae"]})["image"]
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
-        "shot_id": shot.id,
-    }, {"image": image, "film": film})["film"]
+        "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
+    }, {"image": image, "film": film, "audio": _dialogue_nodes(board, shot, graph, node_shots)})["film"]
+
+
+LINE_GAP_SECONDS = 0.35
+
+
+def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
+    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's audio."""
+    audio: Link | None = None
+    for index, line in enumerate(shot.dialogue):
+        voice = board.characters[line.character].voice
+        spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
+            "text": line.text, "engine": voice.engine, "voice": voice.name or "", "language": board.project.language,
+            "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
+            "cues_prefix": f"animstudio/lipsync/{shot.id}-{index + 1}-{line.character}",
+        })["audio"]
+        if audio is None:
+            audio = spoken
+        else:
+            audio = instantiate("join_audio", f"{shot.id}:dialogue-{index + 1}", graph, node_shots, shot.id,
+                                {"gap": LINE_GAP_SECONDS}, {"first": audio, "second": spoken})["audio"]
+    return audio
 
 
 def _clip_params(board: Storyboard, shot: Shot) -> dict[str, Any]:

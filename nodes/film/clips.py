@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..audio.clip import AudioClip
+from ..audio.mixing import place
 from .camera import crop_window
 from .frames import cover_box, crop_resize
 
@@ -29,6 +31,7 @@ class Clip:
     frame_count: int
     make_frames: Callable[[], Iterator[np.ndarray]] = field(repr=False, compare=False)
     label: str = ""
+    audio: AudioClip | None = field(default=None, repr=False, compare=False)  # starts with the clip's first frame
 
     @property
     def seconds(self) -> float:
@@ -54,7 +57,7 @@ def frame_count_for(seconds: float, fps: float) -> int:
 
 
 def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds: float,
-               move: str = "static", seed: int = 0, label: str = "") -> Clip:
+               move: str = "static", seed: int = 0, label: str = "", audio: AudioClip | None = None) -> Clip:
     """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length."""
     picture = np.ascontiguousarray(picture[..., :3], dtype=np.uint8)
     box = cover_box(picture.shape[1], picture.shape[0], width, height)
@@ -70,7 +73,7 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
             t = i / (count - 1) if count > 1 else 1.0
             yield crop_resize(picture, crop_window(move, t, box, seed, i), width, height)
 
-    return Clip(width, height, fps, count, make, label)
+    return Clip(width, height, fps, count, make, label, audio)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,16 @@ class Film:
     @property
     def seconds(self) -> float:
         return self.frame_count / self.fps if self.clips else 0.0
+
+    def audio_track(self) -> AudioClip | None:
+        """Every clip's sound at the time its clip starts in the cut (overlaps in transitions add); None if silent."""
+        voiced = [(i, c.audio) for i, c in enumerate(self.clips) if c.audio is not None]
+        if not voiced:
+            return None
+        rate = max(a.sample_rate for _, a in voiced)
+        channels = max(a.channels for _, a in voiced)
+        starts = self.clip_starts()
+        return place([(starts[i] / self.fps, a) for i, a in voiced], self.seconds, rate, channels)
 
     def clip_starts(self) -> list[int]:
         """The frame each clip starts at in the cut."""
@@ -173,7 +186,9 @@ def film_from_clip(clip: Clip) -> Film:
 
 def video_clip(path: str | Path, label: str = "") -> Clip:
     """A clip decoded lazily from a video file (the per-shot renders of the compose graph)."""
-    from .video_io import probe_video, read_frames
+    from .video_io import probe_video, read_audio_track, read_frames
 
     info = probe_video(path)
-    return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path), label or Path(path).stem)
+    audio = read_audio_track(path) if info.has_audio else None
+    return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path),
+                label or Path(path).stem, audio)

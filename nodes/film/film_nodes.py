@@ -100,23 +100,32 @@ class AnimStudioShotClip:
                              "tooltip": "Seed for moves with randomness (shake)."}),
         }, "optional": {
             "label": ("STRING", {"default": "", "tooltip": "Name of the shot, shown in errors and reports."}),
+            "audio": ("AUDIO", {"tooltip": "The shot's sound (its dialogue), starting with its first frame."}),
+            "fit_to_audio": ("BOOLEAN", {"default": False, "tooltip": "Lengthen the shot to the audio plus "
+                                                                      "tail_seconds when the audio is longer."}),
+            "tail_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
+                                       "tooltip": "Breath after the audio when fitting to it."}),
         }}
 
-    def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label=""):
-        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label),)
+    def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label="", audio=None,
+                  fit_to_audio=False, tail_seconds=0.5):
+        sound = boundary.audio_from_comfy(audio) if audio is not None else None
+        if sound is not None and fit_to_audio:
+            seconds = max(seconds, sound.seconds + tail_seconds)
+        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound),)
 
 
 def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
-                    seed: int = 0, label: str = "") -> Clip:
+                    seed: int = 0, label: str = "", audio=None) -> Clip:
     """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames."""
     if width % 2 or height % 2:
         raise ValueError(f"film size {width}x{height} must be even")
     frames = boundary.image_to_frames(image)
     if len(frames) == 1:
-        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label)
+        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio)
     count = frame_count_for(seconds, fps)
     batch = [fit_cover(f, width, height) for f in frames]
-    return Clip(width, height, fps, count, lambda: iter(batch), label)
+    return Clip(width, height, fps, count, lambda: iter(batch), label, audio)
 
 
 class AnimStudioLoadVideoClip:
@@ -206,7 +215,8 @@ def render_film(film: Film, path) -> None:
             boundary.check_interrupted()
             yield frame
 
-    write_video(frames(), path, first.fps, first.width, first.height, on_frame=lambda n: progress.update(1))
+    write_video(frames(), path, first.fps, first.width, first.height, on_frame=lambda n: progress.update(1),
+                audio=film.audio_track())
 
 
 NODE_CLASS_MAPPINGS = {

@@ -32,8 +32,10 @@ def _fps_fraction(fps: float) -> Fraction:
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, width: int, height: int,
-                crf: int = 18, on_frame: Callable[[int], None] | None = None) -> VideoInfo:
-    """Encode ``frames`` (``uint8 [H, W, 3]``) to an MP4 at ``path``; returns what was written.
+                crf: int = 18, on_frame: Callable[[int], None] | None = None, audio=None) -> VideoInfo:
+    """Encode ``frames`` (``uint8 [H, W, 3]``) to an MP4 at ``path``, with ``audio`` (an AudioClip) as AAC.
+
+    Audio is encoded alongside the frames, a frame's worth at a time, so the file is interleaved.
 
     The file is written next to its final name and renamed when complete, so a crash or an
     interrupt never leaves a half-written film under the real name.
@@ -50,20 +52,57 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
             stream = container.add_stream("libx264", rate=_fps_fraction(fps))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"crf": str(crf), "preset": "veryfast"}
+            sound = _AudioWriter(container, audio) if audio is not None else None
             for frame in frames:
                 if frame.shape[:2] != (height, width):
                     raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 container.mux(stream.encode(video_frame))
                 count += 1
+                if sound is not None:
+                    sound.write_until(count / fps)
                 if on_frame is not None:
                     on_frame(count)
             container.mux(stream.encode(None))
+            if sound is not None:
+                sound.finish(count / fps)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
     log.info("wrote %s: %d frames, %dx%d at %s fps", path, count, width, height, fps)
-    return VideoInfo(width, height, float(fps), count, count / fps, "h264", False)
+    return VideoInfo(width, height, float(fps), count, count / fps, "h264", audio is not None)
+
+
+class _AudioWriter:
+    """AAC for the film's sound, fed in step with the video and padded or cut to the video's length."""
+
+    def __init__(self, container, audio):
+        import av
+
+        self.audio = audio
+        self.layout = "mono" if audio.channels == 1 else "stereo"
+        self.stream = container.add_stream("aac", rate=audio.sample_rate)
+        self.stream.layout = self.layout
+        self.container = container
+        self.written = 0
+        self._av = av
+
+    def write_until(self, seconds: float) -> None:
+        end = int(round(seconds * self.audio.sample_rate))
+        if end <= self.written:
+            return
+        chunk = np.zeros((2 if self.layout == "stereo" else 1, end - self.written), np.float32)
+        available = self.audio.samples[:chunk.shape[0], self.written:end]
+        chunk[:, :available.shape[1]] = available
+        frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=self.layout)
+        frame.sample_rate = self.audio.sample_rate
+        frame.pts = self.written
+        self.container.mux(self.stream.encode(frame))
+        self.written = end
+
+    def finish(self, seconds: float) -> None:
+        self.write_until(seconds)
+        self.container.mux(self.stream.encode(None))
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -76,6 +115,30 @@ def probe_video(path: str | Path) -> VideoInfo:
         count = stream.frames or sum(1 for _ in container.decode(stream))
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, count,
                          count / fps, stream.codec_context.name, bool(container.streams.audio))
+
+
+def read_audio_track(path: str | Path):
+    """The first audio stream of a video file as an AudioClip (decoded whole: sound is small next to frames)."""
+    import av
+
+    from ..audio.clip import AudioClip
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        chunks = [_planar(frame) for frame in container.decode(stream)]
+        rate = stream.codec_context.sample_rate
+    return AudioClip(np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32), rate)
+
+
+def _planar(frame) -> np.ndarray:
+    """An audio frame as float32 ``[channels, samples]`` whatever its sample layout."""
+    array = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        array = array.reshape(-1, channels).T
+    if array.dtype.kind == "i":
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+    return array.astype(np.float32)
 
 
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:

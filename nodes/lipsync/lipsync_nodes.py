@@ -1,0 +1,141 @@
+"""Lip-sync nodes: speech → mouth cues (Rhubarb's shapes), cues → files, cues + mouth set → a talking face.
+
+``MOUTH_CUES`` carries a :class:`~.cues.MouthCues`. Thin shells over :mod:`.engine`, :mod:`.formats`,
+:mod:`.visemes` and :mod:`.mouths`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import boundary
+from .engine import ENGINES, lipsync_audio
+from .formats import FORMATS, write_cues
+from .mouths import MouthBox, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
+from .visemes import to_viseme_json
+
+MOUTH_CUES = "MOUTH_CUES"
+
+
+class AnimStudioLipSync:
+    DESCRIPTION = ("Times mouth shapes to speech in Rhubarb Lip Sync's shapes (A-F, extended G, H, X). Uses the "
+                   "rhubarb binary when RHUBARB_PATH or PATH has it, else the built-in aligner (pocketsphinx, "
+                   "about 30x real time). Give the dialogue text for better timing.")
+    CATEGORY = "animstudio/lipsync"
+    RETURN_TYPES = (MOUTH_CUES, "STRING")
+    RETURN_NAMES = ("mouth_cues", "rhubarb_json")
+    OUTPUT_TOOLTIPS = ("Mouth cues covering the whole audio.", "The cues in Rhubarb's JSON format.")
+    FUNCTION = "lipsync"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "audio": ("AUDIO", {"tooltip": "Speech to lip-sync."}),
+            "engine": (list(ENGINES), {"default": "auto", "tooltip": "auto: rhubarb if installed, else built-in."}),
+            "extended_shapes": ("STRING", {"default": "GHX", "tooltip": "Which of the extended shapes G, H, X your "
+                                                                         "mouth set has (Rhubarb's --extendedShapes)."}),
+        }, "optional": {
+            "dialogue_text": ("STRING", {"multiline": True, "default": "",
+                                         "tooltip": "What is said (English): aligning to it beats recognising it."}),
+        }}
+
+    def lipsync(self, audio, engine, extended_shapes, dialogue_text=""):
+        cues = lipsync_audio(boundary.audio_from_comfy(audio), dialogue_text or None, engine, extended_shapes,
+                             work_dir=boundary.temp_directory())
+        return (cues, write_cues(cues, "json"))
+
+
+class AnimStudioSaveMouthCues:
+    DESCRIPTION = ("Writes mouth cues to the output folder in Rhubarb's JSON, TSV, DAT (Moho) or XML format, or as "
+                   "Oculus visemes with ARKit blend-shape weights for 3D rigs.")
+    CATEGORY = "animstudio/lipsync"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "mouth_cues": (MOUTH_CUES, {"tooltip": "Cues from Lip Sync."}),
+            "format": (list(FORMATS) + ["visemes"], {"default": "json", "tooltip": "File format."}),
+            "filename_prefix": ("STRING", {"default": "animstudio/lipsync",
+                                           "tooltip": "File name prefix in the output folder; may include subfolders."}),
+            "dat_frame_rate": ("INT", {"default": 24, "min": 1, "max": 120,
+                                       "tooltip": "Frame rate of DAT (Moho) files."}),
+        }}
+
+    def save(self, mouth_cues, format, filename_prefix, dat_frame_rate):
+        suffix = "json" if format == "visemes" else format
+        path, subfolder, name = boundary.next_output_path(filename_prefix, suffix)
+        if format == "visemes":
+            path.write_text(to_viseme_json(mouth_cues), encoding="utf-8")
+        elif format == "dat":
+            write_cues(mouth_cues, path, frame_rate=dat_frame_rate)
+        else:
+            write_cues(mouth_cues, path)
+        return {"ui": {"files": [{"filename": name, "subfolder": subfolder, "type": "output"}]}, "result": ()}
+
+
+class AnimStudioTalkingMouth:
+    DESCRIPTION = ("Animates a mouth: for each frame at the given rate, the mouth image of the cue active then is "
+                   "composited into the mouth box of the base frame (or frame sequence).")
+    CATEGORY = "animstudio/lipsync"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("One frame per 1/fps of the cues' duration (or of the base sequence, if longer).",)
+    FUNCTION = "animate"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "mouth_cues": (MOUTH_CUES, {"tooltip": "Cues from Lip Sync."}),
+            "base": ("IMAGE", {"tooltip": "The character: one frame, or a sequence (the last frame is held)."}),
+            "x": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip": "Mouth box left edge, pixels."}),
+            "y": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip": "Mouth box top edge, pixels."}),
+            "width": ("INT", {"default": 64, "min": 1, "max": 16384, "tooltip": "Mouth box width, pixels."}),
+            "height": ("INT", {"default": 64, "min": 1, "max": 16384, "tooltip": "Mouth box height, pixels."}),
+            "fps": ("INT", {"default": 24, "min": 1, "max": 120, "tooltip": "Frame rate of the animation."}),
+        }, "optional": {
+            "mouth_images": ("IMAGE", {"tooltip": "Mouth shapes as a batch in order A, B, C, D, E, F[, G, H, X]."}),
+            "mouth_masks": ("MASK", {"tooltip": "Alpha for mouth_images, same order."}),
+            "mouth_folder": ("STRING", {"default": "", "tooltip": "Folder (inside the input folder) with A.png … X.png; "
+                                                                "empty with no images: the built-in drawn set."}),
+        }}
+
+    def animate(self, mouth_cues, base, x, y, width, height, fps, mouth_images=None, mouth_masks=None,
+                mouth_folder=""):
+        mouths = _mouth_set(mouth_images, mouth_masks, mouth_folder)
+        frames = boundary.image_to_frames(base)
+        box = MouthBox(x, y, width, height)
+        count = max(len(frames), int(np.ceil(mouth_cues.duration * fps - 1e-9)))
+        progress = boundary.Progress(count)
+        out = []
+        for frame in talking_frames(mouth_cues, mouths, list(frames), box, fps, count):
+            boundary.check_interrupted()
+            out.append(frame)
+            progress.update(1)
+        return (boundary.frames_to_image(np.stack(out)),)
+
+
+def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
+    if mouth_images is not None:
+        masks = None
+        if mouth_masks is not None:
+            masks = mouth_masks.detach().cpu().numpy() if hasattr(mouth_masks, "detach") else np.asarray(mouth_masks)
+        return mouth_set_from_batch(boundary.image_to_frames(mouth_images), masks)
+    if mouth_folder:
+        from ...translator.paths import resolve_inside
+
+        return load_mouth_folder(resolve_inside(boundary.input_directory(), mouth_folder))
+    return builtin_mouth_set()
+
+
+NODE_CLASS_MAPPINGS = {
+    "AnimStudioLipSync": AnimStudioLipSync,
+    "AnimStudioSaveMouthCues": AnimStudioSaveMouthCues,
+    "AnimStudioTalkingMouth": AnimStudioTalkingMouth,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AnimStudioLipSync": "Lip Sync (Rhubarb shapes)",
+    "AnimStudioSaveMouthCues": "Save Mouth Cues",
+    "AnimStudioTalkingMouth": "Talking Mouth",
+}

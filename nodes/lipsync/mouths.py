@@ -1,0 +1,130 @@
+"""Talking-mouth animation: the mouth image of the cue active at each frame, composited onto the character.
+
+A mouth set is one RGBA image per shape (A–H, X): from a folder of ``A.png`` … ``X.png`` (missing
+extended shapes fall back as Rhubarb's do), from an image batch in shape order, or the built-in
+drawn set. Frame ``n`` shows the cue active at ``n / fps``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .cues import ALL_SHAPES, EXTENDED_FALLBACK, MouthCues
+
+MouthSet = dict[str, np.ndarray]  # shape → uint8 RGBA [h, w, 4]
+
+
+@dataclass(frozen=True)
+class MouthBox:
+    """Where the mouth goes on the base frame, in pixels; the mouth image is scaled to fill it."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def _complete(found: dict[str, np.ndarray], source: str) -> MouthSet:
+    missing_basic = [s for s in "ABCDEF" if s not in found]
+    if missing_basic:
+        raise FileNotFoundError(f"mouth set {source} lacks shape(s) {', '.join(missing_basic)} (needs A-F; G, H, X optional)")
+    for shape, fallback in EXTENDED_FALLBACK.items():
+        found.setdefault(shape, found[fallback])
+    return found
+
+
+def load_mouth_folder(folder: str | Path) -> MouthSet:
+    """``A.png`` … ``F.png`` (and optionally ``G``, ``H``, ``X``) from a folder, any common image type."""
+    folder = Path(folder)
+    found = {}
+    for shape in ALL_SHAPES:
+        for suffix in (".png", ".webp", ".jpg", ".jpeg"):
+            for name in (shape, shape.lower()):
+                path = folder / f"{name}{suffix}"
+                if path.is_file():
+                    with Image.open(path) as img:
+                        found[shape] = np.asarray(img.convert("RGBA"), np.uint8)
+                    break
+            if shape in found:
+                break
+    return _complete(found, str(folder))
+
+
+def mouth_set_from_batch(frames: np.ndarray, alpha: np.ndarray | None = None) -> MouthSet:
+    """An image batch in shape order A, B, C, D, E, F[, G, H, X] (optional masks as alpha)."""
+    found = {}
+    for i, shape in enumerate(ALL_SHAPES[:len(frames)]):
+        a = (alpha[i] * 255).astype(np.uint8) if alpha is not None and i < len(alpha) else np.full(frames[i].shape[:2], 255, np.uint8)
+        found[shape] = np.dstack([frames[i][..., :3], a])
+    return _complete(found, "image batch")
+
+
+# openness (0..1), width (0..1), roundness, teeth visible, tongue visible, for the built-in drawn set
+_DRAWN = {"A": (0.0, 0.55, 0.0, False, False), "B": (0.18, 0.6, 0.0, True, False), "C": (0.45, 0.62, 0.0, True, False),
+          "D": (0.8, 0.66, 0.0, True, True), "E": (0.4, 0.45, 0.5, False, False), "F": (0.28, 0.3, 1.0, False, False),
+          "G": (0.16, 0.6, 0.0, True, False), "H": (0.5, 0.6, 0.0, True, True), "X": (0.04, 0.5, 0.0, False, False)}
+
+
+def builtin_mouth_set(size: int = 96) -> MouthSet:
+    """A simple drawn mouth set (lips, teeth, tongue), distinct per shape: a default and a test fixture."""
+    out = {}
+    for shape, (openness, width, rounding, teeth, tongue) in _DRAWN.items():
+        img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(img)
+        w = size * width
+        h = max(size * 0.06, size * 0.55 * openness)
+        box = [size / 2 - w / 2, size / 2 - h / 2, size / 2 + w / 2, size / 2 + h / 2]
+        draw.ellipse(box, fill=(120, 30, 40, 255), outline=(90, 20, 30, 255), width=max(1, size // 24))
+        if openness > 0.1:
+            inner = [box[0] + size * 0.05, box[1] + size * 0.04, box[2] - size * 0.05, box[3] - size * 0.04]
+            draw.ellipse(inner, fill=(40, 10, 15, 255))
+            if teeth:
+                draw.rectangle([inner[0] + w * 0.15, inner[1], inner[2] - w * 0.15, inner[1] + size * 0.06],
+                               fill=(245, 245, 235, 255))
+            if tongue:
+                draw.ellipse([size / 2 - w * 0.2, inner[3] - size * 0.12, size / 2 + w * 0.2, inner[3]],
+                             fill=(210, 90, 100, 255))
+        if shape == "G":  # upper teeth on the lower lip
+            draw.rectangle([size / 2 - w * 0.3, size / 2 - size * 0.02, size / 2 + w * 0.3, size / 2 + size * 0.04],
+                           fill=(245, 245, 235, 255))
+        if rounding:
+            draw.ellipse([size / 2 - w * 0.15, size / 2 - h * 0.25, size / 2 + w * 0.15, size / 2 + h * 0.25],
+                         fill=(30, 8, 12, 255))
+        out[shape] = np.asarray(img, np.uint8)
+    return out
+
+
+def _scaled(mouths: MouthSet, box: MouthBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each mouth resized to the box once: RGB and alpha (0..1) ready to blend."""
+    scaled = {}
+    for shape, rgba in mouths.items():
+        img = Image.fromarray(rgba, "RGBA").resize((box.width, box.height), Image.Resampling.LANCZOS)
+        array = np.asarray(img, np.float32)
+        scaled[shape] = (array[..., :3], array[..., 3:4] / 255.0)
+    return scaled
+
+
+def frame_count(cues: MouthCues, fps: float) -> int:
+    return max(1, int(np.ceil(cues.duration * fps - 1e-9)))
+
+
+def talking_frames(cues: MouthCues, mouths: MouthSet, base: Sequence[np.ndarray], box: MouthBox,
+                   fps: float, count: int | None = None) -> Iterator[np.ndarray]:
+    """Frames at ``fps``: frame n is base frame n (the last one held) with the mouth of the cue at n/fps."""
+    if box.width <= 0 or box.height <= 0:
+        raise ValueError("the mouth box must have a positive size")
+    h, w = base[0].shape[:2]
+    if box.x < 0 or box.y < 0 or box.x + box.width > w or box.y + box.height > h:
+        raise ValueError(f"the mouth box {box} does not fit in the {w}x{h} frame")
+    scaled = _scaled(mouths, box)
+    total = count if count is not None else frame_count(cues, fps)
+    for n in range(total):
+        frame = base[min(n, len(base) - 1)].astype(np.float32)
+        rgb, alpha = scaled[cues.shape_at(n / fps)]
+        region = frame[box.y:box.y + box.height, box.x:box.x + box.width]
+        frame[box.y:box.y + box.height, box.x:box.x + box.width] = region * (1 - alpha) + rgb * alpha
+        yield (frame + 0.5).astype(np.uint8)
