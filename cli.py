@@ -181,6 +181,58 @@ def cmd_nodes(args) -> int:
     return 0
 
 
+def cmd_lipsync(args) -> int:
+    """Rhubarb Lip Sync's command line, on the pack's engines: JSON on stdout unless -o is given."""
+    from .nodes.audio.clip import read_audio
+    from .nodes.lipsync.engine import lipsync_audio
+    from .nodes.lipsync.errors import LipSyncError
+    from .nodes.lipsync.formats import write_cues
+    from .nodes.lipsync.visemes import to_viseme_json
+
+    audio_path = Path(args.audio)
+    try:
+        audio = read_audio(audio_path)
+        dialog = Path(args.dialogFile).read_text(encoding="utf-8") if args.dialogFile else None
+    except (OSError, RuntimeError) as exc:  # soundfile raises RuntimeError subclasses for unreadable audio
+        raise AnimStudioError(f"cannot read {exc.filename if getattr(exc, 'filename', None) else audio_path}: {exc}") from None
+    try:
+        cues = lipsync_audio(audio, dialog, args.engine, args.extendedShapes, sound_file=str(audio_path.resolve()))
+    except LipSyncError as exc:
+        raise AnimStudioError(f"lip sync failed: {exc}") from None
+    if args.exportFormat == "visemes":
+        text = to_viseme_json(cues)
+    elif args.exportFormat == "dat":
+        text = write_cues(cues, "dat", frame_rate=args.datFrameRate, prestonBlair=args.datUsePrestonBlair)
+    else:
+        text = write_cues(cues, args.exportFormat)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for note in cues.notes:
+        log.warning("%s", note)
+    return 0
+
+
+def cmd_speak(args) -> int:
+    from .nodes.audio.clip import write_wav
+    from .nodes.audio.tts import TTSError, VoiceSettings, synthesize
+
+    voice = VoiceSettings(args.engine, args.voice, args.language, args.rate, args.pitch, args.emotion,
+                          args.server_url, args.model)
+    try:
+        speech = synthesize(args.text, voice)
+    except TTSError as exc:
+        raise AnimStudioError(f"cannot speak: {exc}") from None
+    write_wav(speech.audio, args.output)
+    for note in speech.notes:
+        print(f"note: {note}", file=sys.stderr)
+    _emit(args, {"ok": True, "file": args.output, "seconds": round(speech.audio.seconds, 3),
+                 "sample_rate": speech.audio.sample_rate, "notes": list(speech.notes)},
+          f"wrote {args.output}: {speech.audio.seconds:.2f} s at {speech.audio.sample_rate} Hz")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common(p)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("lipsync", help="mouth cues for a recording, like Rhubarb Lip Sync's command line")
+    p.add_argument("audio", help="speech recording (WAV, FLAC, OGG)")
+    p.add_argument("-d", "--dialogFile", help="text file with what is said (improves timing)")
+    p.add_argument("-f", "--exportFormat", default="json", choices=["json", "tsv", "dat", "xml", "visemes"],
+                   help="output format (default json)")
+    p.add_argument("--extendedShapes", default="GHX", help="extended shapes the mouth set has (default GHX)")
+    p.add_argument("--datFrameRate", type=int, default=24, help="frame rate for -f dat (default 24)")
+    p.add_argument("--datUsePrestonBlair", action="store_true", help="Preston Blair shape names in -f dat")
+    p.add_argument("--engine", default="auto", choices=["auto", "rhubarb", "builtin"],
+                   help="auto: the rhubarb binary if installed, else the built-in aligner")
+    p.add_argument("-o", "--output", help="output file (default: standard output)")
+    p.set_defaults(func=cmd_lipsync, json=False)
+
+    p = sub.add_parser("speak", help="speak a line of text to a WAV file")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True, help="WAV file to write")
+    p.add_argument("--engine", default="espeak")
+    p.add_argument("--voice")
+    p.add_argument("--language", default="en")
+    p.add_argument("--rate", type=float, default=1.0)
+    p.add_argument("--pitch", type=float, default=0.0, help="semitones")
+    p.add_argument("--emotion", default="neutral")
+    p.add_argument("--server-url", dest="server_url")
+    p.add_argument("--model")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_speak)
 
     p = sub.add_parser("nodes", help="list the node types a server or the embedded engine offers")
     p.add_argument("--pack-only", action="store_true", help="only this pack's nodes (no ComfyUI needed)")

@@ -83,34 +83,35 @@ def normalize_loudness(clip: AudioClip, target_lufs: float = DIALOGUE_LUFS, peak
     return AudioClip(clip.samples * gain, clip.sample_rate)
 
 
-def envelope(samples: np.ndarray, rate: int, attack: float, release: float) -> np.ndarray:
-    """A smoothed level follower (per 10 ms block, then interpolated): fast to rise, slow to fall."""
+def speech_gate(samples: np.ndarray, rate: int, threshold: float, attack: float, release: float) -> np.ndarray:
+    """0..1 per sample: 1 where someone speaks (a 10 ms block peaks above ``threshold``), eased in over
+    ``attack`` and out over ``release`` seconds, so the music dips and swells instead of pumping."""
     block = max(1, int(rate * 0.01))
-    count = int(np.ceil(samples.shape[-1] / block))
+    frames = samples.shape[-1]
+    count = int(np.ceil(frames / block))
     padded = np.zeros(count * block, np.float32)
-    padded[:samples.shape[-1]] = np.abs(samples).max(axis=0) if samples.ndim == 2 else np.abs(samples)
-    level = padded.reshape(count, block).max(axis=1)
+    padded[:frames] = np.abs(samples).max(axis=0) if samples.ndim == 2 else np.abs(samples)
+    active = padded.reshape(count, block).max(axis=1) > threshold
     up, down = np.exp(-0.01 / max(attack, 1e-3)), np.exp(-0.01 / max(release, 1e-3))
-    smoothed = np.empty_like(level)
+    smoothed = np.empty(count, np.float32)
     current = 0.0
-    for i, value in enumerate(level):
-        coeff = up if value > current else down
-        current = coeff * current + (1 - coeff) * value
+    for i, on in enumerate(active):
+        coeff = up if on else down
+        current = coeff * current + (1 - coeff) * float(on)
         smoothed[i] = current
-    return np.interp(np.arange(samples.shape[-1]) / block, np.arange(count), smoothed).astype(np.float32)
+    return np.interp(np.arange(frames) / block, np.arange(count), smoothed).astype(np.float32)
 
 
 def mix_with_ducking(dialogue: AudioClip, music: AudioClip, music_gain_db: float = -10.0,
                      duck_db: float = -12.0, threshold: float = 0.02, attack: float = 0.05,
-                     release: float = 0.4) -> AudioClip:
+                     release: float = 0.3) -> AudioClip:
     """Dialogue over a music bed that dips by ``duck_db`` while anyone speaks, then comes back up.
 
     The result is as long as the dialogue; the music is cut or padded with silence to fit.
     """
     dialogue, music = conform([dialogue, music])
     music = fit_length(music, dialogue.seconds)
-    speaking = envelope(dialogue.samples, dialogue.sample_rate, attack, release)
-    amount = np.clip(speaking / threshold, 0.0, 1.0)
+    amount = speech_gate(dialogue.samples, dialogue.sample_rate, threshold, attack, release)
     gain = 10 ** ((music_gain_db + duck_db * amount) / 20)
     mixed = dialogue.samples + music.samples * gain[None, :]
     peak = float(np.abs(mixed).max())

@@ -8,7 +8,9 @@
   believed, and the result is deterministic (same audio and text, same cues).
 
 pocketsphinx ships its model in the wheel, so this runs on a fresh machine with nothing downloaded.
-Decoders are built once per process (loading the model costs ~0.3 s) and reused under a lock.
+Decoders are built once per process (loading the model costs ~0.3 s) and reused under a lock; cepstral
+mean normalisation is per utterance ("batch") and the feature front end (its noise estimate) is reset
+before each utterance, so no line's result depends on the lines before it.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def _align_decoder():
 
     # wide beams: synthetic and expressive voices fit the acoustic model poorly, and a pruned-away path
     # makes the whole line fail to align
-    return Decoder(samprate=ALIGN_RATE, loglevel="FATAL", bestpath=False, beam=1e-200, pbeam=1e-200, wbeam=1e-150)
+    return Decoder(samprate=ALIGN_RATE, loglevel="FATAL", bestpath=False, beam=1e-200, pbeam=1e-200, wbeam=1e-150,
+                   cmn="batch")
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +67,7 @@ def _phone_decoder():
     from pocketsphinx import Decoder
 
     return Decoder(samprate=ALIGN_RATE, loglevel="FATAL", allphone=str(_model_dir() / "en-us-phone.lm.bin"),
-                   lw=2.0, beam=1e-20, pbeam=1e-20)
+                   lw=2.0, beam=1e-20, pbeam=1e-20, cmn="batch")
 
 
 def to_pcm16k(audio: AudioClip) -> bytes:
@@ -104,12 +107,14 @@ def _forced(pcm: bytes, words: list[str]) -> list[PhoneSegment] | None:
         log.info("not in the pronunciation dictionary: %s; using phone recognition", ", ".join(missing[:5]))
         return None
     decoder.set_align_text(" ".join(words))
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     if not any(seg.word not in ("<sil>", "<s>", "</s>") for seg in decoder.seg() or ()):
         return None
     decoder.set_alignment()
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
@@ -122,6 +127,7 @@ def _forced(pcm: bytes, words: list[str]) -> list[PhoneSegment] | None:
 
 def _phonetic(pcm: bytes) -> list[PhoneSegment]:
     decoder = _phone_decoder()
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
