@@ -236,3 +236,54 @@ def test_ctrl_c_in_the_cli_interrupts_the_server_and_exits_130(comfy_server, tmp
     assert client.get_json("/queue")["queue_running"] == []
     report = json.loads((tmp_path / "out" / "render-report.json").read_text())
     assert report["error"]["error"] == "RenderInterrupted"
+
+
+def test_voice_lipsync_and_talking_mouth_nodes_in_real_comfyui(comfy_server, tmp_path):
+    """TTS → core SaveAudio, LipSync → SaveMouthCues, TalkingMouth over a core EmptyImage → core SaveImage."""
+    import soundfile
+
+    line = "Hold her steady! Look for the light."
+    graph = {
+        "tts": {"class_type": "AnimStudioTTS", "inputs": {
+            "text": line, "engine": "espeak", "voice": "", "language": "en", "rate": 1.0, "pitch": 0.0,
+            "emotion": "neutral"}},
+        "save_audio": {"class_type": "SaveAudio", "inputs": {"audio": ["tts", 0], "filename_prefix": "it/line"}},
+        "lipsync": {"class_type": "AnimStudioLipSync", "inputs": {
+            "audio": ["tts", 0], "engine": "auto", "extended_shapes": "GHX", "dialogue_text": line}},
+        "cues": {"class_type": "AnimStudioSaveMouthCues", "inputs": {
+            "mouth_cues": ["lipsync", 0], "format": "json", "filename_prefix": "it/cues", "dat_frame_rate": 24}},
+        "base": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 64, "batch_size": 1, "color": 0x506070}},
+        "mouth": {"class_type": "AnimStudioTalkingMouth", "inputs": {
+            "mouth_cues": ["lipsync", 0], "base": ["base", 0], "x": 32, "y": 16, "width": 32, "height": 32, "fps": 10}},
+        "frames": {"class_type": "SaveImage", "inputs": {"images": ["mouth", 0], "filename_prefix": "it/mouth"}},
+    }
+    client = ComfyClient(comfy_server.url)
+    outputs = client.run(graph)
+    files = {item.node_id: [] for item in client.output_files(outputs)}
+    for item in client.output_files(outputs):
+        files[item.node_id].append(client.download(item, tmp_path))
+    data, rate = soundfile.read(str(files["save_audio"][0]), dtype="float32", always_2d=True)
+    seconds = len(data) / rate
+    assert rate == 22050 and 1.2 < seconds < 4.0 and float(np.sqrt((data ** 2).mean())) > 0.02
+    cues = json.loads(files["cues"][0].read_text())
+    assert cues["mouthCues"][0]["start"] == 0 and cues["mouthCues"][-1]["end"] == pytest.approx(seconds, abs=0.011)
+    assert {c["value"] for c in cues["mouthCues"]} <= set("ABCDEFGHX")
+    frames = [np.asarray(Image.open(p)) for p in sorted(files["frames"])]
+    assert len(frames) == int(np.ceil(cues["metadata"]["duration"] * 10 - 1e-9))
+    assert all(np.array_equal(f[:, :32], frames[0][:, :32]) for f in frames)   # outside the box: the base
+    assert len({f[16:48, 32:64].tobytes() for f in frames}) > 2                # inside: the mouth moves
+
+
+def test_voiced_storyboard_renders_on_the_server(comfy_server, tmp_path):
+    write_panel(tmp_path / "story" / "p.png")
+    path = write_storyboard(tmp_path / "story", {
+        "version": 1, "project": {"title": "Voiced", "width": 64, "height": 64, "fps": 8},
+        "characters": {"ada": {"description": "keeper", "voice": {"engine": "espeak", "name": "en-gb"}}},
+        "shots": [{"id": "talk", "description": "she speaks", "characters": ["ada"], "keyframe": "p.png",
+                   "duration": "fit_to_dialogue",
+                   "dialogue": [{"character": "ada", "text": "Another quiet night."},
+                                {"character": "ada", "text": "I hope.", "emotion": "sad"}]}]})
+    report = render(load_storyboard(path), tmp_path / "out", ServerEngine(ComfyClient(comfy_server.url)))
+    with av.open(str(tmp_path / "out" / report.film)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    assert len([p for p in report.outputs if "/lipsync/" in p]) == 2
