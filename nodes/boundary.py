@@ -89,6 +89,13 @@ def image_to_frames(image) -> np.ndarray:
     return (np.clip(np.nan_to_num(array[..., :3]), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def mask_to_array(mask) -> np.ndarray:
+    """ComfyUI ``MASK`` (torch or numpy, ``[B,H,W]`` or ``[H,W]``, 0..1) → float32 numpy of the same shape."""
+    if hasattr(mask, "detach"):
+        mask = mask.detach().cpu().float().numpy()
+    return np.asarray(mask, dtype=np.float32)
+
+
 def frames_to_image(frames: np.ndarray):
     """``uint8 [B,H,W,3]`` (or one ``[H,W,3]``) → ComfyUI ``IMAGE``: torch when installed, else numpy."""
     array = np.asarray(frames)

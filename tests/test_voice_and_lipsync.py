@@ -273,3 +273,13 @@ def test_wav_round_trip(tmp_path, speech):
     back = read_audio(path)
     assert back.sample_rate == 22050 and back.frames == speech.audio.frames
     assert np.abs(back.samples - speech.audio.samples).max() < 1e-3
+
+
+def test_mouth_region_mask_gives_the_box():
+    from animstudio.nodes.lipsync.mouths import box_from_mask
+
+    mask = np.zeros((1, 60, 80), np.float32)
+    mask[0, 12:30, 40:70] = 1.0
+    assert box_from_mask(mask) == MouthBox(40, 12, 30, 18)
+    with pytest.raises(ValueError, match="empty"):
+        box_from_mask(np.zeros((60, 80)))

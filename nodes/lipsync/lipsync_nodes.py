@@ -10,7 +10,7 @@ import numpy as np
 from .. import boundary
 from .engine import ENGINES, lipsync_audio
 from .formats import FORMATS, write_cues
-from .mouths import MouthBox, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
+from .mouths import MouthBox, box_from_mask, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
 from .visemes import to_viseme_json
 
 MOUTH_CUES = "MOUTH_CUES"
@@ -99,13 +99,15 @@ class AnimStudioTalkingMouth:
             "mouth_masks": ("MASK", {"tooltip": "Alpha for mouth_images, same order."}),
             "mouth_folder": ("STRING", {"default": "", "tooltip": "Folder (inside the input folder) with A.png … X.png; "
                                                                 "empty with no images: the built-in drawn set."}),
+            "mouth_region": ("MASK", {"tooltip": "Where the mouth is on the base frame; when given, its bounding box "
+                                                 "replaces x, y, width and height."}),
         }}
 
     def animate(self, mouth_cues, base, x, y, width, height, fps, mouth_images=None, mouth_masks=None,
-                mouth_folder=""):
+                mouth_folder="", mouth_region=None):
         mouths = _mouth_set(mouth_images, mouth_masks, mouth_folder)
         frames = boundary.image_to_frames(base)
-        box = MouthBox(x, y, width, height)
+        box = MouthBox(x, y, width, height) if mouth_region is None else box_from_mask(boundary.mask_to_array(mouth_region))
         count = max(len(frames), int(np.ceil(mouth_cues.duration * fps - 1e-9)))
         progress = boundary.Progress(count)
         out = []
@@ -118,9 +120,7 @@ class AnimStudioTalkingMouth:
 
 def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
     if mouth_images is not None:
-        masks = None
-        if mouth_masks is not None:
-            masks = mouth_masks.detach().cpu().numpy() if hasattr(mouth_masks, "detach") else np.asarray(mouth_masks)
+        masks = boundary.mask_to_array(mouth_masks) if mouth_masks is not None else None
         return mouth_set_from_batch(boundary.image_to_frames(mouth_images), masks)
     if mouth_folder:
         from ...translator.paths import resolve_inside

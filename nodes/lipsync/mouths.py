@@ -37,6 +37,16 @@ def _complete(found: dict[str, np.ndarray], source: str) -> MouthSet:
     return found
 
 
+def box_from_mask(mask: np.ndarray) -> MouthBox:
+    """The bounding box of a mouth-region mask (first of a batch; values above 0.5 count)."""
+    region = np.asarray(mask)
+    region = region[0] if region.ndim == 3 else region
+    ys, xs = np.nonzero(region > 0.5)
+    if not len(xs):
+        raise ValueError("the mouth region mask is empty")
+    return MouthBox(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
 def load_mouth_folder(folder: str | Path) -> MouthSet:
     """``A.png`` … ``F.png`` (and optionally ``G``, ``H``, ``X``) from a folder, any common image type."""
     folder = Path(folder)
