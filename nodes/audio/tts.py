@@ -8,7 +8,7 @@ sentences with short pauses and click-free fades. What a voice asks for that its
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np

@@ -16,6 +16,8 @@ import numpy as np
 from ..audio.clip import AudioClip
 from ..audio.mixing import place
 from .camera import crop_window
+from .dialogue import Dialogue
+from .subtitles import SubtitleCue
 from .frames import cover_box, crop_resize
 
 TRANSITIONS = ("cut", "dissolve", "fade_black", "wipe_left", "wipe_right")
@@ -32,6 +34,7 @@ class Clip:
     make_frames: Callable[[], Iterator[np.ndarray]] = field(repr=False, compare=False)
     label: str = ""
     audio: AudioClip | None = field(default=None, repr=False, compare=False)  # starts with the clip's first frame
+    subtitles: tuple[SubtitleCue, ...] = field(default=(), compare=False)     # times from the clip's first frame
 
     @property
     def seconds(self) -> float:
@@ -57,23 +60,50 @@ def frame_count_for(seconds: float, fps: float) -> int:
 
 
 def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds: float,
-               move: str = "static", seed: int = 0, label: str = "", audio: AudioClip | None = None) -> Clip:
-    """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length."""
+               move: str = "static", seed: int = 0, label: str = "", audio: AudioClip | None = None,
+               dialogue: Dialogue | None = None, rigs: tuple = ()) -> Clip:
+    """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length.
+
+    With ``dialogue`` the clip carries its sound and subtitles, and each mouth ``rig`` (a character's mouth
+    box on the picture) shows that character's mouth shape at every frame's time, drawn on the picture
+    before the camera moves, so the mouth moves with the face.
+    """
     picture = np.ascontiguousarray(picture[..., :3], dtype=np.uint8)
     box = cover_box(picture.shape[1], picture.shape[0], width, height)
     count = frame_count_for(seconds, fps)
+    if dialogue is not None and audio is None:
+        audio = dialogue.audio()
+    talking = _mouth_drawer(picture, dialogue, rigs) if dialogue is not None and rigs else None
 
     def make() -> Iterator[np.ndarray]:
-        if move == "static":
+        if move == "static" and talking is None:
             frame = crop_resize(picture, box, width, height)
             for _ in range(count):
                 yield frame
             return
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            yield crop_resize(picture, crop_window(move, t, box, seed, i), width, height)
+            source = talking(i / fps) if talking is not None else picture
+            yield crop_resize(source, crop_window(move, t, box, seed, i), width, height)
 
-    return Clip(width, height, fps, count, make, label, audio)
+    subtitles = dialogue.subtitles() if dialogue is not None else ()
+    return Clip(width, height, fps, count, make, label, audio, subtitles)
+
+
+def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple):
+    """A function of time giving the picture with every rigged character's mouth at that moment."""
+    from ..lipsync.mouths import check_box, composite_mouth, scaled_mouths
+
+    for rig in rigs:
+        check_box(rig.box, picture.shape[1], picture.shape[0])
+    prepared = [(rig, scaled_mouths(rig.mouths, rig.box)) for rig in rigs]
+
+    def draw(seconds: float) -> np.ndarray:
+        frame = picture
+        for rig, images in prepared:
+            frame = composite_mouth(frame, images, dialogue.mouth_shape(rig.speaker, seconds), rig.box)
+        return frame
+    return draw
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,18 @@ class Film:
         channels = max(a.channels for _, a in voiced)
         starts = self.clip_starts()
         return place([(starts[i] / self.fps, a) for i, a in voiced], self.seconds, rate, channels)
+
+    def subtitle_track(self) -> tuple[SubtitleCue, ...]:
+        """Every clip's subtitles at the time the clip starts in the cut, each ending by its clip's end."""
+        starts = self.clip_starts()
+        out = []
+        for i, clip in enumerate(self.clips):
+            offset = starts[i] / self.fps
+            for cue in clip.subtitles:
+                end = min(cue.end, clip.seconds)
+                if end > cue.start:
+                    out.append(SubtitleCue(cue.start + offset, end + offset, cue.text, cue.speaker))
+        return tuple(out)
 
     def clip_starts(self) -> list[int]:
         """The frame each clip starts at in the cut."""

@@ -7,14 +7,17 @@ until the save node streams the cut into the encoder, so a long film costs no mo
 from __future__ import annotations
 
 import hashlib
-
+import logging
 
 from ...translator.paths import PathEscapeError, resolve_inside
 from .. import boundary
 from .camera import CAMERA_MOVES
 from .clips import TRANSITIONS, Clip, Film, Transition, frame_count_for, iter_film_frames, still_clip, video_clip
 from .frames import fit_cover, load_rgb
+from .subtitles import SubtitleStyle, active_caption, burn_in, find_font, to_srt, to_webvtt
 from .video_io import write_video
+
+log = logging.getLogger(__name__)
 
 CLIP = "ANIMSTUDIO_CLIP"
 FILM = "ANIMSTUDIO_FILM"
@@ -105,24 +108,35 @@ class AnimStudioShotClip:
                                                                       "tail_seconds when the audio is longer."}),
             "tail_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
                                        "tooltip": "Breath after the audio when fitting to it."}),
+            "dialogue": ("ANIMSTUDIO_DIALOGUE", {"tooltip": "The shot's dialogue: its sound, subtitles and mouth "
+                                                            "timing (used instead of audio)."}),
+            "mouth_rigs": ("ANIMSTUDIO_MOUTH_RIGS", {"tooltip": "Where each character's mouth is on the keyframe; "
+                                                                "their mouths then move with their lines."}),
         }}
 
     def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label="", audio=None,
-                  fit_to_audio=False, tail_seconds=0.5):
+                  fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None):
         sound = boundary.audio_from_comfy(audio) if audio is not None else None
-        if sound is not None and fit_to_audio:
-            seconds = max(seconds, sound.seconds + tail_seconds)
-        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound),)
+        spoken = dialogue.seconds if dialogue is not None else (sound.seconds if sound is not None else 0.0)
+        if fit_to_audio and spoken:
+            seconds = max(seconds, spoken + tail_seconds)
+        elif spoken > seconds:
+            log.warning("shot %s: its sound (%.2f s) is longer than the shot (%.2f s) and is cut at the shot's end",
+                        label or "?", spoken, seconds)
+        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
+                                tuple(mouth_rigs or ())),)
 
 
 def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
-                    seed: int = 0, label: str = "", audio=None) -> Clip:
+                    seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = ()) -> Clip:
     """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames."""
     if width % 2 or height % 2:
-        raise ValueError(f"film size {width}x{height} must be even")
+        raise ValueError(f"film size {width}x{height} must be even: video is stored as 4:2:0, which halves both")
+    if seconds <= 0:
+        raise ValueError(f"shot {label or '?'} has no length ({seconds} s)")
     frames = boundary.image_to_frames(image)
     if len(frames) == 1:
-        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio)
+        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
     count = frame_count_for(seconds, fps)
     batch = [fit_cover(f, width, height) for f in frames]
     return Clip(width, height, fps, count, lambda: iter(batch), label, audio)
@@ -181,8 +195,9 @@ class AnimStudioAppendClip:
 
 
 class AnimStudioSaveFilm:
-    DESCRIPTION = ("Renders a film to an H.264 MP4 in the output folder, streaming frames to the encoder so memory "
-                   "stays flat however long the film is. Shows progress and stops on Cancel.")
+    DESCRIPTION = ("Renders a film to an H.264 + AAC MP4 in the output folder, streaming frames to the encoder so "
+                   "memory stays flat however long the film is: dialogue at its times, an optional music bed ducked "
+                   "under it, subtitles burned in and/or written as SRT/WebVTT. Shows progress and stops on Cancel.")
     CATEGORY = "animstudio/film"
     RETURN_TYPES = ()
     OUTPUT_NODE = True
@@ -194,29 +209,75 @@ class AnimStudioSaveFilm:
             "film": (FILM, {"tooltip": "The film to render."}),
             "filename_prefix": ("STRING", {"default": "animstudio/film",
                                            "tooltip": "File name prefix in the output folder; may include subfolders."}),
+        }, "optional": {
+            "burn_subtitles": ("BOOLEAN", {"default": False, "tooltip": "Draw the dialogue's subtitles on the frames."}),
+            "subtitle_files": (["none", "srt", "vtt", "srt+vtt"], {"default": "none",
+                                                                   "tooltip": "Subtitle sidecar files next to the film."}),
+            "subtitle_size": ("INT", {"default": 0, "min": 0, "max": 400,
+                                      "tooltip": "Caption height in pixels; 0 = 5.5% of the frame height."}),
+            "subtitle_font": ("STRING", {"default": "", "tooltip": "Font file for captions; empty = one that covers the "
+                                                                   "text (CJK included) from the system's fonts."}),
+            "subtitle_position": (["bottom", "top"], {"default": "bottom", "tooltip": "Where captions sit."}),
+            "music": ("AUDIO", {"tooltip": "A music bed under the whole film (cut or padded to its length)."}),
+            "music_gain_db": ("FLOAT", {"default": -14.0, "min": -60.0, "max": 12.0, "step": 0.5,
+                                        "tooltip": "Music level when nobody speaks."}),
+            "duck_db": ("FLOAT", {"default": -10.0, "min": -60.0, "max": 0.0, "step": 0.5,
+                                  "tooltip": "How much the music dips under dialogue."}),
         }}
 
-    def save(self, film, filename_prefix):
+    def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
+             subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0):
         path, subfolder, name = boundary.next_output_path(filename_prefix, "mp4")
-        render_film(film, path)
-        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
-                       "animated": (True,)}, "result": ()}
+        style = SubtitleStyle(font=subtitle_font, size=subtitle_size, position=subtitle_position)
+        music_clip = boundary.audio_from_comfy(music) if music is not None else None
+        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db)
+        files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
+        for kind in ("srt", "vtt"):
+            if kind in subtitle_files.split("+"):
+                sidecar = path.with_suffix(f".{kind}")
+                cues = film.subtitle_track()
+                sidecar.write_text(to_srt(cues) if kind == "srt" else to_webvtt(cues), encoding="utf-8")
+                files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]}, "result": ()}
 
 
-def render_film(film: Film, path) -> None:
-    """Stream ``film`` into an MP4 at ``path``, reporting progress and honouring ComfyUI's interrupt."""
+def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
+                duck_db: float = -10.0) -> None:
+    """Stream ``film`` into an MP4 at ``path``, reporting progress and honouring ComfyUI's interrupt.
+
+    Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
+    sound placed at their times, with ``music`` ducked under it when given.
+    """
     if not film.clips:
         raise ValueError("the film has no clips")
     first = film.clips[0]
     progress = boundary.Progress(film.frame_count)
+    captions = film.subtitle_track() if subtitles is not None else ()
+    if captions:
+        for cue in captions:  # fail before encoding anything if a caption has no font
+            find_font(cue.text if not cue.speaker else f"{cue.speaker}: {cue.text}", subtitles.font)
 
     def frames():
-        for frame in iter_film_frames(film):
+        for index, frame in enumerate(iter_film_frames(film)):
             boundary.check_interrupted()
-            yield frame
+            caption = active_caption(captions, index / film.fps) if captions else None
+            yield burn_in(frame, caption, subtitles) if caption else frame
 
     write_video(frames(), path, first.fps, first.width, first.height, on_frame=lambda n: progress.update(1),
-                audio=film.audio_track())
+                audio=soundtrack(film, music, music_gain_db, duck_db))
+
+
+def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0):
+    """The film's sound: clip audio at clip times, plus a ducked music bed; None when the film is silent."""
+    from ..audio.clip import AudioClip
+    from ..audio.mixing import mix_with_ducking
+
+    dialogue = film.audio_track()
+    if music is None:
+        return dialogue
+    if dialogue is None:
+        dialogue = AudioClip.silence(film.seconds, music.sample_rate, music.channels)
+    return mix_with_ducking(dialogue, music, music_gain_db, duck_db)
 
 
 NODE_CLASS_MAPPINGS = {

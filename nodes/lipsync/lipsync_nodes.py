@@ -10,7 +10,7 @@ import numpy as np
 from .. import boundary
 from .engine import ENGINES, lipsync_audio
 from .formats import FORMATS, write_cues
-from .mouths import MouthBox, box_from_mask, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
+from .mouths import MouthBox, MouthRig, box_from_mask, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
 from .visemes import to_viseme_json
 
 MOUTH_CUES = "MOUTH_CUES"
@@ -129,12 +129,47 @@ def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
     return builtin_mouth_set()
 
 
+MOUTH_RIGS = "ANIMSTUDIO_MOUTH_RIGS"
+
+
+class AnimStudioMouthRig:
+    DESCRIPTION = ("Where a character's mouth is on a keyframe, and which mouth set to draw there. Chain rigs for "
+                   "several characters; Shot Clip then animates each from that character's lines.")
+    CATEGORY = "animstudio/lipsync"
+    RETURN_TYPES = (MOUTH_RIGS,)
+    RETURN_NAMES = ("mouth_rigs",)
+    OUTPUT_TOOLTIPS = ("The rigs so far, this one included.",)
+    FUNCTION = "rig"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "speaker": ("STRING", {"default": "", "tooltip": "The character, as named in Dialogue Line."}),
+            "x": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip": "Mouth box left edge, keyframe pixels."}),
+            "y": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip": "Mouth box top edge, keyframe pixels."}),
+            "width": ("INT", {"default": 64, "min": 1, "max": 16384, "tooltip": "Mouth box width, keyframe pixels."}),
+            "height": ("INT", {"default": 64, "min": 1, "max": 16384, "tooltip": "Mouth box height, keyframe pixels."}),
+        }, "optional": {
+            "mouth_folder": ("STRING", {"default": "", "tooltip": "Folder (inside the input folder) with A.png … X.png; "
+                                                                "empty: the built-in drawn set."}),
+            "mouth_images": ("IMAGE", {"tooltip": "Mouth shapes as a batch in order A, B, C, D, E, F[, G, H, X]."}),
+            "mouth_masks": ("MASK", {"tooltip": "Alpha for mouth_images, same order."}),
+            "previous": (MOUTH_RIGS, {"tooltip": "Rigs of other characters in the same shot."}),
+        }}
+
+    def rig(self, speaker, x, y, width, height, mouth_folder="", mouth_images=None, mouth_masks=None, previous=None):
+        rig = MouthRig(speaker, MouthBox(x, y, width, height), _mouth_set(mouth_images, mouth_masks, mouth_folder))
+        return (tuple(previous or ()) + (rig,),)
+
+
 NODE_CLASS_MAPPINGS = {
+    "AnimStudioMouthRig": AnimStudioMouthRig,
     "AnimStudioLipSync": AnimStudioLipSync,
     "AnimStudioSaveMouthCues": AnimStudioSaveMouthCues,
     "AnimStudioTalkingMouth": AnimStudioTalkingMouth,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "AnimStudioMouthRig": "Mouth Rig",
     "AnimStudioLipSync": "Lip Sync (Rhubarb shapes)",
     "AnimStudioSaveMouthCues": "Save Mouth Cues",
     "AnimStudioTalkingMouth": "Talking Mouth",

@@ -108,7 +108,36 @@ def builtin_mouth_set(size: int = 96) -> MouthSet:
     return out
 
 
-def _scaled(mouths: MouthSet, box: MouthBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+@dataclass(frozen=True)
+class MouthRig:
+    """One character's mouth on a keyframe: whose it is, where it goes, and the shapes to draw."""
+
+    speaker: str
+    box: MouthBox
+    mouths: MouthSet = None  # type: ignore[assignment]
+
+    def __hash__(self):
+        return hash((self.speaker, self.box))
+
+
+def composite_mouth(frame: np.ndarray, rig_images: dict[str, tuple[np.ndarray, np.ndarray]], shape: str,
+                    box: MouthBox) -> np.ndarray:
+    """``frame`` (a copy) with the scaled mouth for ``shape`` blended into ``box``."""
+    rgb, alpha = rig_images[shape]
+    out = frame.copy()
+    region = out[box.y:box.y + box.height, box.x:box.x + box.width].astype(np.float32)
+    out[box.y:box.y + box.height, box.x:box.x + box.width] = (region * (1 - alpha) + rgb * alpha + 0.5).astype(np.uint8)
+    return out
+
+
+def check_box(box: MouthBox, width: int, height: int) -> None:
+    if box.width <= 0 or box.height <= 0:
+        raise ValueError("the mouth box must have a positive size")
+    if box.x < 0 or box.y < 0 or box.x + box.width > width or box.y + box.height > height:
+        raise ValueError(f"the mouth box {box} does not fit in the {width}x{height} frame")
+
+
+def scaled_mouths(mouths: MouthSet, box: MouthBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each mouth resized to the box once: RGB and alpha (0..1) ready to blend."""
     scaled = {}
     for shape, rgba in mouths.items():
@@ -125,16 +154,9 @@ def frame_count(cues: MouthCues, fps: float) -> int:
 def talking_frames(cues: MouthCues, mouths: MouthSet, base: Sequence[np.ndarray], box: MouthBox,
                    fps: float, count: int | None = None) -> Iterator[np.ndarray]:
     """Frames at ``fps``: frame n is base frame n (the last one held) with the mouth of the cue at n/fps."""
-    if box.width <= 0 or box.height <= 0:
-        raise ValueError("the mouth box must have a positive size")
     h, w = base[0].shape[:2]
-    if box.x < 0 or box.y < 0 or box.x + box.width > w or box.y + box.height > h:
-        raise ValueError(f"the mouth box {box} does not fit in the {w}x{h} frame")
-    scaled = _scaled(mouths, box)
+    check_box(box, w, h)
+    scaled = scaled_mouths(mouths, box)
     total = count if count is not None else frame_count(cues, fps)
     for n in range(total):
-        frame = base[min(n, len(base) - 1)].astype(np.float32)
-        rgb, alpha = scaled[cues.shape_at(n / fps)]
-        region = frame[box.y:box.y + box.height, box.x:box.x + box.width]
-        frame[box.y:box.y + box.height, box.x:box.x + box.width] = region * (1 - alpha) + rgb * alpha
-        yield (frame + 0.5).astype(np.uint8)
+        yield composite_mouth(base[min(n, len(base) - 1)], scaled, cues.shape_at(n / fps), box)

@@ -1,0 +1,66 @@
+"""Dialogue nodes: spoken lines with their text, speaker and mouth cues, joined into a shot's dialogue.
+
+``ANIMSTUDIO_DIALOGUE`` carries a :class:`~.dialogue.Dialogue`; Shot Clip turns it into the shot's sound,
+its subtitles and, with mouth rigs, its moving mouths.
+"""
+from __future__ import annotations
+
+from .. import boundary
+from .dialogue import Dialogue, SpokenLine
+
+DIALOGUE = "ANIMSTUDIO_DIALOGUE"
+
+
+class AnimStudioDialogueLine:
+    DESCRIPTION = ("One spoken line as dialogue: its audio, what is said (for subtitles), who says it (for the "
+                   "mouth rig of that character) and, optionally, its mouth cues from Lip Sync.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = (DIALOGUE,)
+    RETURN_NAMES = ("dialogue",)
+    OUTPUT_TOOLTIPS = ("A dialogue of one line, starting at 0.",)
+    FUNCTION = "line"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "audio": ("AUDIO", {"tooltip": "The spoken line."}),
+            "text": ("STRING", {"multiline": True, "default": "", "tooltip": "What is said (the subtitle)."}),
+            "speaker": ("STRING", {"default": "", "tooltip": "Who says it: matches a Mouth Rig's speaker; shown "
+                                                             "before the subtitle."}),
+        }, "optional": {
+            "mouth_cues": ("MOUTH_CUES", {"tooltip": "The line's mouth cues, to animate the speaker's mouth."}),
+        }}
+
+    def line(self, audio, text, speaker, mouth_cues=None):
+        return (Dialogue((SpokenLine(speaker, text, 0.0, boundary.audio_from_comfy(audio), mouth_cues),)),)
+
+
+class AnimStudioJoinDialogue:
+    DESCRIPTION = "Joins two dialogues: the second starts a pause after the first ends. Chain it for every line of a shot."
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = (DIALOGUE,)
+    RETURN_NAMES = ("dialogue",)
+    OUTPUT_TOOLTIPS = ("Both dialogues, one after the other.",)
+    FUNCTION = "join"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "first": (DIALOGUE, {"tooltip": "What is said first."}),
+            "second": (DIALOGUE, {"tooltip": "What follows."}),
+            "gap_seconds": ("FLOAT", {"default": 0.35, "min": 0.0, "max": 30.0, "step": 0.05,
+                                      "tooltip": "Pause between them."}),
+        }}
+
+    def join(self, first, second, gap_seconds):
+        return (first.then(second, gap_seconds),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "AnimStudioDialogueLine": AnimStudioDialogueLine,
+    "AnimStudioJoinDialogue": AnimStudioJoinDialogue,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AnimStudioDialogueLine": "Dialogue Line",
+    "AnimStudioJoinDialogue": "Join Dialogue",
+}
