@@ -73,6 +73,36 @@ def list_input_files(suffixes: tuple[str, ...]) -> list[str]:
     return sorted(names)
 
 
+def input_file(name: str) -> Path:
+    """A file named by a graph, inside the input folder (never outside it)."""
+    from ..translator.paths import PathEscapeError, resolve_inside
+
+    try:
+        return resolve_inside(input_directory(), name)
+    except PathEscapeError:
+        raise ValueError(f"{name!r} leaves the input folder") from None
+
+
+def input_file_problem(name: str) -> bool | str:
+    """``VALIDATE_INPUTS`` for file inputs: True, or what is wrong with the name."""
+    try:
+        path = input_file(name)
+    except ValueError as exc:
+        return str(exc)
+    return True if path.is_file() else f"file not found in the input folder: {name}"
+
+
+def input_file_hash(name: str) -> str:
+    """``IS_CHANGED`` for file inputs: the content hash, so an edited file re-runs the node."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(input_file(name), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 

@@ -172,7 +172,7 @@ def test_socket_drop_falls_back_to_polling_history(comfy_server, tmp_path):
     outputs = client.run(compiled.graph, compiled.node_shots, on_event, poll_interval=0.2)
     assert events and "execution_success" not in events  # the end was learnt from /history
     files = client.output_files(outputs)
-    assert {f.filename.rsplit(".", 1)[1] for f in files} == {"png", "mp4"}
+    assert {f.filename.rsplit(".", 1)[1] for f in files} == {"png", "mp4"}  # no dialogue: no subtitle files
     for item in files:
         assert client.download(item, tmp_path / "dl").stat().st_size > 0
 

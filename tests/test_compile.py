@@ -69,15 +69,23 @@ def test_example_compiles():
     assert of_class(g, "AnimStudioLoadPanel") == sorted(f"{s}:panel" for s in ("opening", "keeper-window", "ship-storm", "beam"))
     assert len(of_class(g, "AnimStudioShotClip")) == 4 and of_class(g, "AnimStudioSaveFilm") == ["film:save"]
     assert not of_class(g, "KSampler")  # every shot has its panel: nothing is generated
-    assert g["film:save"]["inputs"] == {"film": ["beam:append", 0], "filename_prefix": "animstudio/the-last-lighthouse"}
+    assert g["film:save"]["inputs"] == {
+        "film": ["beam:append", 0], "filename_prefix": "animstudio/the-last-lighthouse", "burn_subtitles": True,
+        "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
+        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0}
+    assert g["film:music"]["class_type"] == "AnimStudioLoadAudio"
+    assert g["keeper-window:clip"]["inputs"]["mouth_rigs"] == ["keeper-window:mouth-keeper:rig", 0]
+    assert g["keeper-window:clip"]["inputs"]["dialogue"] == ["keeper-window:line-1:line", 0]
     assert g["opening:clip"]["inputs"]["camera_move"] == "zoom_in"
     assert g["beam:append"]["inputs"]["transition"] == "wipe_right"
     uploads = film.graphs[0].uploads
-    assert [u.local_path.name for u in uploads] == ["01-lighthouse.png", "02-keeper.png", "03-ship.png", "04-beam.png"]
-    for u in uploads:
+    assert [u.local_path.name for u in uploads] == ["01-lighthouse.png", "02-keeper.png", "03-ship.png", "04-beam.png",
+                                                    "night-pad.ogg"]
+    for u in uploads[:4]:
         assert u.subfolder == "animstudio/panels"
         assert u.filename == hashlib.sha256(u.local_path.read_bytes()).hexdigest()[:16] + "-" + u.local_path.name
         assert g[f"{film.storyboard.shots[uploads.index(u)].id}:panel"]["inputs"]["image"] == u.name
+    assert uploads[4].subfolder == "animstudio/music" and g["film:music"]["inputs"]["audio"] == uploads[4].name
 
 
 def test_compile_is_deterministic():
@@ -210,8 +218,10 @@ def test_per_shot_shape(tmp_path):
     for shot, g in zip(sb.shots, film.graphs):
         assert g.shot_id == shot.id
         assert of_class(g.graph, "AnimStudioSaveFilm") == ["film:save"]
-        assert g.graph["film:save"]["inputs"] == {"film": [f"{shot.id}:append", 0],
-                                                  "filename_prefix": f"animstudio/shots/{shot.id}"}
+        assert g.graph["film:save"]["inputs"] == {
+            "film": [f"{shot.id}:append", 0], "filename_prefix": f"animstudio/shots/{shot.id}",
+            "burn_subtitles": False, "subtitle_files": "srt", "subtitle_size": 0, "subtitle_font": "",
+            "subtitle_position": "bottom", "music_gain_db": -60.0, "duck_db": -10.0}
         assert g.graph[f"{shot.id}:append"]["inputs"]["transition"] == "cut"
         assert "film" not in g.graph[f"{shot.id}:append"]["inputs"]
         assert {g.node_shots[n] for n in g.graph} == {shot.id}
@@ -228,7 +238,8 @@ def test_per_shot_shape(tmp_path):
         assert append["clip"] == [f"{shot.id}:video", 0]
         assert (append["transition"], append["transition_seconds"]) == (shot.transition.type, shot.transition.duration)
         assert append.get("film") == ([f"{sb.shots[i - 1].id}:append", 0] if i else None)
-    assert c["film:save"]["inputs"] == {"film": ["p2:append", 0], "filename_prefix": "animstudio/two-friends"}
+    assert {k: v for k, v in c["film:save"]["inputs"].items() if k in ("film", "filename_prefix", "burn_subtitles")} == {
+        "film": ["p2:append", 0], "filename_prefix": "animstudio/two-friends", "burn_subtitles": True}
     assert compose.node_shots["film:save"] is None and compose.node_shots["g2:video"] == "g2"
     with pytest.raises(ValueError, match="unknown graph shape"):
         compile_storyboard(sb, "batch")
@@ -298,7 +309,9 @@ def test_golden_film_graph(tmp_path):
         "b:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["b:clip", 0], "transition": "dissolve", "transition_seconds": 0.5, "film": ["a:append", 0]}},
         "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {
-            "film": ["b:append", 0], "filename_prefix": "animstudio/golden-test"}},
+            "film": ["b:append", 0], "filename_prefix": "animstudio/golden-test", "burn_subtitles": True,
+            "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
+            "music_gain_db": -60.0, "duck_db": -10.0}},
     }
     assert compiled.graph == expected
     assert compiled.to_json() == graph_json(expected)  # same node and key order, byte for byte

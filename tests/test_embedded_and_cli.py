@@ -111,7 +111,7 @@ def test_cli_compile_writes_workflow_and_manifest(tmp_path, capsys):
     graph = json.loads(out.read_text())
     manifest = json.loads((tmp_path / "film.manifest.json").read_text())
     assert set(manifest["graphs"][0]["node_shots"]) == set(graph)
-    assert len(manifest["graphs"][0]["uploads"]) == 4
+    assert len(manifest["graphs"][0]["uploads"]) == 5  # four panels and the music bed
     capsys.readouterr()
     assert main(["compile", str(EXAMPLE), "-o", str(tmp_path / "shots"), "--per-shot", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["nodes"] == sum(

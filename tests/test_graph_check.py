@@ -182,7 +182,7 @@ def test_compiled_example_passes_with_its_uploads(pack_info):
     # without them, each panel names a file the engine's input folder does not hold
     problems = graph_problems(g.graph, pack_info, g.node_shots)
     assert [p.where for p in problems] == [f"node '{s.id}:panel' (AnimStudioLoadPanel, shot {s.id})"
-                                           for s in film.storyboard.shots]
+                                           for s in film.storyboard.shots] + ["node 'film:music' (AnimStudioLoadAudio)"]
     assert all("is not one of the allowed values" in p.message for p in problems)
 
 
@@ -193,7 +193,7 @@ def test_compiled_per_shot_example_passes(pack_info):
         uploads = [u.name for u in g.uploads] + (videos if g.name == "compose" else [])
         assert graph_problems(g.graph, pack_info, g.node_shots, uploads) == [], g.name
     compose = film.graph("compose")
-    assert len(graph_problems(compose.graph, pack_info, compose.node_shots)) == len(videos)
+    assert len(graph_problems(compose.graph, pack_info, compose.node_shots)) == len(videos) + 1  # and the music
 
 
 def test_broken_compiled_graph_names_shot_and_class(pack_info):

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from .storyboard import FIT_TO_DIALOGUE, Shot, Storyboard
+from .storyboard import BUILTIN_MOUTH_SETS, FIT_TO_DIALOGUE, Shot, Storyboard
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "templates"
 FILM_SCOPE = "film"
@@ -173,12 +174,16 @@ def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def panel_upload(path: Path) -> Upload:
-    """Panels are uploaded under a content-hash name: stable, and two projects never overwrite each other."""
+def content_upload(path: Path, subfolder: str) -> Upload:
+    """A file uploaded under a content-hash name: stable, and two projects never overwrite each other."""
     stat = path.stat()
     digest = _file_digest(path, stat.st_size, stat.st_mtime_ns)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem)[:40] or "panel"
-    return Upload(path, PANEL_SUBFOLDER, f"{digest[:16]}-{stem}{path.suffix.lower()}")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem)[:40] or "file"
+    return Upload(path, subfolder, f"{digest[:16]}-{stem}{path.suffix.lower()}")
+
+
+def panel_upload(path: Path) -> Upload:
+    return content_upload(path, PANEL_SUBFOLDER)
 
 
 def shot_video_name(shot_id: str) -> str:
@@ -219,28 +224,61 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
-    }, {"image": image, "film": film, "audio": _dialogue_nodes(board, shot, graph, node_shots)})["film"]
+    }, {"image": image, "film": film, "dialogue": _dialogue_nodes(board, shot, graph, node_shots),
+        "mouth_rigs": _mouth_rig_nodes(board, shot, graph, node_shots, uploads)})["film"]
 
 
 LINE_GAP_SECONDS = 0.35
+MOUTH_SUBFOLDER = "animstudio/mouths"
+MUSIC_SUBFOLDER = "animstudio/music"
 
 
 def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
-    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's audio."""
-    audio: Link | None = None
+    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's dialogue."""
+    dialogue: Link | None = None
     for index, line in enumerate(shot.dialogue):
-        voice = board.characters[line.character].voice
+        character = board.characters[line.character]
+        voice = character.voice
         spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
             "text": line.text, "engine": voice.engine, "voice": voice.name or "", "language": board.project.language,
             "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
             "cues_prefix": f"animstudio/lipsync/{shot.id}-{index + 1}-{line.character}",
-        })["audio"]
-        if audio is None:
-            audio = spoken
+            "speaker": character.display_name,
+        })["dialogue"]
+        if dialogue is None:
+            dialogue = spoken
         else:
-            audio = instantiate("join_audio", f"{shot.id}:dialogue-{index + 1}", graph, node_shots, shot.id,
-                                {"gap": LINE_GAP_SECONDS}, {"first": audio, "second": spoken})["audio"]
-    return audio
+            dialogue = instantiate("join_dialogue", f"{shot.id}:dialogue-{index + 1}", graph, node_shots, shot.id,
+                                   {"gap": LINE_GAP_SECONDS}, {"first": dialogue, "second": spoken})["dialogue"]
+    return dialogue
+
+
+def _mouth_rig_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict,
+                     uploads: list[Upload]) -> Link | None:
+    """A mouth rig for every character the shot places a mouth box for, with that character's mouth set."""
+    rigs: Link | None = None
+    for cid, box in shot.mouths.items():
+        character = board.characters[cid]
+        folder = ""
+        if character.mouth_shapes and character.mouth_shapes not in BUILTIN_MOUTH_SETS:
+            files = mouth_set_uploads(board.base_dir / character.mouth_shapes)
+            uploads.extend(files)
+            folder = files[0].subfolder
+        rigs = instantiate("mouth_rig", f"{shot.id}:mouth-{cid}", graph, node_shots, shot.id, {
+            "speaker": character.display_name, "x": box.x, "y": box.y, "width": box.width, "height": box.height,
+            "mouth_folder": folder}, {"previous": rigs})["mouth_rigs"]
+    return rigs
+
+
+def mouth_set_uploads(folder: Path) -> list[Upload]:
+    """A mouth-set folder's shape images, uploaded together under a subfolder named by their content."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".png", ".webp", ".jpg", ".jpeg"))
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}:{_file_digest(path, stat.st_size, stat.st_mtime_ns)}".encode())
+    subfolder = f"{MOUTH_SUBFOLDER}/{digest.hexdigest()[:16]}"
+    return [Upload(path, subfolder, path.name) for path in files]
 
 
 def _clip_params(board: Storyboard, shot: Shot) -> dict[str, Any]:
@@ -267,7 +305,7 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
         film: Link | None = None
         for shot in board.shots:
             film = _shot_nodes(board, shot, graph, node_shots, uploads, checkpoint, film)
-        _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}")
+        _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads)
         return CompiledFilm("film", [CompiledGraph("film", graph, node_shots, _unique(uploads))], board)
     if shape != "per_shot":
         raise ValueError(f"unknown graph shape {shape!r}: use 'film' or 'per_shot'")
@@ -278,14 +316,15 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
         # each shot video starts with a plain cut: transitions are applied when the compose graph joins them
         film = _shot_nodes(board, _as_cut(shot), graph, node_shots, uploads, checkpoint, None)
         _save(board, graph, node_shots, film, f"animstudio/shots/{shot.id}", shot.id)
-        graphs.append(CompiledGraph(f"shot-{shot.id}", graph, node_shots, uploads, shot.id))
+        graphs.append(CompiledGraph(f"shot-{shot.id}", graph, node_shots, _unique(uploads), shot.id))
     graph, node_shots = {}, {}
     film = None
     for shot in board.shots:
         film = instantiate("shot_from_video", shot.id, graph, node_shots, shot.id, {
             "video": shot_video_name(shot.id), **_clip_params(board, shot)}, {"film": film})["film"]
-    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}")
-    graphs.append(CompiledGraph("compose", graph, node_shots, []))
+    compose_uploads: list[Upload] = []
+    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=compose_uploads)
+    graphs.append(CompiledGraph("compose", graph, node_shots, compose_uploads))
     return CompiledFilm("per_shot", graphs, board)
 
 
@@ -297,8 +336,25 @@ def _as_cut(shot: Shot) -> Shot:
     return replace(shot, transition=Transition("cut", shot.transition.duration))
 
 
-def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix: str, shot_id: str | None = None) -> None:
-    instantiate("save_film", FILM_SCOPE, graph, node_shots, shot_id, {"filename_prefix": prefix}, {"film": film})
+def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix: str, shot_id: str | None = None,
+          uploads: list[Upload] | None = None) -> None:
+    """The save node. A per-shot graph (``shot_id``) writes plain video and an SRT beside it for the compose
+    graph; the film graph burns captions, writes sidecars and lays the music bed as the storyboard asks."""
+    subtitles = board.project.subtitles
+    music = None
+    if shot_id is None and board.music and uploads is not None:
+        cue = board.music[0]
+        upload = content_upload(cue.file, MUSIC_SUBFOLDER)
+        uploads.append(upload)
+        music = instantiate("music", FILM_SCOPE, graph, node_shots, None, {"music": upload.name})["audio"]
+    instantiate("save_film", FILM_SCOPE, graph, node_shots, shot_id, {
+        "filename_prefix": prefix,
+        "burn_subtitles": subtitles.burn if shot_id is None else False,
+        "subtitle_files": subtitles.files if shot_id is None else "srt",
+        "subtitle_size": subtitles.size, "subtitle_font": subtitles.font, "subtitle_position": subtitles.position,
+        "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
+        else -60.0,
+    }, {"film": film, "music": music})
 
 
 def _unique(uploads: list[Upload]) -> list[Upload]:

@@ -187,6 +187,9 @@ def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | No
         return None
     target = out_dir / f"{slug(board.project.title)}.mp4"
     shutil.copyfile(films[-1], target)
+    for sidecar in (films[-1].with_suffix(".srt"), films[-1].with_suffix(".vtt")):
+        if sidecar in files:
+            shutil.copyfile(sidecar, target.with_suffix(sidecar.suffix))
     return target
 
 
@@ -241,6 +244,12 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
         if not rendered:
             raise AnimStudioError(f"shot {shot_id}: the graph ran but produced no video")
         os.replace(rendered[-1], video)
+        sidecar = rendered[-1].with_suffix(".srt")
+        if sidecar.is_file():
+            os.replace(sidecar, video.with_suffix(".srt"))
+            files = [f for f in files if f != sidecar]
+        else:
+            video.with_suffix(".srt").unlink(missing_ok=True)
         key_file.write_text(key + "\n")
         result = report.shots[shot_id]
         result.status, result.seconds = "rendered", round(time.monotonic() - started, 3)
@@ -250,8 +259,11 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
         reporter.shot_done(shot_id)
     compose = compiled.graphs[-1]
     reporter.stage("composing the film")
-    names = [engine.upload(shots_dir / f"{s.id}.mp4", SHOT_VIDEO_SUBFOLDER, f"{s.id}.mp4")
-             for s in compiled.storyboard.shots]
+    names = _upload_all(compose, engine)
+    for shot in compiled.storyboard.shots:
+        names.append(engine.upload(shots_dir / f"{shot.id}.mp4", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.mp4"))
+        if (shots_dir / f"{shot.id}.srt").is_file():
+            engine.upload(shots_dir / f"{shot.id}.srt", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.srt")
     outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
     files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]

@@ -37,6 +37,30 @@ class Project:
     cfg: float = 7.0
     sampler: str = "euler"
     scheduler: str = "normal"
+    subtitles: "SubtitleSettings" = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.subtitles is None:
+            object.__setattr__(self, "subtitles", SubtitleSettings())
+        elif isinstance(self.subtitles, dict):
+            object.__setattr__(self, "subtitles", SubtitleSettings(**self.subtitles))
+
+
+@dataclass(frozen=True)
+class SubtitleSettings:
+    burn: bool = True
+    files: str = "srt+vtt"
+    size: int = 0
+    font: str = ""
+    position: str = "bottom"
+
+
+@dataclass(frozen=True)
+class MouthBoxSpec:
+    x: int
+    y: int
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +138,7 @@ class Shot:
     transition: Transition = field(default_factory=Transition)
     keyframe: Path | None = None
     seed: int | None = None
+    mouths: dict[str, MouthBoxSpec] = field(default_factory=dict)
 
     @property
     def json_path(self) -> str:
@@ -266,7 +291,8 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             dialogue=tuple(DialogueLine(**line) for line in raw.get("dialogue", ())),
             transition=Transition(**raw.get("transition", {"type": "cut"})),
             keyframe=_file(keyframe, f"$.shots[{i}].keyframe", base_dir, IMAGE_SUFFIXES, problems) if keyframe else None,
-            seed=int(raw["seed"]) if "seed" in raw else None))
+            seed=int(raw["seed"]) if "seed" in raw else None,
+            mouths={cid: MouthBoxSpec(**box) for cid, box in raw.get("mouths", {}).items()}))
     music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
                   for i, m in enumerate(data.get("music", []))
                   if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
@@ -293,6 +319,10 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
             if line.character not in board.characters:
                 problems.append(Problem(f"{where}.dialogue[{j}].character",
                                         f"unknown character {line.character!r}" + _known(line.character, board.characters)))
+        for cid in shot.mouths:
+            if cid not in board.characters:
+                problems.append(Problem(f"{where}.mouths.{cid}", f"unknown character {cid!r}"
+                                        + _known(cid, board.characters)))
         if shot.duration == FIT_TO_DIALOGUE and not shot.dialogue:
             problems.append(Problem(f"{where}.duration", f'"{FIT_TO_DIALOGUE}" needs dialogue, and this shot has none'))
         if shot.index == 0 and shot.transition.type not in ("cut", "fade_black"):
@@ -310,6 +340,11 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
         if cue.start_shot is not None and cue.start_shot not in first_seen:
             problems.append(Problem(f"$.music[{i}].start_shot", f"unknown shot {cue.start_shot!r}"
                                     + _known(cue.start_shot, first_seen)))
+        elif cue.start_shot is not None and cue.start_shot != board.shots[0].id:
+            problems.append(Problem(f"$.music[{i}].start_shot", "a music bed starts with the first shot in format v1 "
+                                                                "(leave start_shot out, or name the first shot)"))
+        if i > 0:
+            problems.append(Problem(f"$.music[{i}]", "format v1 has one music bed per film; mix the others into it"))
     return problems
 
 

@@ -135,7 +135,40 @@ class AnimStudioMixMusic:
         return (boundary.audio_to_comfy(mixed),)
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff")
+
+
+class AnimStudioLoadAudio:
+    DESCRIPTION = ("Loads a sound file (music bed, recorded line) from the input folder. Like core Load Audio, but it "
+                   "also runs in Animation Studio's embedded engine without torch.")
+    CATEGORY = "animstudio/audio"
+    RETURN_TYPES = ("AUDIO",)
+    OUTPUT_TOOLTIPS = ("The sound, in ComfyUI's AUDIO format.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "audio": (boundary.list_input_files(AUDIO_SUFFIXES) or [""], {
+                "audio_upload": True, "tooltip": "Sound file in the input folder (subfolders allowed)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, audio):
+        return boundary.input_file_hash(audio)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, audio):
+        return boundary.input_file_problem(audio)
+
+    def load(self, audio):
+        from .clip import read_audio
+
+        return (boundary.audio_to_comfy(read_audio(boundary.input_file(audio))),)
+
+
 NODE_CLASS_MAPPINGS = {
+    "AnimStudioLoadAudio": AnimStudioLoadAudio,
     "AnimStudioTTS": AnimStudioTTS,
     "AnimStudioJoinAudio": AnimStudioJoinAudio,
     "AnimStudioFitAudio": AnimStudioFitAudio,
@@ -143,6 +176,7 @@ NODE_CLASS_MAPPINGS = {
     "AnimStudioMixMusic": AnimStudioMixMusic,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "AnimStudioLoadAudio": "Load Audio (Animation Studio)",
     "AnimStudioTTS": "Text to Speech (Animation Studio)",
     "AnimStudioJoinAudio": "Join Audio",
     "AnimStudioFitAudio": "Fit Audio to Length",

@@ -17,7 +17,7 @@ from ..audio.clip import AudioClip
 from ..audio.mixing import place
 from .camera import crop_window
 from .dialogue import Dialogue
-from .subtitles import SubtitleCue
+from .subtitles import SubtitleCue, parse_srt
 from .frames import cover_box, crop_resize
 
 TRANSITIONS = ("cut", "dissolve", "fade_black", "wipe_left", "wipe_right")
@@ -232,5 +232,7 @@ def video_clip(path: str | Path, label: str = "") -> Clip:
 
     info = probe_video(path)
     audio = read_audio_track(path) if info.has_audio else None
+    sidecar = Path(path).with_suffix(".srt")  # a per-shot render's subtitles travel beside its video
+    subtitles = parse_srt(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else ()
     return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path),
-                label or Path(path).stem, audio)
+                label or Path(path).stem, audio, subtitles)

@@ -6,10 +6,8 @@ until the save node streams the cut into the encoder, so a long film costs no mo
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 
-from ...translator.paths import PathEscapeError, resolve_inside
 from .. import boundary
 from .camera import CAMERA_MOVES
 from .clips import TRANSITIONS, Clip, Film, Transition, frame_count_for, iter_film_frames, still_clip, video_clip
@@ -23,29 +21,6 @@ CLIP = "ANIMSTUDIO_CLIP"
 FILM = "ANIMSTUDIO_FILM"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
-
-
-def _input_file(name: str):
-    try:
-        return resolve_inside(boundary.input_directory(), name)
-    except PathEscapeError:
-        raise ValueError(f"{name!r} leaves the input folder") from None
-
-
-def _file_problem(name: str) -> bool | str:
-    try:
-        path = _input_file(name)
-    except ValueError as exc:
-        return str(exc)
-    return True if path.is_file() else f"file not found in the input folder: {name}"
-
-
-def _file_hash(name: str) -> str:
-    digest = hashlib.sha256()
-    with open(_input_file(name), "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class AnimStudioLoadPanel:
@@ -67,14 +42,14 @@ class AnimStudioLoadPanel:
 
     @classmethod
     def IS_CHANGED(cls, image):
-        return _file_hash(image)
+        return boundary.input_file_hash(image)
 
     @classmethod
     def VALIDATE_INPUTS(cls, image):
-        return _file_problem(image)
+        return boundary.input_file_problem(image)
 
     def load(self, image):
-        return (boundary.frames_to_image(load_rgb(_input_file(image))),)
+        return (boundary.frames_to_image(load_rgb(boundary.input_file(image))),)
 
 
 class AnimStudioShotClip:
@@ -160,14 +135,14 @@ class AnimStudioLoadVideoClip:
 
     @classmethod
     def IS_CHANGED(cls, video):
-        return _file_hash(video)
+        return boundary.input_file_hash(video)
 
     @classmethod
     def VALIDATE_INPUTS(cls, video):
-        return _file_problem(video)
+        return boundary.input_file_problem(video)
 
     def load(self, video):
-        return (video_clip(_input_file(video)),)
+        return (video_clip(boundary.input_file(video)),)
 
 
 class AnimStudioAppendClip:
@@ -232,10 +207,10 @@ class AnimStudioSaveFilm:
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
         render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db)
         files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
+        cues = film.subtitle_track()
         for kind in ("srt", "vtt"):
-            if kind in subtitle_files.split("+"):
+            if cues and kind in subtitle_files.split("+"):  # a film without dialogue gets no empty sidecars
                 sidecar = path.with_suffix(f".{kind}")
-                cues = film.subtitle_track()
                 sidecar.write_text(to_srt(cues) if kind == "srt" else to_webvtt(cues), encoding="utf-8")
                 files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
         return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]}, "result": ()}

@@ -81,6 +81,25 @@ def to_srt(cues: Iterable[SubtitleCue]) -> str:
     return "\n".join(blocks)
 
 
+def parse_srt(text: str) -> tuple[SubtitleCue, ...]:
+    """Cues from SRT text (the per-shot sidecars the compose graph reads back); speaker stays in the text."""
+    import re
+
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
+        lines = block.strip().split("\n")
+        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if timing is None:
+            continue
+        match = re.match(r"\s*(\d+):(\d+):(\d+)[,.](\d+)\s*-->\s*(\d+):(\d+):(\d+)[,.](\d+)", lines[timing])
+        if not match:
+            continue
+        h1, m1, s1, f1, h2, m2, s2, f2 = (int(g) for g in match.groups())
+        cues.append(SubtitleCue(h1 * 3600 + m1 * 60 + s1 + f1 / 1000, h2 * 3600 + m2 * 60 + s2 + f2 / 1000,
+                                "\n".join(lines[timing + 1:]).strip()))
+    return tuple(cues)
+
+
 def to_webvtt(cues: Iterable[SubtitleCue]) -> str:
     blocks = ["WEBVTT\n"] + [f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
                              + (f"<v {c.speaker}>{c.text}\n" if c.speaker else f"{c.text}\n")

@@ -123,9 +123,7 @@ def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
         masks = boundary.mask_to_array(mouth_masks) if mouth_masks is not None else None
         return mouth_set_from_batch(boundary.image_to_frames(mouth_images), masks)
     if mouth_folder:
-        from ...translator.paths import resolve_inside
-
-        return load_mouth_folder(resolve_inside(boundary.input_directory(), mouth_folder))
+        return load_mouth_folder(boundary.input_file(mouth_folder))
     return builtin_mouth_set()
 
 
