@@ -104,3 +104,29 @@ def test_write_video_streams_a_generator_and_refuses_odd_sizes(tmp_path):
     with pytest.raises(ValueError, match="even"):
         write_video(iter([solid(0, (41, 64))]), tmp_path / "b.mp4", 10, 64, 41)
     assert not (tmp_path / "b.mp4").exists()
+
+
+def test_soundtrack_streams_in_chunks_with_the_same_result_as_at_once():
+    from animstudio.nodes.audio.clip import AudioClip
+    from animstudio.nodes.audio.mixing import mix_with_ducking
+    from animstudio.nodes.film.soundtrack import Soundtrack
+
+    rate = 8000
+    t = np.arange(rate) / rate
+    voice = AudioClip((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate)
+    film = Film().append(still_clip(solid(0), 64, 40, 10, 1.5, audio=voice)).append(
+        still_clip(solid(0), 64, 40, 10, 2.0, audio=voice), Transition("dissolve", 0.5))
+    music = AudioClip((0.2 * np.sin(2 * np.pi * 110 * np.arange(4 * rate) / rate)).astype(np.float32), rate)
+    whole = Soundtrack(film, music, -6, -12).read_all()
+    track = Soundtrack(film, music, -6, -12)
+    pieces = np.concatenate([track.read(n) for n in [1, 799, 1234, 5000, track.frames]], axis=1)[:, :whole.frames]
+    assert whole.frames == int(round(film.seconds * rate)) == 3 * rate
+    assert np.allclose(pieces, whole.samples, atol=1e-6)
+    # the second clip's voice starts where the clip starts in the cut (1.5 s - 0.5 s overlap = 1.0 s)
+    dialogue = Soundtrack(film).read_all().samples[0]
+    assert np.abs(dialogue[int(0.95 * rate):int(0.99 * rate)]).max() == pytest.approx(0.3, abs=0.01)
+    assert np.abs(dialogue[int(2.0 * rate) + 10:]).max() < 1e-6
+    # ducking is the same as the one-shot mixer's, before soft clipping (levels here stay below the knee)
+    reference = mix_with_ducking(AudioClip(dialogue, rate), music, -6, -12)
+    end = whole.frames - int(0.011 * rate)  # the one-shot mixer fades the cut music over its last 10 ms
+    assert np.allclose(whole.samples[:, :end], reference.samples[:, :end], atol=1e-5)

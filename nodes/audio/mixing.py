@@ -83,23 +83,44 @@ def normalize_loudness(clip: AudioClip, target_lufs: float = DIALOGUE_LUFS, peak
     return AudioClip(clip.samples * gain, clip.sample_rate)
 
 
-def speech_gate(samples: np.ndarray, rate: int, threshold: float, attack: float, release: float) -> np.ndarray:
+class SpeechGate:
     """0..1 per sample: 1 where someone speaks (a 10 ms block peaks above ``threshold``), eased in over
-    ``attack`` and out over ``release`` seconds, so the music dips and swells instead of pumping."""
-    block = max(1, int(rate * 0.01))
-    frames = samples.shape[-1]
-    count = int(np.ceil(frames / block))
-    padded = np.zeros(count * block, np.float32)
-    padded[:frames] = np.abs(samples).max(axis=0) if samples.ndim == 2 else np.abs(samples)
-    active = padded.reshape(count, block).max(axis=1) > threshold
-    up, down = np.exp(-0.01 / max(attack, 1e-3)), np.exp(-0.01 / max(release, 1e-3))
-    smoothed = np.empty(count, np.float32)
-    current = 0.0
-    for i, on in enumerate(active):
-        coeff = up if on else down
-        current = coeff * current + (1 - coeff) * float(on)
-        smoothed[i] = current
-    return np.interp(np.arange(frames) / block, np.arange(count), smoothed).astype(np.float32)
+    ``attack`` and out over ``release`` seconds, so music dips and swells instead of pumping.
+
+    Stateful, so a soundtrack can be gated a chunk at a time (streaming) with the same result as at once.
+    """
+
+    def __init__(self, rate: int, threshold: float = 0.02, attack: float = 0.05, release: float = 0.3):
+        self.block = max(1, int(rate * 0.01))
+        self.threshold = threshold
+        self.up = float(np.exp(-0.01 / max(attack, 1e-3)))
+        self.down = float(np.exp(-0.01 / max(release, 1e-3)))
+        self.level = 0.0
+        self.pending = np.zeros(0, np.float32)  # samples of a block not yet complete
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Gate values for ``samples`` (``[C, n]`` or ``[n]``); blocks straddling chunk edges are handled."""
+        peaks = np.abs(samples).max(axis=0) if samples.ndim == 2 else np.abs(samples)
+        data = np.concatenate([self.pending, peaks.astype(np.float32)])
+        whole = len(data) // self.block
+        out = np.empty(len(peaks), np.float32)
+        levels = np.empty(whole, np.float32)  # each block is gated by the level reached before it (causal)
+        current = self.level
+        for i, on in enumerate(data[:whole * self.block].reshape(whole, self.block).max(axis=1) > self.threshold):
+            levels[i] = current
+            coeff = self.up if on else self.down
+            current = coeff * current + (1 - coeff) * float(on)
+        per_sample = np.repeat(levels, self.block)
+        tail = len(data) - whole * self.block
+        per_sample = np.concatenate([per_sample, np.full(tail, current, np.float32)])
+        out[:] = per_sample[len(self.pending):][:len(peaks)]
+        self.level = current
+        self.pending = data[whole * self.block:]
+        return out
+
+
+def ducked_music_gain(amount: np.ndarray, music_gain_db: float, duck_db: float) -> np.ndarray:
+    return (10 ** ((music_gain_db + duck_db * amount) / 20)).astype(np.float32)
 
 
 def mix_with_ducking(dialogue: AudioClip, music: AudioClip, music_gain_db: float = -10.0,
@@ -111,9 +132,8 @@ def mix_with_ducking(dialogue: AudioClip, music: AudioClip, music_gain_db: float
     """
     dialogue, music = conform([dialogue, music])
     music = fit_length(music, dialogue.seconds)
-    amount = speech_gate(dialogue.samples, dialogue.sample_rate, threshold, attack, release)
-    gain = 10 ** ((music_gain_db + duck_db * amount) / 20)
-    mixed = dialogue.samples + music.samples * gain[None, :]
+    amount = SpeechGate(dialogue.sample_rate, threshold, attack, release).process(dialogue.samples)
+    mixed = dialogue.samples + music.samples * ducked_music_gain(amount, music_gain_db, duck_db)[None, :]
     peak = float(np.abs(mixed).max())
     if peak > 0.98:
         mixed *= 0.98 / peak

@@ -14,7 +14,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..audio.clip import AudioClip
-from ..audio.mixing import place
 from .camera import crop_window
 from .dialogue import Dialogue
 from .subtitles import SubtitleCue, parse_srt
@@ -146,16 +145,6 @@ class Film:
     @property
     def seconds(self) -> float:
         return self.frame_count / self.fps if self.clips else 0.0
-
-    def audio_track(self) -> AudioClip | None:
-        """Every clip's sound at the time its clip starts in the cut (overlaps in transitions add); None if silent."""
-        voiced = [(i, c.audio) for i, c in enumerate(self.clips) if c.audio is not None]
-        if not voiced:
-            return None
-        rate = max(a.sample_rate for _, a in voiced)
-        channels = max(a.channels for _, a in voiced)
-        starts = self.clip_starts()
-        return place([(starts[i] / self.fps, a) for i, a in voiced], self.seconds, rate, channels)
 
     def subtitle_track(self) -> tuple[SubtitleCue, ...]:
         """Every clip's subtitles at the time the clip starts in the cut, each ending by its clip's end."""

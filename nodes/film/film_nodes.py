@@ -12,6 +12,7 @@ from .. import boundary
 from .camera import CAMERA_MOVES
 from .clips import TRANSITIONS, Clip, Film, Transition, frame_count_for, iter_film_frames, still_clip, video_clip
 from .frames import fit_cover, load_rgb
+from .soundtrack import Soundtrack
 from .subtitles import SubtitleStyle, active_caption, burn_in, find_font, to_srt, to_webvtt
 from .video_io import write_video
 
@@ -242,17 +243,11 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
                 audio=soundtrack(film, music, music_gain_db, duck_db))
 
 
-def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0):
-    """The film's sound: clip audio at clip times, plus a ducked music bed; None when the film is silent."""
-    from ..audio.clip import AudioClip
-    from ..audio.mixing import mix_with_ducking
-
-    dialogue = film.audio_track()
-    if music is None:
-        return dialogue
-    if dialogue is None:
-        dialogue = AudioClip.silence(film.seconds, music.sample_rate, music.channels)
-    return mix_with_ducking(dialogue, music, music_gain_db, duck_db)
+def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0) -> Soundtrack | None:
+    """The film's sound, streamed: clip audio at clip times plus a ducked music bed; None when the film is silent."""
+    if music is None and not any(c.audio is not None for c in film.clips):
+        return None
+    return Soundtrack(film, music, music_gain_db, duck_db)
 
 
 NODE_CLASS_MAPPINGS = {

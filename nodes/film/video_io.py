@@ -77,6 +77,7 @@ class _AudioWriter:
     """AAC for the film's sound, fed in step with the video and padded or cut to the video's length."""
 
     def __init__(self, container, audio):
+        """``audio``: anything with ``sample_rate``, ``channels`` and sequential ``read(count)`` (a Soundtrack)."""
         import av
 
         self.audio = audio
@@ -91,9 +92,9 @@ class _AudioWriter:
         end = int(round(seconds * self.audio.sample_rate))
         if end <= self.written:
             return
-        chunk = np.zeros((2 if self.layout == "stereo" else 1, end - self.written), np.float32)
-        available = self.audio.samples[:chunk.shape[0], self.written:end]
-        chunk[:, :available.shape[1]] = available
+        chunk = self.audio.read(end - self.written)
+        if chunk.shape[0] > 2:
+            chunk = chunk[:2]
         frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=self.layout)
         frame.sample_rate = self.audio.sample_rate
         frame.pts = self.written

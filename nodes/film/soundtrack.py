@@ -1,0 +1,65 @@
+"""The film's sound, produced a chunk at a time as the encoder asks for it: memory stays flat with length.
+
+Each clip's sound sits at the time its clip starts in the cut (sounds overlapping in a transition
+add, as in a mixer); a music bed, when given, is ducked under dialogue by a streaming speech gate.
+Levels above full scale are clipped softly rather than the whole film being scaled down afterwards.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio.clip import AudioClip
+from ..audio.mixing import SpeechGate, ducked_music_gain, match_channels, resample
+from .clips import Film
+
+
+class Soundtrack:
+    def __init__(self, film: Film, music: AudioClip | None = None, music_gain_db: float = -14.0,
+                 duck_db: float = -10.0):
+        starts = film.clip_starts()
+        voiced = [(starts[i] / film.fps, c.audio) for i, c in enumerate(film.clips) if c.audio is not None]
+        sources = [a for _, a in voiced] + ([music] if music is not None else [])
+        self.sample_rate = max((a.sample_rate for a in sources), default=48000)
+        self.channels = max((a.channels for a in sources), default=1)
+        self.frames = int(round(film.seconds * self.sample_rate))
+        # each clip's sound is converted once (a shot's worth), then read in slices
+        self.placed = [(int(round(start * self.sample_rate)),
+                        match_channels(resample(audio, self.sample_rate), self.channels).samples)
+                       for start, audio in voiced]
+        self.music = match_channels(resample(music, self.sample_rate), self.channels).samples if music is not None else None
+        self.music_gain_db, self.duck_db = music_gain_db, duck_db
+        self.gate = SpeechGate(self.sample_rate)
+        self.position = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    def read(self, count: int) -> np.ndarray:
+        """The next ``count`` samples ``[channels, count]`` (silence past the end); reads must be sequential."""
+        start, end = self.position, self.position + count
+        chunk = np.zeros((self.channels, count), np.float32)
+        for at, samples in self.placed:
+            lo, hi = max(start, at), min(end, at + samples.shape[1])
+            if lo < hi:
+                chunk[:, lo - start:hi - start] += samples[:, lo - at:hi - at]
+        if self.music is not None:
+            amount = self.gate.process(chunk)
+            lo, hi = start, min(end, self.music.shape[1])
+            if lo < hi:
+                gain = ducked_music_gain(amount[:hi - lo], self.music_gain_db, self.duck_db)
+                chunk[:, :hi - lo] += self.music[:, lo:hi] * gain[None, :]
+        self.position = end
+        return soft_clip(chunk)
+
+    def read_all(self) -> AudioClip:
+        return AudioClip(self.read(self.frames), self.sample_rate)
+
+
+def soft_clip(samples: np.ndarray, knee: float = 0.9) -> np.ndarray:
+    """Leave everything below ``knee`` untouched; bend what is above smoothly towards ±1."""
+    over = np.abs(samples) > knee
+    if over.any():
+        excess = np.abs(samples[over]) - knee
+        samples[over] = np.sign(samples[over]) * (knee + (1 - knee) * np.tanh(excess / (1 - knee)))
+    return samples
