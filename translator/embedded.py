@@ -144,6 +144,12 @@ class EmbeddedEngine:
         prompt_id = str(uuid.uuid4())
         order = execution_order(graph, self.classes)
         results: dict[str, tuple] = {}
+        # outputs are dropped once their last consumer has run: a long film does not keep every keyframe
+        waiting: dict[str, int] = {}
+        for node_id in order:
+            for value in graph[node_id]["inputs"].values():
+                if _is_link(value):
+                    waiting[value[0]] = waiting.get(value[0], 0) + 1
         outputs: dict[str, dict] = {}
         on_event("execution_start", {"prompt_id": prompt_id})
         with use_folders(self.input_dir, self.output_dir):
@@ -175,6 +181,12 @@ class EmbeddedEngine:
                         outputs[node_id] = {k: list(v) for k, v in ui.items()}
                         on_event("executed", {"node": node_id, "output": outputs[node_id], "prompt_id": prompt_id})
                 results[node_id] = tuple(returned or ())
+                for value in node["inputs"].values():
+                    if _is_link(value):
+                        waiting[value[0]] -= 1
+                        if not waiting[value[0]]:
+                            results.pop(value[0], None)
+                del kwargs, returned
         on_event("execution_success", {"prompt_id": prompt_id})
         return outputs
 

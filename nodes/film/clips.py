@@ -17,7 +17,7 @@ from ..audio.clip import AudioClip
 from .camera import crop_window
 from .dialogue import Dialogue
 from .subtitles import SubtitleCue, parse_srt
-from .frames import cover_box, crop_resize
+from .frames import cover_box, crop_resize, pack_picture, unpack_picture
 
 TRANSITIONS = ("cut", "dissolve", "fade_black", "wipe_left", "wipe_right")
 
@@ -72,18 +72,27 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
     count = frame_count_for(seconds, fps)
     if dialogue is not None and audio is None:
         audio = dialogue.audio()
-    talking = _mouth_drawer(picture, dialogue, rigs) if dialogue is not None and rigs else None
+    talking = dialogue is not None and bool(rigs)
+    if talking:
+        from ..lipsync.mouths import check_box
+
+        for rig in rigs:  # a misplaced mouth fails now, not halfway through the render
+            check_box(rig.box, picture.shape[1], picture.shape[0])
+    # kept PNG-compressed until the clip is drawn: a long film holds a few hundred kB per shot, not megabytes
+    stored = pack_picture(picture)
+    del picture
 
     def make() -> Iterator[np.ndarray]:
-        if move == "static" and talking is None:
-            frame = crop_resize(picture, box, width, height)
+        source = unpack_picture(stored)
+        if move == "static" and not talking:
+            frame = crop_resize(source, box, width, height)
             for _ in range(count):
                 yield frame
             return
+        draw = _mouth_drawer(source, dialogue, rigs) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            source = talking(i / fps) if talking is not None else picture
-            yield crop_resize(source, crop_window(move, t, box, seed, i), width, height)
+            yield crop_resize(draw(i / fps) if draw else source, crop_window(move, t, box, seed, i), width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
     return Clip(width, height, fps, count, make, label, audio, subtitles)
@@ -91,10 +100,8 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
 
 def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple):
     """A function of time giving the picture with every rigged character's mouth at that moment."""
-    from ..lipsync.mouths import check_box, composite_mouth, scaled_mouths
+    from ..lipsync.mouths import composite_mouth, scaled_mouths
 
-    for rig in rigs:
-        check_box(rig.box, picture.shape[1], picture.shape[0])
     prepared = [(rig, scaled_mouths(rig.mouths, rig.box)) for rig in rigs]
 
     def draw(seconds: float) -> np.ndarray:

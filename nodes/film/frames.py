@@ -23,6 +23,22 @@ def save_png(frame: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
+def pack_picture(frame: np.ndarray) -> bytes:
+    """A frame as PNG bytes (fast, lossless): how clips keep their stills until drawn."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def unpack_picture(data: bytes) -> np.ndarray:
+    import io
+
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
 def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
     """Cut ``box`` (left, top, right, bottom, in source pixels, may be fractional) and scale it to ``width×height``."""
     img = Image.fromarray(frame)

@@ -22,10 +22,9 @@ class Soundtrack:
         self.sample_rate = max((a.sample_rate for a in sources), default=48000)
         self.channels = max((a.channels for a in sources), default=1)
         self.frames = int(round(film.seconds * self.sample_rate))
-        # each clip's sound is converted once (a shot's worth), then read in slices
-        self.placed = [(int(round(start * self.sample_rate)),
-                        match_channels(resample(audio, self.sample_rate), self.channels).samples)
-                       for start, audio in voiced]
+        # each clip's sound is converted when the track reaches it and dropped once passed
+        self.placed = [(int(round(start * self.sample_rate)), audio) for start, audio in voiced]
+        self._ready: dict[int, np.ndarray] = {}
         self.music = match_channels(resample(music, self.sample_rate), self.channels).samples if music is not None else None
         self.music_gain_db, self.duck_db = music_gain_db, duck_db
         self.gate = SpeechGate(self.sample_rate)
@@ -39,7 +38,13 @@ class Soundtrack:
         """The next ``count`` samples ``[channels, count]`` (silence past the end); reads must be sequential."""
         start, end = self.position, self.position + count
         chunk = np.zeros((self.channels, count), np.float32)
-        for at, samples in self.placed:
+        for index, (at, audio) in enumerate(self.placed):
+            if at >= end or at + audio.seconds * self.sample_rate + 1 < start:
+                self._ready.pop(index, None)
+                continue
+            samples = self._ready.get(index)
+            if samples is None:
+                samples = self._ready[index] = match_channels(resample(audio, self.sample_rate), self.channels).samples
             lo, hi = max(start, at), min(end, at + samples.shape[1])
             if lo < hi:
                 chunk[:, lo - start:hi - start] += samples[:, lo - at:hi - at]

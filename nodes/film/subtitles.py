@@ -199,7 +199,7 @@ def _wrap(text: str, font, max_width: int) -> list[str]:
     return lines + ([line] if line else []) or textwrap.wrap(text, 40)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=8)  # captions come one after another: a few suffice
 def caption_overlay(text: str, width: int, height: int, style: SubtitleStyle) -> tuple[np.ndarray, np.ndarray, int, int]:
     """The caption drawn once: RGB and alpha (0..1) of its box, and where the box goes on the frame."""
     size = style.size or max(10, int(round(height * 0.055)))
