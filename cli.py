@@ -156,12 +156,16 @@ def cmd_render(args) -> int:
     engine = _engine(args)
     bars = BarReporter(enabled=not args.json and not args.quiet and sys.stderr.isatty())
     try:
-        report = render(board, args.output, engine, "per_shot" if args.per_shot else "film", bars)
+        report = render(board, args.output, engine, "film" if args.single_graph else "per_shot", bars)
     finally:
         bars.close()
     film = Path(args.output) / report.film if report.film else None
+    cached = sum(1 for s in report.shots.values() if s.status == "cached")
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
     _emit(args, {"ok": True, **report.to_json()},
-          f"rendered {len(board.shots)} shots on {report.engine} in {report.seconds:.1f} s: {film}")
+          f"rendered {len(board.shots)} shots" + (f" ({cached} from the cache)" if cached else "")
+          + (f", {report.film_seconds:.1f} s of film," if report.film_seconds else "")
+          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}")
     return 0
 
 
@@ -264,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render a storyboard to an MP4")
     p.add_argument("storyboard")
     p.add_argument("-o", "--output", required=True, help="output folder (film, outputs, render-report.json)")
-    p.add_argument("--per-shot", action="store_true", help="render shot by shot (resumable), then compose")
+    p.add_argument("--single-graph", action="store_true",
+                   help="render the whole film as one graph (default: shot by shot, each cached by the hash of "
+                        "its graph so a re-run renders only what changed, then composed)")
+    p.add_argument("--per-shot", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     p.add_argument("--models-dir", help="embedded engine: extra models folder (checkpoints/, loras/, …)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common(p)

@@ -72,7 +72,7 @@ def test_example_compiles():
     assert g["film:save"]["inputs"] == {
         "film": ["beam:append", 0], "filename_prefix": "animstudio/the-last-lighthouse", "burn_subtitles": True,
         "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
-        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0}
+        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0, "crf": 18}
     assert g["film:music"]["class_type"] == "AnimStudioLoadAudio"
     assert g["keeper-window:clip"]["inputs"]["mouth_rigs"] == ["keeper-window:mouth-keeper:rig", 0]
     assert g["keeper-window:clip"]["inputs"]["dialogue"] == ["keeper-window:line-1:line", 0]
@@ -221,7 +221,7 @@ def test_per_shot_shape(tmp_path):
         assert g.graph["film:save"]["inputs"] == {
             "film": [f"{shot.id}:append", 0], "filename_prefix": f"animstudio/shots/{shot.id}",
             "burn_subtitles": False, "subtitle_files": "srt", "subtitle_size": 0, "subtitle_font": "",
-            "subtitle_position": "bottom", "music_gain_db": -60.0, "duck_db": -10.0}
+            "subtitle_position": "bottom", "music_gain_db": -60.0, "duck_db": -10.0, "crf": 10}
         assert g.graph[f"{shot.id}:append"]["inputs"]["transition"] == "cut"
         assert "film" not in g.graph[f"{shot.id}:append"]["inputs"]
         assert {g.node_shots[n] for n in g.graph} == {shot.id}
@@ -311,7 +311,7 @@ def test_golden_film_graph(tmp_path):
         "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {
             "film": ["b:append", 0], "filename_prefix": "animstudio/golden-test", "burn_subtitles": True,
             "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
-            "music_gain_db": -60.0, "duck_db": -10.0}},
+            "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18}},
     }
     assert compiled.graph == expected
     assert compiled.to_json() == graph_json(expected)  # same node and key order, byte for byte

@@ -231,6 +231,8 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
 LINE_GAP_SECONDS = 0.35
 MOUTH_SUBFOLDER = "animstudio/mouths"
 MUSIC_SUBFOLDER = "animstudio/music"
+FINAL_CRF = 18         # visually lossless H.264
+INTERMEDIATE_CRF = 10  # per-shot videos are encoded again when composed: keep generation loss invisible
 
 
 def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
@@ -354,6 +356,7 @@ def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix:
         "subtitle_size": subtitles.size, "subtitle_font": subtitles.font, "subtitle_position": subtitles.position,
         "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
         else -60.0,
+        "crf": FINAL_CRF if shot_id is None else INTERMEDIATE_CRF,
     }, {"film": film, "music": music})
 
 

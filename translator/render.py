@@ -7,6 +7,7 @@ shot, Ctrl-C) renders only what changed and never loses what was already rendere
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -108,10 +109,20 @@ class RenderReport:
     outputs: list[str] = field(default_factory=list)
     shots: dict[str, ShotResult] = field(default_factory=dict)
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage: compile, upload, render, download
+    film_seconds: float | None = None
     error: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stages[stage] = round(self.stages.get(stage, 0.0) + time.monotonic() - started, 3)
 
 
 def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Literal["film", "per_shot"] = "film",
@@ -121,8 +132,9 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
     out_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter()
     started = time.monotonic()
-    compiled = compile_storyboard(board, shape)
     report = RenderReport(board.source, engine.name, shape, shots={s.id: ShotResult() for s in board.shots})
+    with report.timed("compile"):
+        compiled = compile_storyboard(board, shape)
     reporter.start([s.id for s in board.shots], len(compiled.graphs))
     try:
         if shape == "film":
@@ -134,6 +146,10 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
         raise
     finally:
         report.seconds = round(time.monotonic() - started, 3)
+        if report.film:
+            from ..nodes.film.video_io import probe_video
+
+            report.film_seconds = round(probe_video(out_dir / report.film).seconds, 3)
         write_atomically(out_dir / "render-report.json", json.dumps(report.to_json(), indent=2).encode())
     return report
 
@@ -196,13 +212,16 @@ def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | No
 def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
                  report: RenderReport) -> None:
     reporter.stage(f"uploading {len(compiled.uploads)} file(s)")
-    names = _upload_all(compiled, engine)
+    with report.timed("upload"):
+        names = _upload_all(compiled, engine)
     reporter.stage(f"running on {engine.name}")
     handler = _events(compiled, reporter, report)
-    outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
+    with report.timed("render"):
+        outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
     for shot in board.shots:
         handler.finish(shot.id)
-    files = _fetch_outputs(outputs, engine, out_dir)
+    with report.timed("download"):
+        files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
     for f in files:
         if "keyframes" in f.parts:
@@ -233,13 +252,17 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
             continue
         reporter.shot_started(shot_id)
         started = time.monotonic()
-        names = _upload_all(shot_graph, engine)
+        with report.timed("upload"):
+            names = _upload_all(shot_graph, engine)
         try:
-            outputs = engine.run(shot_graph.graph, shot_graph.node_shots, _events(shot_graph, reporter, report), names)
+            with report.timed("render"):
+                outputs = engine.run(shot_graph.graph, shot_graph.node_shots, _events(shot_graph, reporter, report),
+                                     names)
         except AnimStudioError:
             report.shots[shot_id].status = "failed"
             raise
-        files = _fetch_outputs(outputs, engine, out_dir)
+        with report.timed("download"):
+            files = _fetch_outputs(outputs, engine, out_dir)
         rendered = [f for f in files if f.suffix == ".mp4"]
         if not rendered:
             raise AnimStudioError(f"shot {shot_id}: the graph ran but produced no video")
@@ -259,13 +282,16 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
         reporter.shot_done(shot_id)
     compose = compiled.graphs[-1]
     reporter.stage("composing the film")
-    names = _upload_all(compose, engine)
+    with report.timed("upload"):
+        names = _upload_all(compose, engine)
     for shot in compiled.storyboard.shots:
         names.append(engine.upload(shots_dir / f"{shot.id}.mp4", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.mp4"))
         if (shots_dir / f"{shot.id}.srt").is_file():
             engine.upload(shots_dir / f"{shot.id}.srt", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.srt")
-    outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
-    files = _fetch_outputs(outputs, engine, out_dir)
+    with report.timed("compose"):
+        outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
+    with report.timed("download"):
+        files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     film = _film_file(files, out_dir, compiled.storyboard)
     report.film = film.relative_to(out_dir).as_posix() if film else None

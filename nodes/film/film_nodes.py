@@ -199,14 +199,16 @@ class AnimStudioSaveFilm:
                                         "tooltip": "Music level when nobody speaks."}),
             "duck_db": ("FLOAT", {"default": -10.0, "min": -60.0, "max": 0.0, "step": 0.5,
                                   "tooltip": "How much the music dips under dialogue."}),
+            "crf": ("INT", {"default": 18, "min": 0, "max": 51, "tooltip": "H.264 quality: lower is better and "
+                                                                          "larger; 18 looks lossless, 10 for intermediates."}),
         }}
 
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
-             subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0):
+             subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18):
         path, subfolder, name = boundary.next_output_path(filename_prefix, "mp4")
         style = SubtitleStyle(font=subtitle_font, size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
-        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db)
+        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf)
         files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
         cues = film.subtitle_track()
         for kind in ("srt", "vtt"):
@@ -218,7 +220,7 @@ class AnimStudioSaveFilm:
 
 
 def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
-                duck_db: float = -10.0) -> None:
+                duck_db: float = -10.0, crf: int = 18) -> None:
     """Stream ``film`` into an MP4 at ``path``, reporting progress and honouring ComfyUI's interrupt.
 
     Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
@@ -239,8 +241,8 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
             caption = active_caption(captions, index / film.fps) if captions else None
             yield burn_in(frame, caption, subtitles) if caption else frame
 
-    write_video(frames(), path, first.fps, first.width, first.height, on_frame=lambda n: progress.update(1),
-                audio=soundtrack(film, music, music_gain_db, duck_db))
+    write_video(frames(), path, first.fps, first.width, first.height, crf=crf,
+                on_frame=lambda n: progress.update(1), audio=soundtrack(film, music, music_gain_db, duck_db))
 
 
 def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0) -> Soundtrack | None:
