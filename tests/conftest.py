@@ -56,3 +56,51 @@ def comfy_server(comfyui_base):
     server = start_comfyui(comfyui_base)
     yield server
     server.stop()
+
+
+def check_example_film(film_path, board):
+    """The checks the bundled example's film must pass wherever it was rendered (embedded or on a server):
+    H.264 at the storyboard's size and rate, AAC sound, the timeline's length within one frame, subtitles
+    drawn while someone speaks, and the keeper's mouth changing while she speaks."""
+    import av
+
+    from animstudio.nodes.audio.tts import VoiceSettings, synthesize
+    from animstudio.translator.compile import LINE_GAP_SECONDS
+
+    project = board.project
+    with av.open(str(film_path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.codec_context.name == "h264" and audio.codec_context.name == "aac"
+        assert (video.codec_context.width, video.codec_context.height) == (project.width, project.height)
+        assert float(video.average_rate) == project.fps
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
+    # the timeline: each shot's length (fit_to_dialogue shots: their real speech plus the 0.5 s tail, at least
+    # the estimate), minus the frames that dissolves and wipes overlap
+    lengths = []
+    for shot in board.shots:
+        seconds = board.shot_seconds(shot)
+        if shot.duration == "fit_to_dialogue":
+            spoken = [synthesize(line.text, VoiceSettings(
+                board.characters[line.character].voice.engine, board.characters[line.character].voice.name,
+                project.language, board.characters[line.character].voice.rate,
+                board.characters[line.character].voice.pitch, line.emotion)).audio.seconds for line in shot.dialogue]
+            seconds = max(seconds, sum(spoken) + LINE_GAP_SECONDS * (len(spoken) - 1) + 0.5)
+        lengths.append(max(1, int(round(seconds * project.fps))))
+    overlaps = sum(min(int(round(s.transition.duration * project.fps)), lengths[i - 1] - 1, lengths[i] - 1)
+                   for i, s in enumerate(board.shots) if i and s.transition.type in ("dissolve", "wipe_left", "wipe_right"))
+    assert abs(len(frames) - (sum(lengths) - overlaps)) <= 1
+    # subtitles: the caption band holds white text while the keeper speaks (second shot), not during the first shot
+    keeper_start = lengths[0]
+    band = slice(int(project.height * 0.8), project.height)
+    speaking = frames[keeper_start + 3]
+    silent = frames[3]
+    assert (speaking[band] > 240).all(axis=2).sum() > 50
+    assert (silent[band] > 240).all(axis=2).sum() < 10
+    # the keeper's mouth changes while she speaks: the mouth area differs across her shot's frames
+    box = board.shots[1].mouths["keeper"]
+    scale = project.height / 360  # the panel is 640x360, fitted to the film's size
+    ys = slice(int(box.y * scale), int((box.y + box.height) * scale))
+    xs = slice(int(box.x * scale) + 4, int((box.x + box.width) * scale) - 4)
+    mouths = {frames[i][ys, xs].tobytes() for i in range(keeper_start + 1, keeper_start + int(1.5 * project.fps))}
+    assert len(mouths) > 3
+    return frames

@@ -287,3 +287,15 @@ def test_voiced_storyboard_renders_on_the_server(comfy_server, tmp_path):
     with av.open(str(tmp_path / "out" / report.film)) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
     assert len([p for p in report.outputs if "/lipsync/" in p]) == 2
+
+
+def test_bundled_example_renders_on_the_server(comfy_server, tmp_path, capsys):
+    """`animstudio render EXAMPLE --server URL`: the pack's nodes run inside ComfyUI, the film passes the same checks."""
+    from animstudio.cli import main
+    from conftest import EXAMPLE, check_example_film
+
+    assert main(["render", str(EXAMPLE), "-o", str(tmp_path), "--server", comfy_server.url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engine"] == comfy_server.url and report["shape"] == "per_shot"
+    check_example_film(tmp_path / report["film"], load_storyboard(EXAMPLE))
+    assert (tmp_path / "the-last-lighthouse.srt").read_text().count("-->") == 2

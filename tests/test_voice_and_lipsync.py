@@ -244,9 +244,13 @@ def test_cli_speak_and_lipsync(tmp_path, capsys):
 
 
 def test_example_film_is_voiced_where_characters_speak(tmp_path, capsys):
+    from animstudio.translator.storyboard import load_storyboard
+    from conftest import check_example_film
+
     assert main(["render", str(EXAMPLE), "-o", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     film = tmp_path / report["film"]
+    check_example_film(film, load_storyboard(EXAMPLE))
     with av.open(str(film)) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
         video_seconds = float(container.streams.video[0].duration * container.streams.video[0].time_base)
