@@ -139,6 +139,15 @@ def frames_to_image(frames: np.ndarray):
     return image
 
 
+def video_output(path: Path):
+    """ComfyUI's ``VIDEO`` for a saved file (``VideoFromFile``); the path itself outside ComfyUI."""
+    try:
+        from comfy_api.latest import InputImpl
+    except ImportError:
+        return path
+    return InputImpl.VideoFromFile(str(path))
+
+
 def check_interrupted() -> None:
     """Raise ComfyUI's interrupt exception if the user pressed Cancel; a no-op outside ComfyUI."""
     try:

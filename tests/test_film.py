@@ -130,3 +130,17 @@ def test_soundtrack_streams_in_chunks_with_the_same_result_as_at_once():
     reference = mix_with_ducking(AudioClip(dialogue, rate), music, -6, -12)
     end = whole.frames - int(0.011 * rate)  # the one-shot mixer fades the cut music over its last 10 ms
     assert np.allclose(whole.samples[:, :end], reference.samples[:, :end], atol=1e-5)
+
+
+def test_camera_move_node_over_a_still_and_a_sequence():
+    from animstudio.nodes.film.film_nodes import AnimStudioCameraMove
+
+    picture = np.random.default_rng(3).integers(0, 255, (1, 90, 160, 3)).astype(np.float32) / 255
+    (frames,) = AnimStudioCameraMove().move(picture, "pan_right", 1.0, 10, 64, 36, 0)
+    frames = np.asarray(frames)
+    assert frames.shape == (10, 36, 64, 3)
+    assert not np.allclose(frames[0], frames[-1])
+    sequence = np.stack([np.full((90, 160, 3), v, np.float32) for v in (0.2, 0.4, 0.6)])
+    (held,) = AnimStudioCameraMove().move(sequence, "static", 0.5, 10, 64, 36, 0)
+    means = [round(float(np.asarray(f).mean()), 1) for f in held]
+    assert means == [0.2, 0.4, 0.6, 0.6, 0.6]

@@ -98,6 +98,23 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
     return Clip(width, height, fps, count, make, label, audio, subtitles)
 
 
+def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, move: str = "static",
+                  seed: int = 0, label: str = "", audio: AudioClip | None = None) -> Clip:
+    """A clip of a frame sequence (its last frame held when the clip is longer), with a camera ``move`` over it."""
+    stored = [pack_picture(np.ascontiguousarray(f[..., :3], dtype=np.uint8)) for f in frames]
+    box = cover_box(frames[0].shape[1], frames[0].shape[0], width, height)
+    count = frame_count_for(seconds, fps)
+
+    def make() -> Iterator[np.ndarray]:
+        for i in range(count):
+            t = i / (count - 1) if count > 1 else 1.0
+            source = unpack_picture(stored[min(i, len(stored) - 1)])
+            window = box if move == "static" else crop_window(move, t, box, seed, i)
+            yield crop_resize(source, window, width, height)
+
+    return Clip(width, height, fps, count, make, label, audio)
+
+
 def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple):
     """A function of time giving the picture with every rigged character's mouth at that moment."""
     from ..lipsync.mouths import composite_mouth, scaled_mouths

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from .. import boundary
 from .camera import CAMERA_MOVES
-from .clips import TRANSITIONS, Clip, Film, Transition, frame_count_for, iter_film_frames, still_clip, video_clip
-from .frames import fit_cover, load_rgb
+from .clips import TRANSITIONS, Clip, Film, Transition, iter_film_frames, sequence_clip, still_clip, video_clip
+from .frames import load_rgb
 from .soundtrack import Soundtrack
 from .subtitles import SubtitleStyle, active_caption, burn_in, find_font, to_srt, to_webvtt
-from .video_io import write_video
+from .video_io import CONTAINERS, write_video
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,39 @@ def clip_from_image(image, seconds: float, width: int, height: int, fps: int, ca
     frames = boundary.image_to_frames(image)
     if len(frames) == 1:
         return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
-    count = frame_count_for(seconds, fps)
-    batch = [fit_cover(f, width, height) for f in frames]
-    return Clip(width, height, fps, count, lambda: iter(batch), label, audio)
+    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio)
+
+
+class AnimStudioCameraMove:
+    DESCRIPTION = ("A camera move (Ken Burns): pan, tilt, zoom, push in or out, shake or hold over a still or a frame "
+                   "sequence, eased in and out, for a length at a frame rate. Frames never show past the picture's edge.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("seconds × fps frames of the move, at width × height.",)
+    FUNCTION = "move"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "A still, or a sequence (its last frame is held if the move is longer)."}),
+            "move": (list(CAMERA_MOVES), {"default": "zoom_in", "tooltip": "The camera move; static holds."}),
+            "seconds": ("FLOAT", {"default": 3.0, "min": 0.05, "max": 600.0, "step": 0.05, "tooltip": "Length."}),
+            "fps": ("INT", {"default": 12, "min": 1, "max": 120, "tooltip": "Frame rate."}),
+            "width": ("INT", {"default": 512, "min": 16, "max": 8192, "step": 2, "tooltip": "Output width (even)."}),
+            "height": ("INT", {"default": 288, "min": 16, "max": 8192, "step": 2, "tooltip": "Output height (even)."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seed for shake."}),
+        }}
+
+    def move(self, images, move, seconds, fps, width, height, seed):
+        clip = clip_from_image(images, seconds, width, height, fps, move, seed)
+        progress = boundary.Progress(clip.frame_count)
+        frames = []
+        for frame in clip.frames():
+            boundary.check_interrupted()
+            frames.append(frame)
+            progress.update(1)
+        return (boundary.frames_to_image(np.stack(frames)),)
 
 
 class AnimStudioLoadVideoClip:
@@ -175,7 +207,9 @@ class AnimStudioSaveFilm:
                    "memory stays flat however long the film is: dialogue at its times, an optional music bed ducked "
                    "under it, subtitles burned in and/or written as SRT/WebVTT. Shows progress and stops on Cancel.")
     CATEGORY = "animstudio/film"
-    RETURN_TYPES = ()
+    RETURN_TYPES = ("VIDEO",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The saved film as ComfyUI's VIDEO, for core video nodes (Save Video, Get Video Components).",)
     OUTPUT_NODE = True
     FUNCTION = "save"
 
@@ -201,11 +235,14 @@ class AnimStudioSaveFilm:
                                   "tooltip": "How much the music dips under dialogue."}),
             "crf": ("INT", {"default": 18, "min": 0, "max": 51, "tooltip": "H.264 quality: lower is better and "
                                                                           "larger; 18 looks lossless, 10 for intermediates."}),
+            "format": (list(CONTAINERS), {"default": "mp4", "tooltip": "mp4: H.264 + AAC, plays everywhere; webm: "
+                                                                        "VP9 + Opus; mov: ProRes 422 HQ for editing."}),
         }}
 
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
-             subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18):
-        path, subfolder, name = boundary.next_output_path(filename_prefix, "mp4")
+             subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
+             format="mp4"):
+        path, subfolder, name = boundary.next_output_path(filename_prefix, format)
         style = SubtitleStyle(font=subtitle_font, size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
         render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf)
@@ -216,12 +253,13 @@ class AnimStudioSaveFilm:
                 sidecar = path.with_suffix(f".{kind}")
                 sidecar.write_text(to_srt(cues) if kind == "srt" else to_webvtt(cues), encoding="utf-8")
                 files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
-        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]}, "result": ()}
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]},
+                "result": (boundary.video_output(path),)}
 
 
 def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
                 duck_db: float = -10.0, crf: int = 18) -> None:
-    """Stream ``film`` into an MP4 at ``path``, reporting progress and honouring ComfyUI's interrupt.
+    """Stream ``film`` into a video at ``path`` (format from its suffix), with progress and ComfyUI's interrupt.
 
     Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
     sound placed at their times, with ``music`` ducked under it when given.
@@ -255,6 +293,7 @@ def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: fl
 NODE_CLASS_MAPPINGS = {
     "AnimStudioLoadPanel": AnimStudioLoadPanel,
     "AnimStudioShotClip": AnimStudioShotClip,
+    "AnimStudioCameraMove": AnimStudioCameraMove,
     "AnimStudioLoadVideoClip": AnimStudioLoadVideoClip,
     "AnimStudioAppendClip": AnimStudioAppendClip,
     "AnimStudioSaveFilm": AnimStudioSaveFilm,
@@ -262,6 +301,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "AnimStudioLoadPanel": "Load Panel (Animation Studio)",
     "AnimStudioShotClip": "Shot Clip from Keyframe",
+    "AnimStudioCameraMove": "Camera Move",
     "AnimStudioLoadVideoClip": "Load Video Clip",
     "AnimStudioAppendClip": "Append Clip to Film",
     "AnimStudioSaveFilm": "Save Film (MP4)",

@@ -31,11 +31,41 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, width: int, height: int,
-                crf: int = 18, on_frame: Callable[[int], None] | None = None, audio=None) -> VideoInfo:
-    """Encode ``frames`` (``uint8 [H, W, 3]``) to an MP4 at ``path``, with ``audio`` (an AudioClip) as AAC.
+@dataclass(frozen=True)
+class Container:
+    """A delivery format: container, video codec and pixel format, audio codec."""
 
-    Audio is encoded alongside the frames, a frame's worth at a time, so the file is interleaved.
+    format: str
+    video: str
+    pix_fmt: str
+    audio: str
+    options: tuple[tuple[str, str], ...] = ()
+
+
+# mp4: plays everywhere; webm: the open web; mov: ProRes 422 HQ for editing suites
+CONTAINERS = {
+    "mp4": Container("mp4", "libx264", "yuv420p", "aac", (("movflags", "+faststart"),)),
+    "webm": Container("webm", "libvpx-vp9", "yuv420p", "libopus"),
+    "mov": Container("mov", "prores_ks", "yuv422p10le", "pcm_s16le"),
+}
+
+
+def _video_options(container: Container, crf: int) -> dict[str, str]:
+    if container.video == "libx264":
+        return {"crf": str(crf), "preset": "veryfast"}
+    if container.video == "libvpx-vp9":
+        return {"crf": str(min(63, crf + 13)), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+    return {"profile": "3"}  # ProRes 422 HQ
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, width: int, height: int,
+                crf: int = 18, on_frame: Callable[[int], None] | None = None, audio=None,
+                container_format: str = "") -> VideoInfo:
+    """Encode ``frames`` (``uint8 [H, W, 3]``) to ``path`` with ``audio`` (a Soundtrack), streaming both.
+
+    The format follows ``container_format`` or the file's suffix: ``.mp4`` H.264 + AAC (default),
+    ``.webm`` VP9 + Opus, ``.mov`` ProRes 422 HQ + PCM. Audio is encoded alongside the frames, a frame's
+    worth at a time, so the file is interleaved.
 
     The file is written next to its final name and renamed when complete, so a crash or an
     interrupt never leaves a half-written film under the real name.
@@ -45,14 +75,17 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
     if width % 2 or height % 2:
         raise ValueError(f"video size {width}x{height} must be even in both directions")
     path = Path(path)
+    kind = CONTAINERS.get(container_format or path.suffix.lower().lstrip(".") or "mp4")
+    if kind is None:
+        raise ValueError(f"unknown video format {container_format or path.suffix!r}; one of {', '.join(CONTAINERS)}")
     partial = path.with_name(path.name + ".partial")
     count = 0
     try:
-        with av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("libx264", rate=_fps_fraction(fps))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-            sound = _AudioWriter(container, audio) if audio is not None else None
+        with av.open(str(partial), mode="w", format=kind.format, options=dict(kind.options)) as container:
+            stream = container.add_stream(kind.video, rate=_fps_fraction(fps))
+            stream.width, stream.height, stream.pix_fmt = width, height, kind.pix_fmt
+            stream.options = _video_options(kind, crf)
+            sound = _AudioWriter(container, audio, kind.audio) if audio is not None else None
             for frame in frames:
                 if frame.shape[:2] != (height, width):
                     raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
@@ -70,19 +103,21 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
     finally:
         partial.unlink(missing_ok=True)
     log.info("wrote %s: %d frames, %dx%d at %s fps", path, count, width, height, fps)
-    return VideoInfo(width, height, float(fps), count, count / fps, "h264", audio is not None)
+    return VideoInfo(width, height, float(fps), count, count / fps, kind.video, audio is not None)
 
 
 class _AudioWriter:
     """AAC for the film's sound, fed in step with the video and padded or cut to the video's length."""
 
-    def __init__(self, container, audio):
+    def __init__(self, container, audio, codec: str = "aac"):
         """``audio``: anything with ``sample_rate``, ``channels`` and sequential ``read(count)`` (a Soundtrack)."""
         import av
 
         self.audio = audio
         self.layout = "mono" if audio.channels == 1 else "stereo"
-        self.stream = container.add_stream("aac", rate=audio.sample_rate)
+        # Opus only runs at 48 kHz; the others keep the soundtrack's rate
+        self.rate = 48000 if codec == "libopus" else audio.sample_rate
+        self.stream = container.add_stream(codec, rate=self.rate)
         self.stream.layout = self.layout
         self.container = container
         self.written = 0
@@ -96,7 +131,7 @@ class _AudioWriter:
         if chunk.shape[0] > 2:
             chunk = chunk[:2]
         frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=self.layout)
-        frame.sample_rate = self.audio.sample_rate
+        frame.sample_rate = self.audio.sample_rate  # PyAV resamples to the stream's rate and format
         frame.pts = self.written
         self.container.mux(self.stream.encode(frame))
         self.written = end
