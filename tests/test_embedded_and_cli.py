@@ -140,3 +140,24 @@ def test_module_entry_point_and_bad_json_exit_code(tmp_path):
     bad.write_text('{"version": 1,,}')
     run = subprocess.run([sys.executable, "-m", "animstudio", "validate", str(bad)], capture_output=True, text=True)
     assert run.returncode == 2 and "line 1, column 15" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_editing_one_lines_dialogue_rerenders_only_that_shot(tmp_path, capsys):
+    import shutil
+
+    story = tmp_path / "story"
+    shutil.copytree(EXAMPLE.parent, story)
+    path = story / "storyboard.json"
+    out = tmp_path / "out"
+    assert main(["render", str(path), "-o", str(out), "-q"]) == 0
+    first = json.loads((out / "render-report.json").read_text())
+    assert {s["status"] for s in first["shots"].values()} == {"rendered"}
+    data = json.loads(path.read_text())
+    data["shots"][2]["dialogue"][0]["text"] = "Hold her steady! I see the light!"
+    path.write_text(json.dumps(data))
+    assert main(["render", str(path), "-o", str(out), "-q"]) == 0
+    second = json.loads((out / "render-report.json").read_text())
+    assert {k: v["status"] for k, v in second["shots"].items()} == {
+        "opening": "cached", "keeper-window": "cached", "ship-storm": "rendered", "beam": "cached"}
+    assert "I see the light" in (out / "the-last-lighthouse.srt").read_text()
+    assert "render" not in second["stages"] or second["stages"]["render"] < first["stages"]["render"]
