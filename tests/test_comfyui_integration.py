@@ -299,3 +299,34 @@ def test_bundled_example_renders_on_the_server(comfy_server, tmp_path, capsys):
     assert report["engine"] == comfy_server.url and report["shape"] == "per_shot"
     check_example_film(tmp_path / report["film"], load_storyboard(EXAMPLE))
     assert (tmp_path / "the-last-lighthouse.srt").read_text().count("-->") == 2
+
+
+def test_saved_film_plugs_into_core_video_nodes(comfy_server, tmp_path):
+    """Save Film's VIDEO output feeds core Get Video Components; its frames and sound come back out."""
+    import soundfile
+
+    write_panel(tmp_path / "p.png")
+    client = ComfyClient(comfy_server.url)
+    name = client.upload(tmp_path / "p.png", "it", "p.png")
+    graph = {
+        "panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": name}},
+        "tts": {"class_type": "AnimStudioTTS", "inputs": {
+            "text": "Look for the light.", "engine": "espeak", "voice": "", "language": "en", "rate": 1.0,
+            "pitch": 0.0, "emotion": "neutral"}},
+        "clip": {"class_type": "AnimStudioShotClip", "inputs": {
+            "image": ["panel", 0], "seconds": 1.5, "width": 64, "height": 48, "fps": 8, "camera_move": "zoom_in",
+            "seed": 0, "audio": ["tts", 0]}},
+        "film": {"class_type": "AnimStudioAppendClip", "inputs": {"clip": ["clip", 0], "transition": "cut",
+                                                                  "transition_seconds": 0.0}},
+        "save": {"class_type": "AnimStudioSaveFilm", "inputs": {"film": ["film", 0], "filename_prefix": "it/vid"}},
+        "parts": {"class_type": "GetVideoComponents", "inputs": {"video": ["save", 0]}},
+        "frames": {"class_type": "SaveImage", "inputs": {"images": ["parts", 0], "filename_prefix": "it/parts"}},
+        "sound": {"class_type": "SaveAudio", "inputs": {"audio": ["parts", 1], "filename_prefix": "it/parts"}},
+    }
+    outputs = client.run(graph)
+    files = {}
+    for item in client.output_files(outputs):
+        files.setdefault(item.node_id, []).append(client.download(item, tmp_path / "dl"))
+    assert len(files["frames"]) == 12
+    data, rate = soundfile.read(str(files["sound"][0]), dtype="float32", always_2d=True)
+    assert abs(len(data) / rate - 1.5) < 0.1 and float(np.sqrt((data ** 2).mean())) > 0.01
