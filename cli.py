@@ -73,9 +73,8 @@ def _check_against(args, board, shape: str) -> None:
 
 def cmd_compile(args) -> int:
     from .translator.compile import compile_storyboard
-    from .translator.storyboard import load_storyboard
 
-    board = load_storyboard(args.storyboard)
+    board = _load(args)
     shape = "per_shot" if args.per_shot else "film"
     compiled = compile_storyboard(board, shape)
     if args.object_info or _server_url(args):
@@ -148,11 +147,18 @@ class BarReporter:
                 bar.close()
 
 
-def cmd_render(args) -> int:
-    from .translator.render import render
+def _load(args):
+    """The storyboard, with keyframes generated instead of taken from panels when ``--generate`` asks."""
     from .translator.storyboard import load_storyboard
 
     board = load_storyboard(args.storyboard)
+    return board.generated(args.checkpoint, args.steps) if getattr(args, "generate", False) else board
+
+
+def cmd_render(args) -> int:
+    from .translator.render import render
+
+    board = _load(args)
     engine = _engine(args)
     bars = BarReporter(enabled=not args.json and not args.quiet and sys.stderr.isatty())
     try:
@@ -250,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--server", help="ComfyUI URL (default: $COMFYUI_URL, else the embedded engine)")
             p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
 
+    def generation(p):
+        p.add_argument("--generate", action="store_true",
+                       help="generate every keyframe from the checkpoint instead of using the panels")
+        p.add_argument("--checkpoint", help="with --generate: the checkpoint file (default: project.checkpoint)")
+        p.add_argument("--steps", type=int, help="with --generate: sampler steps (default: project.steps); "
+                                                 "a few for a quick draft")
+
     p = sub.add_parser("validate", help="check a storyboard (and, with --server/--object-info, its graph)")
     p.add_argument("storyboard")
     p.add_argument("--object-info", help="check the graph against a saved /object_info JSON file")
@@ -262,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="workflow .json (film) or a folder (--per-shot)")
     p.add_argument("--per-shot", action="store_true", help="one graph per shot plus a compose graph")
     p.add_argument("--object-info", help="also check against a saved /object_info JSON file")
+    generation(p)
     common(p)
     p.set_defaults(func=cmd_compile)
 
@@ -274,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-shot", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     p.add_argument("--models-dir", help="embedded engine: extra models folder (checkpoints/, loras/, …)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    generation(p)
     common(p)
     p.set_defaults(func=cmd_render)
 

@@ -330,3 +330,19 @@ def test_saved_film_plugs_into_core_video_nodes(comfy_server, tmp_path):
     assert len(files["frames"]) == 12
     data, rate = soundfile.read(str(files["sound"][0]), dtype="float32", always_2d=True)
     assert abs(len(data) / rate - 1.5) < 0.1 and float(np.sqrt((data ** 2).mean())) > 0.01
+
+
+def test_bundled_example_generates_keyframes_on_the_server(comfy_server, tmp_path, capsys):
+    """With a server and a checkpoint, the same command generates every keyframe instead of using the panels."""
+    from animstudio.cli import main
+    from conftest import EXAMPLE
+
+    assert main(["render", str(EXAMPLE), "-o", str(tmp_path), "--server", comfy_server.url, "--generate",
+                 "--checkpoint", TINY_CHECKPOINT, "--steps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    keyframes = [p for p in report["outputs"] if "/keyframes/" in p]
+    assert len(keyframes) == 4
+    assert Image.open(tmp_path / keyframes[0]).size == (512, 288)
+    with av.open(str(tmp_path / report["film"])) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        assert container.streams.video[0].codec_context.width == 512

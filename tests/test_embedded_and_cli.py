@@ -161,3 +161,8 @@ def test_editing_one_lines_dialogue_rerenders_only_that_shot(tmp_path, capsys):
         "opening": "cached", "keeper-window": "cached", "ship-storm": "rendered", "beam": "cached"}
     assert "I see the light" in (out / "the-last-lighthouse.srt").read_text()
     assert "render" not in second["stages"] or second["stages"]["render"] < first["stages"]["render"]
+
+
+def test_generate_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
+    assert main(["render", str(EXAMPLE), "-o", str(tmp_path), "--generate"]) == 2
+    assert "$.project.checkpoint: required (or pass --checkpoint NAME)" in capsys.readouterr().err

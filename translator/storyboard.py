@@ -178,6 +178,20 @@ class Storyboard:
         character = self.characters.get(character_id)
         return character.voice.rate if character else 1.0
 
+    def generated(self, checkpoint: str | None = None, steps: int | None = None) -> "Storyboard":
+        """The same film with every keyframe generated from a checkpoint instead of taken from its panel.
+
+        Mouth boxes are dropped: they were placed on the panels, and a generated picture puts faces elsewhere.
+        """
+        from dataclasses import replace
+
+        checkpoint = checkpoint or self.project.checkpoint
+        if not checkpoint:
+            raise StoryboardError(f"{self.source}: generating keyframes needs a checkpoint",
+                                  [Problem("$.project.checkpoint", "required (or pass --checkpoint NAME)")])
+        return replace(self, project=replace(self.project, checkpoint=checkpoint, steps=steps or self.project.steps),
+                       shots=tuple(replace(shot, keyframe=None, mouths={}) for shot in self.shots))
+
     @property
     def needs_generation(self) -> bool:
         return any(s.keyframe is None for s in self.shots)
