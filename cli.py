@@ -224,6 +224,23 @@ def cmd_lipsync(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """A storyboard from a request, by a local GGUF model or an OpenAI-compatible server; validated before writing."""
+    from .nodes.llm.llm_nodes import make_backend
+    from .nodes.llm.planner import plan_storyboard
+
+    backend = make_backend(args.backend, args.model, args.base_url or "")
+    board = plan_storyboard(args.request, backend, seed=args.seed, shots_hint=args.shots, checkpoint=args.checkpoint)
+    text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        _emit(args, {"ok": True, "file": args.output, "shots": len(board["shots"])},
+              f"wrote {args.output}: {len(board['shots'])} shot(s); check it with: animstudio validate {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_speak(args) -> int:
     from .nodes.audio.clip import write_wav
     from .nodes.audio.tts import TTSError, VoiceSettings, synthesize
@@ -304,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the rhubarb binary if installed, else the built-in aligner")
     p.add_argument("-o", "--output", help="output file (default: standard output)")
     p.set_defaults(func=cmd_lipsync, json=False)
+
+    p = sub.add_parser("plan", help="write a storyboard from a request with an LLM (local GGUF or OpenAI-compatible)")
+    p.add_argument("request", help='what the film is about, e.g. "a 4-shot short where a keeper saves a ship"')
+    p.add_argument("-o", "--output", help="storyboard JSON to write (default: standard output)")
+    p.add_argument("--backend", default="llama_cpp", choices=["llama_cpp", "openai"])
+    p.add_argument("--model", required=True, help="GGUF file (llama_cpp; a path, or a name in models/LLM or "
+                                                   "$ANIMSTUDIO_LLM_DIR) or the server's model name (openai)")
+    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server (key from $OPENAI_API_KEY)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shots", type=int, help="at most this many shots (default 8)")
+    p.add_argument("--checkpoint", default="sd15.safetensors", help="project.checkpoint for the generated shots")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("speak", help="speak a line of text to a WAV file")
     p.add_argument("text")

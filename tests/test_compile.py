@@ -150,7 +150,7 @@ def test_generated_shots_chain(tmp_path):
     assert of_class(g, "CheckpointLoaderSimple") == ["film:checkpoint"]
     assert g["film:checkpoint"]["inputs"] == {"ckpt_name": "tiny.safetensors"}
     # LoRAs chained in the shot's character order (otto, then mara); bob has none
-    assert of_class(g, "LoraLoader") == ["g1:lora-mara:lora", "g1:lora-otto:lora", "g2:lora-mara:lora"]
+    assert of_class(g, "AnimStudioCharacterLoRA") == ["g1:lora-mara:lora", "g1:lora-otto:lora", "g2:lora-mara:lora"]
     otto, mara = g["g1:lora-otto:lora"]["inputs"], g["g1:lora-mara:lora"]["inputs"]
     assert (otto["model"], otto["clip"]) == (["film:checkpoint", 0], ["film:checkpoint", 1])
     assert (mara["model"], mara["clip"]) == (["g1:lora-otto:lora", 0], ["g1:lora-otto:lora", 1])
@@ -289,9 +289,9 @@ def test_golden_film_graph(tmp_path):
             "fit_to_audio": False, "tail_seconds": 0.5}},
         "a:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["a:clip", 0], "transition": "cut", "transition_seconds": 0.5}},
-        "b:lora-mara:lora": {"class_type": "LoraLoader", "inputs": {
+        "b:lora-mara:lora": {"class_type": "AnimStudioCharacterLoRA", "inputs": {
             "model": ["film:checkpoint", 0], "clip": ["film:checkpoint", 1], "lora_name": "mara.safetensors",
-            "strength_model": 0.7, "strength_clip": 0.7}},
+            "strength_model": 0.7, "strength_clip": 0.7, "character": "Mara"}},
         "b:positive": {"class_type": "CLIPTextEncode", "inputs": {
             "text": "ink, close-up, Mara waves, mrx, Mara: a girl, a pier, dawn, fog", "clip": ["b:lora-mara:lora", 1]}},
         "b:negative": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["b:lora-mara:lora", 1]}},

