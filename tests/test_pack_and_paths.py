@@ -6,7 +6,8 @@ import sys
 import pytest
 
 import animstudio
-from animstudio.translator.client import ComfyClient, local_output_path, redact
+from animstudio.translator.client import ComfyClient, local_output_path
+from animstudio.translator.urls import redact
 from animstudio.translator.paths import PathEscapeError, resolve_inside, safe_filename
 
 

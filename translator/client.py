@@ -28,20 +28,12 @@ from typing import Any, Callable, Mapping
 from .errors import GraphValidationError, Problem, RenderInterrupted, ServerError
 from .graph_check import node_place
 from .paths import safe_filename
+from .urls import redact, split_credentials
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[str, dict], None]
 RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, OSError)
-
-
-def redact(url: str) -> str:
-    """The URL without credentials or query secrets, for logs and messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -84,14 +76,9 @@ class ComfyClient:
         self.backoff = backoff
         self.client_id = client_id or uuid.uuid4().hex
         self.headers = dict(headers or {})
-        parts = urllib.parse.urlsplit(self.base_url)
-        if parts.username is not None:  # user:password@host becomes a Basic header, never part of a logged URL
-            import base64
-
-            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-            self.headers.setdefault("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
-            host = parts.hostname + (f":{parts.port}" if parts.port else "")
-            self.base_url = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+        self.base_url, basic = split_credentials(self.base_url)  # user:password@ never stays in a URL
+        if basic:
+            self.headers.setdefault("Authorization", basic)
         self.use_websocket = use_websocket  # off behind proxies that do not pass websockets: poll /history
         self.socket = None  # the websocket of the run in progress, if any
         self.name = redact(self.base_url)

@@ -7,7 +7,6 @@ never a secret (an API key is scrubbed from anything a server echoes back). Stan
 """
 from __future__ import annotations
 
-import base64
 import http.client
 import io
 import json
@@ -21,6 +20,7 @@ import urllib.request
 
 import numpy as np
 
+from ...translator.urls import redact, split_credentials
 from .clip import AudioClip
 from .tts import TTSError
 
@@ -31,32 +31,6 @@ DEFAULT_TIMEOUT = 120.0          # a CPU-bound server can take a while for one s
 RETRY_STATUSES = {429, 502, 503, 504}
 MAX_ERROR_CHARS = 400
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-
-def redact(url: str) -> str:
-    """The URL without user, password or query: safe for logs and error messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        host += f":{port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _split_credentials(url: str) -> tuple[str, str | None]:
-    """``http://user:pass@host/x`` → (``http://host/x``, Basic header); urllib cannot send userinfo itself."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None:
-        return url, None
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-    header = "Basic " + base64.b64encode(token.encode()).decode()
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), header
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -92,7 +66,7 @@ def request_audio(url: str, *, service: str, json_body: dict | None = None, head
     """
     timeout = timeout or float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
     shown = redact(url)
-    target, basic = _split_credentials(url)
+    target, basic = split_credentials(url)
     all_headers = {"Accept": "audio/wav, application/json;q=0.5", "User-Agent": "animstudio-tts"}
     if basic:
         all_headers["Authorization"] = basic

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ...translator.errors import AnimStudioError, Problem
-from ..audio.http_tts import _scrub, _server_message, redact
+from ...translator.urls import redact
+from ..audio.http_tts import _scrub, _server_message
 
 log = logging.getLogger(__name__)
 
