@@ -32,7 +32,7 @@ def _engine_inputs() -> dict:
 
 
 def _model_input() -> dict:
-    from .rife import list_rife_models
+    from .rife_weights import list_rife_models
 
     return {"rife_model": ([AUTO_MODEL] + list_rife_models(), {
         "default": AUTO_MODEL,
@@ -102,7 +102,7 @@ class AnimStudioInterpolateClip:
 
     def interpolate(self, clip, factor, engine, scene_threshold, rife_model=AUTO_MODEL):
         if engine == "rife":  # fail now, not halfway through saving the film
-            from .rife import find_rife_weights
+            from .rife_weights import find_rife_weights
 
             find_rife_weights(_model_name(rife_model))
         return (interpolate_clip(clip, factor, engine, scene_threshold, rife_model=_model_name(rife_model)),)
