@@ -176,6 +176,7 @@ def test_missing_lora_file_is_refused_at_validation(comfy_server, character_lora
     assert "not-there.safetensors" in problems[0].message and "models/loras" in problems[0].message
 
 
+@comfyui
 def test_storyboard_character_lora_compiles_to_the_checked_loader_and_renders(comfy_server, character_loras, tmp_path):
     """A storyboard character with a LoRA: the translator emits the checked loader, ComfyUI runs it."""
     from animstudio.translator.render import ServerEngine, render
