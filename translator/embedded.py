@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import EngineUnavailableError, GraphValidationError, Problem, RenderInterrupted, ServerError
-from .graph_check import check_graph, node_place
+from .graph_check import check_graph, is_link, node_place
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class EmbeddedEngine:
         waiting: dict[str, int] = {}
         for node_id in order:
             for value in graph[node_id]["inputs"].values():
-                if _is_link(value):
+                if is_link(value):
                     waiting[value[0]] = waiting.get(value[0], 0) + 1
         outputs: dict[str, dict] = {}
         on_event("execution_start", {"prompt_id": prompt_id})
@@ -156,7 +156,7 @@ class EmbeddedEngine:
             for node_id in order:
                 node = graph[node_id]
                 cls = self.classes[node["class_type"]]
-                kwargs = {name: (results[value[0]][value[1]] if _is_link(value) else value)
+                kwargs = {name: (results[value[0]][value[1]] if is_link(value) else value)
                           for name, value in node["inputs"].items()}
                 on_event("executing", {"node": node_id, "prompt_id": prompt_id})
                 hook = (lambda done, total, _n=node_id:
@@ -182,7 +182,7 @@ class EmbeddedEngine:
                         on_event("executed", {"node": node_id, "output": outputs[node_id], "prompt_id": prompt_id})
                 results[node_id] = tuple(returned or ())
                 for value in node["inputs"].values():
-                    if _is_link(value):
+                    if is_link(value):
                         waiting[value[0]] -= 1
                         if not waiting[value[0]]:
                             results.pop(value[0], None)
@@ -245,10 +245,6 @@ def _worker_error(final: dict, node_shots) -> Exception:
     return ServerError("the graph failed while running in the embedded ComfyUI", problems)
 
 
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
-
-
 def execution_order(graph: Mapping[str, Any], classes: Mapping[str, type]) -> list[str]:
     """The nodes the output nodes need, dependencies first (each node once), in a stable order."""
     needed: list[str] = []
@@ -266,7 +262,7 @@ def execution_order(graph: Mapping[str, Any], classes: Mapping[str, type]) -> li
             seen.add(current)
             stack.append((current, True))
             for value in reversed(list(graph[current]["inputs"].values())):
-                if _is_link(value) and value[0] not in seen:
+                if is_link(value) and value[0] not in seen:
                     stack.append((value[0], False))
 
     for node_id, node in graph.items():

@@ -17,6 +17,11 @@ from .errors import GraphValidationError, Problem
 ObjectInfo = Mapping[str, Mapping[str, Any]]
 
 
+def is_link(value: Any) -> bool:
+    """An API-format input that connects to another node: ``[node_id, output_index]``."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
 def load_object_info(path: str | Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
@@ -135,7 +140,7 @@ def graph_problems(graph: Mapping[str, Any], object_info: ObjectInfo,
             if spec is None:
                 continue  # ComfyUI ignores inputs a node does not declare (hidden ones among them)
             kind, options = _spec_parts(spec)
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int):
+            if is_link(value):
                 message = _link_problem(graph, object_info, value, kind)
             elif options.get("forceInput"):
                 message = f"must be linked from a {kind} output"
@@ -204,8 +209,7 @@ def find_cycle(graph: Mapping[str, Any]) -> list[str] | None:
 def _dependencies(graph: Mapping[str, Any], node_id: str) -> list[str]:
     node = graph.get(node_id)
     inputs = node.get("inputs", {}) if isinstance(node, Mapping) else {}
-    return [v[0] for v in (inputs.values() if isinstance(inputs, Mapping) else ())
-            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)]
+    return [v[0] for v in (inputs.values() if isinstance(inputs, Mapping) else ()) if is_link(v)]
 
 
 def check_graph(graph: Mapping[str, Any], object_info: ObjectInfo, node_shots: Mapping[str, str | None] | None = None,

@@ -235,9 +235,6 @@ def iter_film_frames(film: Film) -> Iterator[np.ndarray]:
             yield frame
 
 
-def film_from_clip(clip: Clip) -> Film:
-    return Film((clip,), (Transition(),))
-
 
 def video_clip(path: str | Path, label: str = "") -> Clip:
     """A clip decoded lazily from a video file (the per-shot renders of the compose graph)."""

@@ -55,10 +55,3 @@ def cover_box(src_w: int, src_h: int, width: int, height: int) -> tuple[float, f
     h = src_w / target
     top = (src_h - h) / 2
     return (0.0, top, float(src_w), top + h)
-
-
-def fit_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    h, w = frame.shape[:2]
-    if (w, h) == (width, height):
-        return frame
-    return crop_resize(frame, cover_box(w, h, width, height), width, height)
