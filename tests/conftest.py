@@ -52,6 +52,21 @@ def comfyui_base(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def clip_vision_name(comfyui_base):
+    """The random-weight CLIP vision ViT-L/14 (built once per machine, cached outside the repo) linked into the
+    server's models/clip_vision; ComfyUI lists model files when asked, so linking after start is fine."""
+    from fixtures.clip_vision import CLIP_VISION_FILE, ensure_clip_vision
+
+    _comfy_dir, comfy_python = comfyui_paths()
+    cached = ensure_clip_vision(comfy_python)
+    target = comfyui_base / "models" / "clip_vision" / CLIP_VISION_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(cached)
+    return CLIP_VISION_FILE
+
+
+@pytest.fixture(scope="session")
 def comfy_server(comfyui_base):
     server = start_comfyui(comfyui_base)
     yield server
