@@ -113,8 +113,8 @@ def test_cli_compile_writes_identical_bytes_twice(tmp_path, capsys, per_shot):
     assert "Traceback" not in capsys.readouterr().err
     roots = [o if per_shot else o.parent for o in outs]
     names = sorted(p.name for p in roots[0].iterdir())
-    expected = (["compose.json", "manifest.json", "shot-g1.json", "shot-g2.json", "shot-p1.json", "shot-p2.json"]
-                if per_shot else ["film.json", "film.manifest.json"])
+    expected = (["compose.json", "keyframe-g1.json", "keyframe-g2.json", "manifest.json", "shot-g1.json",
+                 "shot-g2.json", "shot-p1.json", "shot-p2.json"] if per_shot else ["film.json", "film.manifest.json"])
     assert names == expected == sorted(p.name for p in roots[1].iterdir())
     for name in names:
         assert (roots[0] / name).read_bytes() == (roots[1] / name).read_bytes(), name
@@ -214,9 +214,22 @@ def test_per_shot_shape(tmp_path):
     sb = board(tmp_path, GENERATED)
     film = compile_storyboard(sb, "per_shot")
     assert film.shape == "per_shot"
-    assert [g.name for g in film.graphs] == ["shot-g1", "shot-p1", "shot-g2", "shot-p2", "compose"]
-    for shot, g in zip(sb.shots, film.graphs):
-        assert g.shot_id == shot.id
+    assert [g.name for g in film.graphs] == ["keyframe-g1", "shot-g1", "shot-p1", "keyframe-g2", "shot-g2", "shot-p2",
+                                             "compose"]
+    # a generated shot: its keyframe graph samples and saves the keyframe; its shot graph reads that keyframe
+    for shot_id in ("g1", "g2"):
+        keyframe = film.graph(f"keyframe-{shot_id}")
+        assert keyframe.kind == "keyframe" and keyframe.shot_id == shot_id and keyframe.depends_on == ()
+        assert of_class(keyframe.graph, "KSampler") == [f"{shot_id}:sampler"]
+        assert keyframe.graph[f"{shot_id}:keyframe"]["inputs"]["filename_prefix"] == f"animstudio/keyframes/{shot_id}"
+        assert not of_class(keyframe.graph, "AnimStudioSaveFilm")
+        shot_graph = film.graph(f"shot-{shot_id}")
+        assert shot_graph.depends_on == (f"keyframe-{shot_id}",) and not of_class(shot_graph.graph, "KSampler")
+        assert shot_graph.graph[f"{shot_id}:panel"]["inputs"] == {"image": f"animstudio/keyframes/{shot_id}.png"}
+    assert film.graph("compose").depends_on == tuple(f"shot-{s.id}" for s in sb.shots)
+    for shot in sb.shots:
+        g = film.graph(f"shot-{shot.id}")
+        assert g.shot_id == shot.id and g.kind == "shot"
         assert of_class(g.graph, "AnimStudioSaveFilm") == ["film:save"]
         assert g.graph["film:save"]["inputs"] == {
             "film": [f"{shot.id}:append", 0], "filename_prefix": f"animstudio/shots/{shot.id}",
@@ -225,7 +238,7 @@ def test_per_shot_shape(tmp_path):
         assert g.graph[f"{shot.id}:append"]["inputs"]["transition"] == "cut"
         assert "film" not in g.graph[f"{shot.id}:append"]["inputs"]
         assert {g.node_shots[n] for n in g.graph} == {shot.id}
-        assert ("film:checkpoint" in g.graph) == (shot.keyframe is None)
+        assert "film:checkpoint" not in g.graph
         assert [u.local_path for u in g.uploads] == ([shot.keyframe] if shot.keyframe else [])
     compose = film.graph("compose")
     assert compose.uploads == [] and compose.shot_id is None

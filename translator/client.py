@@ -178,6 +178,14 @@ class ComfyClient:
         except (ServerError, _HTTPFailure) as exc:
             log.warning("could not interrupt ComfyUI at %s: %s", self.name, exc)
 
+    def free(self) -> None:
+        """Ask the server to unload its models and free memory (``POST /free``): between render stages
+        that use different heavy models, so only one is resident on a small GPU."""
+        try:
+            self.post_json("/free", {"unload_models": True, "free_memory": True})
+        except (ServerError, _HTTPFailure) as exc:
+            log.warning("could not ask ComfyUI at %s to free memory: %s", self.name, exc)
+
     # ------------------------------------------------------------------ following a prompt
     def _ws_url(self) -> str:
         parts = urllib.parse.urlsplit(self.base_url)

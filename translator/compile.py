@@ -55,6 +55,8 @@ class CompiledGraph:
     node_shots: dict[str, str | None]
     uploads: list[Upload] = field(default_factory=list)
     shot_id: str | None = None  # set for a per-shot graph
+    kind: Literal["film", "keyframe", "shot", "compose"] = "film"
+    depends_on: tuple[str, ...] = ()  # graphs whose outputs this one reads (a shot's keyframe, the shots)
 
     def to_json(self) -> str:
         return graph_json(self.graph)
@@ -76,7 +78,8 @@ class CompiledFilm:
             "storyboard": self.storyboard.source,
             "shape": self.shape,
             "graphs": [{
-                "name": g.name, "file": f"{g.name}.json", "shot": g.shot_id, "node_shots": g.node_shots,
+                "name": g.name, "file": f"{g.name}.json", "shot": g.shot_id, "kind": g.kind,
+                "depends_on": list(g.depends_on), "node_shots": g.node_shots,
                 "uploads": [{"local": _relative(u.local_path, base), "subfolder": u.subfolder, "filename": u.filename}
                             for u in g.uploads],
             } for g in self.graphs],
@@ -196,32 +199,208 @@ def slug(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------ compiling
 
-def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
-                checkpoint: dict[str, Link] | None, film: Link | None) -> Link:
-    """Add one shot's keyframe and clip nodes; returns the link to the film with this shot appended."""
+KEYFRAME_SUBFOLDER = "animstudio/keyframes"
+REFERENCE_SUBFOLDER = "animstudio/references"
+CONTROL_SUBFOLDER = "animstudio/control"
+
+# the node types each motion family needs from the server, the frame-count grid its latents use (length
+# = step * k + 1) and the pixel grid of its width and height
+MOTION_NODES = {"wan": ("UNETLoader", "ModelSamplingSD3", "WanImageToVideo"),
+                "ltx": ("LTXVPreprocess", "LTXVImgToVideo", "LTXVConditioning", "LTXVScheduler", "SamplerCustom"),
+                "animatediff": ("ADE_AnimateDiffLoaderGen1", "RepeatImageBatch", "VAEEncode")}
+MOTION_FRAME_STEP = {"wan": 4, "ltx": 8, "animatediff": 1}
+MOTION_SIZE_STEP = {"wan": 16, "ltx": 32, "animatediff": 8}
+ANIMATEDIFF_DENOISE = 0.6  # enough for the motion module to move things, little enough to keep the keyframe
+
+
+def keyframe_seed(board: Storyboard, shot: Shot, attempt: int = 0) -> int:
+    """The seed of a keyframe attempt: the shot's seed first, then seeds derived from it for re-renders."""
+    if attempt == 0:
+        return shot_seed(board, shot)
+    digest = hashlib.sha256(f"{shot_seed(board, shot)}:attempt-{attempt}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+def motion_family(board: Storyboard, shot: Shot, object_info: dict | None = None) -> str:
+    """The video family a shot's motion uses: the one it names, or (``auto``) the first of wan, ltx, animatediff
+    that ``project.motion_models`` sets and whose nodes the engine offers (the first set, engine unknown)."""
+    assert shot.motion is not None
+    configured = board.project.motion_models.configured
+    if shot.motion.family != "auto":
+        return shot.motion.family
+    if object_info is not None:
+        for family in configured:
+            if all(node in object_info for node in MOTION_NODES[family]):
+                return family
+        from .errors import GraphValidationError, Problem
+
+        raise GraphValidationError(
+            f"shot {shot.id}: no motion family can run here",
+            [Problem(f"{shot.json_path}.motion", f"the engine offers none of the configured families' nodes "
+                     + "; ".join(f"{f}: {', '.join(n for n in MOTION_NODES[f] if n not in object_info)}"
+                                 for f in configured))])
+    return configured[0]
+
+
+def motion_length(seconds: float, fps: int, step: int, max_frames: int) -> int:
+    """Frames to generate for a shot: its length at the model's rate, on the model's ``step * k + 1`` grid,
+    at most ``max_frames`` (the clip then spreads them over the shot)."""
+    wanted = max(1, round(seconds * fps))
+    on_grid = step * math.ceil((wanted - 1) / step) + 1
+    cap = step * ((max_frames - 1) // step) + 1
+    return max(1, min(on_grid, cap))
+
+
+def _snap_down(value: int, step: int) -> int:
+    return max(step, value - value % step)
+
+
+def _reference_batch(board: Storyboard, shot: Shot, cid: str, graph: Graph, node_shots: dict,
+                     uploads: list[Upload]) -> Link:
+    """A character's reference images loaded and batched once per graph (IP-Adapter and score share them)."""
+    scope = f"{shot.id}:refs-{cid}"
+    batch: Link | None = None
+    for k, path in enumerate(board.characters[cid].reference_images):
+        upload = content_upload(path, REFERENCE_SUBFOLDER)
+        uploads.append(upload)
+        image = instantiate("reference_image", f"{scope}-{k + 1}", graph, node_shots, shot.id,
+                            {"image": upload.name})["image"]
+        batch = image if batch is None else instantiate(
+            "image_batch", f"{scope}-{k + 1}", graph, node_shots, shot.id, {}, {"first": batch, "second": image})["image"]
+    assert batch is not None
+    return batch
+
+
+def _clip_vision(board: Storyboard, graph: Graph, node_shots: dict, shot_id: str | None) -> Link:
+    node = f"{FILM_SCOPE}:clip-vision"
+    if node not in graph:
+        instantiate("clip_vision", FILM_SCOPE, graph, node_shots, shot_id, {"clip_vision": board.project.clip_vision})
+    return [node, 0]
+
+
+def _keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
+                    checkpoint: dict[str, Link], seed: int, score: bool = False) -> Link:
+    """A generated keyframe: each character's LoRA and IP-Adapter on the checkpoint, the prompts (guided by the
+    shot's ControlNet image), sampling, decoding, saving; with ``score``, each character's consistency score."""
     project = board.project
-    if shot.keyframe is not None:
-        upload = panel_upload(shot.keyframe)
+    model, clip, vae = checkpoint["model"], checkpoint["clip"], checkpoint["vae"]
+    for cid in shot.characters:
+        lora = board.characters[cid].lora
+        if lora is None:
+            continue
+        scope = f"{shot.id}:lora-{cid}"
+        instantiate("lora", scope, graph, node_shots, shot.id,
+                    {"lora_name": lora.file, "strength": lora.weight, "character": board.characters[cid].display_name},
+                    {"model": model, "clip": clip})
+        model, clip = [f"{scope}:lora", 0], [f"{scope}:lora", 1]
+    references: dict[str, Link] = {}
+    for cid in shot.characters:
+        character = board.characters[cid]
+        if character.ip_adapter is None or not character.reference_images:
+            continue
+        references[cid] = _reference_batch(board, shot, cid, graph, node_shots, uploads)
+        adapter = character.ip_adapter
+        model = instantiate("ipadapter", f"{shot.id}:ipadapter-{cid}", graph, node_shots, shot.id, {
+            "file": adapter.file, "weight": adapter.weight, "start_at": adapter.start_at, "end_at": adapter.end_at,
+            "character": character.display_name,
+        }, {"model": model, "clip_vision": _clip_vision(board, graph, node_shots, shot.id),
+            "references": references[cid]})["model"]
+    prompts = instantiate("keyframe_prompts", shot.id, graph, node_shots, shot.id,
+                          {"prompt": shot_prompt(board, shot), "negative_prompt": project.negative_prompt},
+                          {"clip": clip})
+    if shot.control is not None:
+        control = shot.control
+        upload = content_upload(control.image, CONTROL_SUBFOLDER)
+        uploads.append(upload)
+        prompts = instantiate("controlnet", f"{shot.id}:control", graph, node_shots, shot.id, {
+            "image": upload.name, "model": control.model, "strength": control.strength, "start_at": control.start_at,
+            "end_at": control.end_at}, {"positive": prompts["positive"], "negative": prompts["negative"], "vae": vae})
+    image = instantiate("keyframe_sample", shot.id, graph, node_shots, shot.id, {
+        "width": project.width, "height": project.height, "seed": seed, "steps": project.steps, "cfg": project.cfg,
+        "sampler": project.sampler, "scheduler": project.scheduler,
+        "keyframe_prefix": f"{KEYFRAME_SUBFOLDER}/{shot.id}",
+    }, {"model": model, "positive": prompts["positive"], "negative": prompts["negative"], "vae": vae})["image"]
+    if score:
+        for cid in scored_characters(board, shot):
+            if cid not in references:
+                references[cid] = _reference_batch(board, shot, cid, graph, node_shots, uploads)
+            instantiate("consistency", f"{shot.id}:consistency-{cid}", graph, node_shots, shot.id,
+                        {"threshold": project.consistency.threshold, "character": cid},
+                        {"clip_vision": _clip_vision(board, graph, node_shots, shot.id), "image": image,
+                         "references": references[cid]})
+    return image
+
+
+def scored_characters(board: Storyboard, shot: Shot) -> list[str]:
+    """The shot's characters whose keyframe likeness is scored: those with reference images, when the project
+    has a CLIP vision model and scoring on."""
+    if not board.project.scores_consistency:
+        return []
+    return [cid for cid in shot.characters if board.characters[cid].reference_images]
+
+
+def consistency_node(shot_id: str, character_id: str) -> str:
+    return f"{shot_id}:consistency-{character_id}:score"
+
+
+def _motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, image: Link,
+                  object_info: dict | None) -> Link:
+    """The shot's generated motion: an image-to-video subgraph of the family chosen; returns its frames."""
+    family = motion_family(board, shot, object_info)
+    settings = getattr(board.project.motion_models, family)
+    project = board.project
+    prompt = shot.motion.prompt or shot_prompt(board, shot)
+    size_step = MOTION_SIZE_STEP[family]
+    params = {"prompt": prompt, "negative_prompt": project.negative_prompt,
+              "width": _snap_down(project.width, size_step), "height": _snap_down(project.height, size_step),
+              "length": motion_length(board.shot_seconds(shot), settings.fps, MOTION_FRAME_STEP[family],
+                                      settings.max_frames),
+              "seed": shot_seed(board, shot)}
+    scope = f"{shot.id}:motion"
+    if family == "wan":
+        vision = None
+        if settings.clip_vision:
+            vision = instantiate("clip_vision_encode", f"{shot.id}:motion-vision", graph, node_shots, shot.id,
+                                 {"clip_vision": settings.clip_vision}, {"image": image})["output"]
+        return instantiate("motion_wan", scope, graph, node_shots, shot.id, {
+            **params, "unet": settings.unet, "text_encoder": settings.text_encoder, "vae": settings.vae,
+            "shift": settings.shift, "steps": settings.steps, "cfg": settings.cfg,
+        }, {"image": image, "clip_vision_output": vision})["frames"]
+    if family == "ltx":
+        return instantiate("motion_ltx", scope, graph, node_shots, shot.id, {
+            **params, "checkpoint": settings.checkpoint, "text_encoder": settings.text_encoder,
+            "steps": settings.steps, "cfg": settings.cfg, "fps": float(settings.fps), "strength": shot.motion.strength,
+        }, {"image": image})["frames"]
+    checkpoint = _checkpoint(board, graph, node_shots, shot.id, force=True)
+    return instantiate("motion_animatediff", scope, graph, node_shots, shot.id, {
+        **params, "motion_model": settings.motion_model, "beta_schedule": settings.beta_schedule,
+        "steps": project.steps, "cfg": project.cfg, "sampler": project.sampler, "scheduler": project.scheduler,
+        "denoise": ANIMATEDIFF_DENOISE,
+    }, {"image": image, **checkpoint})["frames"]
+
+
+def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
+                checkpoint: dict[str, Link] | None, film: Link | None, keyframe: Path | None = None,
+                object_info: dict | None = None) -> Link:
+    """Add one shot's picture, motion and clip nodes; returns the link to the film with this shot appended.
+
+    The picture is the shot's panel, else ``keyframe`` (a keyframe already rendered and chosen), else generated
+    here from the checkpoint."""
+    panel = shot.keyframe or keyframe
+    if panel is not None:
+        upload = panel_upload(panel)
         uploads.append(upload)
         image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id, {"panel": upload.name})["image"]
     else:
         assert checkpoint is not None
-        model, clip = checkpoint["model"], checkpoint["clip"]
-        for cid in shot.characters:
-            lora = board.characters[cid].lora
-            if lora is None:
-                continue
-            scope = f"{shot.id}:lora-{cid}"
-            instantiate("lora", scope, graph, node_shots, shot.id,
-                        {"lora_name": lora.file, "strength": lora.weight, "character": board.characters[cid].display_name},
-                        {"model": model, "clip": clip})
-            model, clip = [f"{scope}:lora", 0], [f"{scope}:lora", 1]
-        image = instantiate("keyframe_txt2img", shot.id, graph, node_shots, shot.id, {
-            "prompt": shot_prompt(board, shot), "negative_prompt": project.negative_prompt,
-            "width": project.width, "height": project.height, "seed": shot_seed(board, shot),
-            "steps": project.steps, "cfg": project.cfg, "sampler": project.sampler, "scheduler": project.scheduler,
-            "keyframe_prefix": f"animstudio/keyframes/{shot.id}",
-        }, {"model": model, "clip": clip, "vae": checkpoint["vae"]})["image"]
+        image = _keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot))
+    return _shot_nodes_from_image(board, shot, graph, node_shots, uploads, image, object_info, film)
+
+
+def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
+                           image: Link, object_info: dict | None, film: Link | None = None) -> Link:
+    if shot.motion is not None:
+        image = _motion_nodes(board, shot, graph, node_shots, image, object_info)
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
@@ -290,16 +469,27 @@ def _clip_params(board: Storyboard, shot: Shot) -> dict[str, Any]:
             "transition_seconds": shot.transition.duration}
 
 
-def _checkpoint(board: Storyboard, graph: Graph, node_shots: dict, shot_id: str | None) -> dict[str, Link] | None:
-    if board.project.checkpoint is None or not board.needs_generation:
+def _checkpoint(board: Storyboard, graph: Graph, node_shots: dict, shot_id: str | None,
+                force: bool = False) -> dict[str, Link] | None:
+    """The project's checkpoint, loaded once per graph; none when nothing is generated from it."""
+    if board.project.checkpoint is None or not (force or board.needs_generation):
         return None
-    instantiate("checkpoint", FILM_SCOPE, graph, node_shots, shot_id, {"checkpoint": board.project.checkpoint})
     node = f"{FILM_SCOPE}:checkpoint"
+    if node not in graph:
+        instantiate("checkpoint", FILM_SCOPE, graph, node_shots, shot_id, {"checkpoint": board.project.checkpoint})
     return {"model": [node, 0], "clip": [node, 1], "vae": [node, 2]}
 
 
-def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "film") -> CompiledFilm:
-    """Compile a validated storyboard into API-format graph(s)."""
+def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "film",
+                       object_info: dict | None = None) -> CompiledFilm:
+    """Compile a validated storyboard into API-format graph(s).
+
+    ``per_shot``: for each generated shot a ``keyframe-<id>`` graph (the keyframe, scored when the project
+    scores likeness), then every shot's ``shot-<id>`` graph, then ``compose``. A generated shot's graph reads
+    its keyframe as ``animstudio/keyframes/<id>.png`` (``depends_on`` names the graph that makes it); the
+    renderer compiles it again with the keyframe it chose (:func:`compile_shot`). ``object_info`` (the
+    engine's node definitions) picks the motion family of ``auto`` shots.
+    """
     if shape == "film":
         graph: Graph = {}
         node_shots: dict[str, str | None] = {}
@@ -307,19 +497,16 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
         checkpoint = _checkpoint(board, graph, node_shots, None)
         film: Link | None = None
         for shot in board.shots:
-            film = _shot_nodes(board, shot, graph, node_shots, uploads, checkpoint, film)
+            film = _shot_nodes(board, shot, graph, node_shots, uploads, checkpoint, film, object_info=object_info)
         _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads)
         return CompiledFilm("film", [CompiledGraph("film", graph, node_shots, _unique(uploads))], board)
     if shape != "per_shot":
         raise ValueError(f"unknown graph shape {shape!r}: use 'film' or 'per_shot'")
     graphs = []
     for shot in board.shots:
-        graph, node_shots, uploads = {}, {}, []
-        checkpoint = _checkpoint(board, graph, node_shots, shot.id) if shot.keyframe is None else None
-        # each shot video starts with a plain cut: transitions are applied when the compose graph joins them
-        film = _shot_nodes(board, _as_cut(shot), graph, node_shots, uploads, checkpoint, None)
-        _save(board, graph, node_shots, film, f"animstudio/shots/{shot.id}", shot.id)
-        graphs.append(CompiledGraph(f"shot-{shot.id}", graph, node_shots, _unique(uploads), shot.id))
+        if shot.keyframe is None:
+            graphs.append(compile_keyframe(board, shot))
+        graphs.append(compile_shot(board, shot, object_info=object_info))
     graph, node_shots = {}, {}
     film = None
     for shot in board.shots:
@@ -327,8 +514,44 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
             "video": shot_video_name(shot.id), **_clip_params(board, shot)}, {"film": film})["film"]
     compose_uploads: list[Upload] = []
     _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=compose_uploads)
-    graphs.append(CompiledGraph("compose", graph, node_shots, compose_uploads))
+    graphs.append(CompiledGraph("compose", graph, node_shots, compose_uploads, kind="compose",
+                                depends_on=tuple(f"shot-{s.id}" for s in board.shots)))
     return CompiledFilm("per_shot", graphs, board)
+
+
+def compile_keyframe(board: Storyboard, shot: Shot, attempt: int = 0) -> CompiledGraph:
+    """A generated shot's keyframe graph: attempt 0 uses the shot's seed, later attempts seeds derived from it."""
+    graph: Graph = {}
+    node_shots: dict[str, str | None] = {}
+    uploads: list[Upload] = []
+    checkpoint = _checkpoint(board, graph, node_shots, shot.id, force=True)
+    if checkpoint is None:
+        raise ValueError(f"shot {shot.id}: a generated keyframe needs project.checkpoint")
+    _keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot, attempt),
+                    score=True)
+    return CompiledGraph(f"keyframe-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="keyframe")
+
+
+def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
+                 object_info: dict | None = None) -> CompiledGraph:
+    """One shot's graph, saving its video. A generated shot takes ``keyframe`` (the chosen render), or names
+    the keyframe its keyframe graph will make."""
+    graph: Graph = {}
+    node_shots: dict[str, str | None] = {}
+    uploads: list[Upload] = []
+    depends_on: tuple[str, ...] = ()
+    # each shot video starts with a plain cut: transitions are applied when the compose graph joins them
+    cut = _as_cut(shot)
+    if shot.keyframe is None and keyframe is None:
+        depends_on = (f"keyframe-{shot.id}",)
+        image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id,
+                            {"panel": f"{KEYFRAME_SUBFOLDER}/{shot.id}.png"})["image"]
+        film = _shot_nodes_from_image(board, cut, graph, node_shots, uploads, image, object_info)
+    else:
+        film = _shot_nodes(board, cut, graph, node_shots, uploads, None, None, keyframe, object_info)
+    _save(board, graph, node_shots, film, f"animstudio/shots/{shot.id}", shot.id)
+    return CompiledGraph(f"shot-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="shot",
+                         depends_on=depends_on)
 
 
 def _as_cut(shot: Shot) -> Shot:

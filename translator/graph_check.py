@@ -63,17 +63,29 @@ MODEL_FOLDERS = {
     "unet_name": "diffusion_models", "clip_name": "text_encoders", "clip_name1": "text_encoders",
     "clip_name2": "text_encoders", "upscale_model": "upscale_models", "ipadapter_file": "ipadapter",
     "style_model_name": "style_models", "gligen_name": "gligen", "hypernetwork_name": "hypernetworks",
+    "ipadapter_name": "ipadapter",
+}
+# the same input name meaning another folder on some node types
+MODEL_FOLDERS_BY_CLASS = {
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("ADE_AnimateDiffLoaderGen1", "model_name"): "animatediff_models",
+    ("ADE_LoadAnimateDiffModel", "model_name"): "animatediff_models",
 }
 
 
-def _check_value(value: Any, kind: Any, options: dict, uploads: frozenset[str], name: str = "") -> str | None:
+def model_folder(class_type: str, input_name: str) -> str | None:
+    """The folder under ComfyUI's models/ that a node's file-name input reads from, if it names a model file."""
+    return MODEL_FOLDERS_BY_CLASS.get((class_type, input_name)) or MODEL_FOLDERS.get(input_name)
+
+
+def _check_value(value: Any, kind: Any, options: dict, uploads: frozenset[str], folder: str | None = None) -> str | None:
     combo = _combo_options(kind, options)
     if combo is not None:
         if value in combo or (isinstance(value, str) and value in uploads):
             return None
-        if name in MODEL_FOLDERS:
+        if folder:
             shown = ", ".join(map(str, combo[:5])) + (", …" if len(combo) > 5 else "")
-            return (f"model file {value!r} not found: put it in ComfyUI's models/{MODEL_FOLDERS[name]} folder"
+            return (f"model file {value!r} not found: put it in ComfyUI's models/{folder} folder"
                     + (f" (there now: {shown})" if combo else " (which is empty)"))
         shown = ", ".join(map(str, combo[:8])) + (", …" if len(combo) > 8 else "")
         return f"{value!r} is not one of the allowed values ({shown})" if combo else f"{value!r}: no values are available"
@@ -145,7 +157,7 @@ def graph_problems(graph: Mapping[str, Any], object_info: ObjectInfo,
             elif options.get("forceInput"):
                 message = f"must be linked from a {kind} output"
             else:
-                message = _check_value(value, kind, options, uploaded, name)
+                message = _check_value(value, kind, options, uploaded, model_folder(class_type, name))
             if message:
                 problems.append(Problem(where, f"input {name!r}: {message}"))
     if not has_output:

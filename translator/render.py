@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol
 
 from .client import ComfyClient, OutputFile, local_output_path, write_atomically
-from .compile import CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_storyboard, slug
+from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_keyframe, compile_shot,
+                      compile_storyboard, consistency_node, keyframe_seed, scored_characters, slug)
 from .embedded import EmbeddedEngine
 from .errors import AnimStudioError
 from .graph_check import check_graph
-from .storyboard import Storyboard
+from .storyboard import Shot, Storyboard
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Engine(Protocol):
     def upload(self, local_path: Path, subfolder: str, filename: str) -> str: ...
     def run(self, graph: Mapping[str, Any], node_shots: Mapping, on_event: Callable, uploads=()) -> dict: ...
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path: ...
+    def free(self) -> None: ...
 
 
 class ServerEngine:
@@ -60,6 +62,9 @@ class ServerEngine:
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
         return self.client.download(item, dest_dir)
 
+    def free(self) -> None:
+        self.client.free()
+
 
 class LocalEngine:
     """The embedded engine with the same face as a server."""
@@ -82,6 +87,9 @@ class LocalEngine:
         source = self.engine.output_file({"filename": item.filename, "subfolder": item.subfolder})
         return write_atomically(target, source.read_bytes())
 
+    def free(self) -> None:
+        """Nothing to do: each embedded run is its own worker process, and its memory goes with it."""
+
 
 class Reporter:
     """Progress callbacks; the CLI draws bars from them. Every method may be left as a no-op."""
@@ -94,10 +102,23 @@ class Reporter:
 
 
 @dataclass
+class KeyframeAttempt:
+    """One render of a generated keyframe and how much its characters look like their references."""
+    attempt: int
+    seed: int
+    file: str
+    score: float | None  # the lowest character score; None when nothing is scored
+    passed: bool
+    scores: dict[str, float] = field(default_factory=dict)  # character id -> score
+
+
+@dataclass
 class ShotResult:
     status: Literal["rendered", "cached", "failed", "pending"] = "pending"
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    keyframe: str | None = None  # the generated keyframe the shot was made from (the best attempt)
+    attempts: list[KeyframeAttempt] = field(default_factory=list)
 
 
 @dataclass
@@ -134,13 +155,15 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
     started = time.monotonic()
     report = RenderReport(board.source, engine.name, shape, shots={s.id: ShotResult() for s in board.shots})
     with report.timed("compile"):
-        compiled = compile_storyboard(board, shape)
+        # the engine's node definitions pick the video family of `auto` motion shots
+        object_info = engine.object_info() if any(s.motion for s in board.shots) else None
+        compiled = compile_storyboard(board, shape, object_info)
     reporter.start([s.id for s in board.shots], len(compiled.graphs))
     try:
         if shape == "film":
             _render_film(compiled.graphs[0], board, out_dir, engine, reporter, report)
         else:
-            _render_per_shot(compiled, out_dir, engine, reporter, report)
+            _render_per_shot(compiled, out_dir, engine, reporter, report, object_info)
     except AnimStudioError as exc:
         report.error = exc.to_json()
         raise
@@ -238,11 +261,21 @@ def graph_key(compiled: CompiledGraph) -> str:
 
 
 def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, reporter: Reporter,
-                     report: RenderReport) -> None:
+                     report: RenderReport, object_info: dict | None = None) -> None:
+    """Stage by stage, so one heavy model is resident at a time: every generated keyframe (the image model),
+    then every shot (the video model, when shots move), then the compose graph (no model)."""
+    board = compiled.storyboard
     shots_dir = out_dir / "shots"
     shots_dir.mkdir(exist_ok=True)
-    for shot_graph in compiled.graphs[:-1]:
-        shot_id = shot_graph.shot_id
+    keyframes: dict[str, Path] = {}
+    for shot in board.shots:
+        if shot.keyframe is None:
+            keyframes[shot.id] = _keyframe_stage(board, shot, out_dir, engine, reporter, report)
+    if keyframes and any(s.motion for s in board.shots):
+        engine.free()
+    for shot in board.shots:
+        shot_graph = compile_shot(board, shot, keyframes.get(shot.id), object_info)
+        shot_id = shot.id
         video, key_file = shots_dir / f"{shot_id}.mp4", shots_dir / f"{shot_id}.key"
         key = graph_key(shot_graph)
         if video.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
@@ -275,7 +308,7 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
             video.with_suffix(".srt").unlink(missing_ok=True)
         key_file.write_text(key + "\n")
         result = report.shots[shot_id]
-        result.status, result.seconds = "rendered", round(time.monotonic() - started, 3)
+        result.status, result.seconds = "rendered", round(time.monotonic() - started + result.seconds, 3)
         result.files = [video.relative_to(out_dir).as_posix()] + [f.relative_to(out_dir).as_posix()
                                                                   for f in files if f.suffix != ".mp4"]
         report.outputs += result.files
@@ -295,3 +328,78 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     film = _film_file(files, out_dir, compiled.storyboard)
     report.film = film.relative_to(out_dir).as_posix() if film else None
+
+
+def _keyframe_stage(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
+                    report: RenderReport) -> Path:
+    """Render a generated shot's keyframe, re-rendering with new seeds while its characters' consistency score
+    fails, up to ``project.consistency.max_attempts`` in all; every attempt goes in the report and the best is
+    kept as ``OUT/keyframes/<shot>.png``. A keyframe already chosen for the same graph and settings is reused."""
+    settings = board.project.consistency
+    scored = scored_characters(board, shot)
+    allowed = settings.max_attempts if scored else 1
+    first = compile_keyframe(board, shot, 0)
+    key = hashlib.sha256(f"{first.to_json()}|{allowed}|{settings.threshold}".encode()).hexdigest()
+    folder = out_dir / "keyframes"
+    folder.mkdir(exist_ok=True)
+    chosen, record = folder / f"{shot.id}.png", folder / f"{shot.id}.json"
+    result = report.shots[shot.id]
+    if chosen.is_file() and record.is_file():
+        kept = json.loads(record.read_text())
+        if kept.get("key") == key:
+            result.keyframe = chosen.relative_to(out_dir).as_posix()
+            result.attempts = [KeyframeAttempt(**a) for a in kept["attempts"]]
+            return chosen
+    reporter.shot_started(shot.id)
+    started = time.monotonic()
+    attempts: list[KeyframeAttempt] = []
+    for attempt in range(allowed):
+        compiled = first if attempt == 0 else compile_keyframe(board, shot, attempt)
+        reporter.stage(f"shot {shot.id}: keyframe" + (f", attempt {attempt + 1} of {allowed}" if attempt else ""))
+        with report.timed("upload"):
+            names = _upload_all(compiled, engine)
+        try:
+            with report.timed("keyframes"):
+                outputs = engine.run(compiled.graph, compiled.node_shots, _events(compiled, reporter, report), names)
+        except AnimStudioError:
+            result.status = "failed"
+            raise
+        with report.timed("download"):
+            files = _fetch_outputs(outputs, engine, out_dir)
+        pictures = [f for f in files if f.suffix == ".png"]
+        if not pictures:
+            raise AnimStudioError(f"shot {shot.id}: the keyframe graph ran but saved no picture")
+        kept_as = folder / f"{shot.id}-attempt{attempt + 1}.png"
+        os.replace(pictures[-1], kept_as)
+        scores = {cid: _consistency(outputs, shot.id, cid) for cid in scored}
+        attempts.append(KeyframeAttempt(
+            attempt=attempt + 1, seed=keyframe_seed(board, shot, attempt), file=kept_as.relative_to(out_dir).as_posix(),
+            score=min((s["score"] for s in scores.values()), default=None),
+            passed=all(s["passed"] for s in scores.values()),
+            scores={cid: round(float(s["score"]), 6) for cid, s in scores.items()}))
+        if attempts[-1].passed:
+            break
+        log.info("shot %s: keyframe attempt %d scored %.3f, below %.2f", shot.id, attempt + 1, attempts[-1].score,
+                 settings.threshold)
+    best = max(attempts, key=lambda a: (a.passed, a.score if a.score is not None else 0.0, -a.attempt))
+    if not best.passed:
+        log.warning("shot %s: no keyframe reached the consistency threshold %.2f in %d attempt(s); keeping attempt "
+                    "%d (score %.3f)", shot.id, settings.threshold, len(attempts), best.attempt, best.score)
+    shutil.copyfile(out_dir / best.file, chosen)
+    write_atomically(record, json.dumps({"key": key, "chosen": best.attempt,
+                                         "attempts": [asdict(a) for a in attempts]}, indent=2).encode())
+    result.keyframe = chosen.relative_to(out_dir).as_posix()
+    result.attempts = attempts
+    result.seconds = round(time.monotonic() - started, 3)
+    return chosen
+
+
+def _consistency(outputs: Mapping[str, Any], shot_id: str, character_id: str) -> dict:
+    """The score a keyframe graph's consistency node reported for one character (its ``ui`` output)."""
+    node = consistency_node(shot_id, character_id)
+    try:
+        found = outputs[node]["consistency"][0]
+        return {"score": float(found["score"]), "passed": bool(found["passed"])}
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise AnimStudioError(f"shot {shot_id}: node {node!r} reported no consistency score for character "
+                              f"{character_id!r}") from None

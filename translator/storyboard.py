@@ -38,12 +38,87 @@ class Project:
     sampler: str = "euler"
     scheduler: str = "normal"
     subtitles: "SubtitleSettings" = None  # type: ignore[assignment]
+    clip_vision: str | None = None
+    consistency: "ConsistencySettings" = None  # type: ignore[assignment]
+    motion_models: "MotionModels" = None  # type: ignore[assignment]
 
     def __post_init__(self):
-        if self.subtitles is None:
-            object.__setattr__(self, "subtitles", SubtitleSettings())
-        elif isinstance(self.subtitles, dict):
-            object.__setattr__(self, "subtitles", SubtitleSettings(**self.subtitles))
+        for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, kind())
+            elif isinstance(value, dict):
+                object.__setattr__(self, name, kind(**value))
+        if self.motion_models is None or isinstance(self.motion_models, dict):
+            object.__setattr__(self, "motion_models", MotionModels.from_json(self.motion_models or {}))
+
+    @property
+    def scores_consistency(self) -> bool:
+        """Keyframes are scored (and re-rendered when they fail) only with a CLIP vision model to score with."""
+        return bool(self.clip_vision) and self.consistency.enabled
+
+
+@dataclass(frozen=True)
+class ConsistencySettings:
+    enabled: bool = True
+    threshold: float = 0.62
+    max_attempts: int = 3
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_attempts", int(self.max_attempts))
+
+
+@dataclass(frozen=True)
+class WanModels:
+    unet: str
+    text_encoder: str
+    vae: str
+    clip_vision: str | None = None
+    steps: int = 20
+    cfg: float = 6.0
+    shift: float = 8.0
+    fps: int = 16
+    max_frames: int = 81
+
+
+@dataclass(frozen=True)
+class LtxModels:
+    checkpoint: str
+    text_encoder: str
+    steps: int = 30
+    cfg: float = 3.0
+    fps: int = 24
+    max_frames: int = 121
+
+
+@dataclass(frozen=True)
+class AnimateDiffModels:
+    motion_model: str
+    beta_schedule: str = "autoselect"
+    fps: int = 8
+    max_frames: int = 32
+
+
+MOTION_FAMILIES = ("wan", "ltx", "animatediff")
+
+
+@dataclass(frozen=True)
+class MotionModels:
+    """The image-to-video model files per family (``project.motion_models``); a family left out is not used."""
+    wan: WanModels | None = None
+    ltx: LtxModels | None = None
+    animatediff: AnimateDiffModels | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "MotionModels":
+        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels}
+        # JSON Schema counts 16.0 as an integer; the graph should carry 16
+        return cls(**{name: kinds[name](**{k: int(v) if k in ("steps", "fps", "max_frames") else v
+                                            for k, v in value.items()}) for name, value in raw.items()})
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(name for name in MOTION_FAMILIES if getattr(self, name) is not None)
 
 
 @dataclass(frozen=True)
@@ -68,6 +143,15 @@ class Lora:
     file: str
     weight: float = 1.0
     trigger_words: tuple[str, ...] = ()
+    weight_range: tuple[float, float] | None = None  # the author's recommended [low, high]
+
+
+@dataclass(frozen=True)
+class IPAdapterSpec:
+    file: str
+    weight: float = 0.7
+    start_at: float = 0.0
+    end_at: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +171,7 @@ class Character:
     reference_images: tuple[Path, ...] = ()
     voice: Voice = field(default_factory=Voice)
     mouth_shapes: str | None = None
+    ip_adapter: IPAdapterSpec | None = None
 
     @property
     def display_name(self) -> str:
@@ -126,6 +211,23 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class Motion:
+    family: Literal["auto", "wan", "ltx", "animatediff"] = "auto"
+    prompt: str | None = None
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class Control:
+    image: Path
+    model: str
+    kind: str = "other"
+    strength: float = 1.0
+    start_at: float = 0.0
+    end_at: float = 1.0
+
+
+@dataclass(frozen=True)
 class Shot:
     id: str
     description: str
@@ -139,6 +241,8 @@ class Shot:
     keyframe: Path | None = None
     seed: int | None = None
     mouths: dict[str, MouthBoxSpec] = field(default_factory=dict)
+    motion: Motion | None = None
+    control: Control | None = None
 
     @property
     def json_path(self) -> str:
@@ -292,8 +396,10 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
                 problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths[:80]!r} is not usable ({exc})"))
         characters[cid] = Character(
             id=cid, description=raw["description"], name=raw.get("name"),
-            lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ()))) if lora else None,
-            reference_images=refs, voice=Voice(**raw.get("voice", {})), mouth_shapes=mouths)
+            lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ())),
+                      tuple(lora["weight_range"]) if "weight_range" in lora else None) if lora else None,
+            reference_images=refs, voice=Voice(**raw.get("voice", {})), mouth_shapes=mouths,
+            ip_adapter=IPAdapterSpec(**raw["ip_adapter"]) if "ip_adapter" in raw else None)
     scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
     shots = []
     for i, raw in enumerate(data["shots"]):
@@ -306,11 +412,46 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             transition=Transition(**raw.get("transition", {"type": "cut"})),
             keyframe=_file(keyframe, f"$.shots[{i}].keyframe", base_dir, IMAGE_SUFFIXES, problems) if keyframe else None,
             seed=int(raw["seed"]) if "seed" in raw else None,
-            mouths={cid: MouthBoxSpec(**box) for cid, box in raw.get("mouths", {}).items()}))
+            mouths={cid: MouthBoxSpec(**box) for cid, box in raw.get("mouths", {}).items()},
+            motion=Motion(**raw["motion"]) if "motion" in raw else None,
+            control=_control(raw.get("control"), f"$.shots[{i}].control", base_dir, problems)))
     music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
                   for i, m in enumerate(data.get("music", []))
                   if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
     return Storyboard(project, characters, scenes, tuple(shots), music, base_dir, source)
+
+
+def _control(raw: dict | None, where: str, base_dir: Path, problems: list[Problem]) -> Control | None:
+    if raw is None:
+        return None
+    image = _file(raw["image"], f"{where}.image", base_dir, IMAGE_SUFFIXES, problems)
+    return Control(**{**raw, "image": image}) if image else None
+
+
+def _character_problems(board: Storyboard) -> list[Problem]:
+    """What the schema cannot say about characters: a weight outside its own range, an IP-Adapter with
+    nothing to look at."""
+    problems: list[Problem] = []
+    for cid, character in board.characters.items():
+        where = json_path(["characters", cid])
+        lora = character.lora
+        if lora and lora.weight_range:
+            low, high = lora.weight_range
+            if low > high:
+                problems.append(Problem(f"{where}.lora.weight_range", f"[{low}, {high}]: low is above high"))
+            elif not low <= lora.weight <= high:
+                problems.append(Problem(f"{where}.lora.weight", f"{lora.weight} is outside the LoRA's recommended "
+                                                                f"range [{low}, {high}]"))
+        if character.ip_adapter:
+            if not character.reference_images:
+                problems.append(Problem(f"{where}.ip_adapter", "needs reference_images: the adapter keeps the "
+                                                               "character looking like them"))
+            if not board.project.clip_vision:
+                problems.append(Problem("$.project.clip_vision", f"required: character {cid!r} uses an IP-Adapter, "
+                                                                 "which reads CLIP vision image embeddings"))
+            if character.ip_adapter.start_at > character.ip_adapter.end_at:
+                problems.append(Problem(f"{where}.ip_adapter.start_at", "is after end_at"))
+    return problems
 
 
 def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
@@ -342,6 +483,17 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
         if shot.index == 0 and shot.transition.type not in ("cut", "fade_black"):
             problems.append(Problem(f"{where}.transition.type",
                                     f"the first shot has nothing to {shot.transition.type} from; use cut or fade_black"))
+        if shot.motion is not None:
+            configured = board.project.motion_models.configured
+            if not configured:
+                problems.append(Problem(f"{where}.motion", "generated motion needs project.motion_models "
+                                                           f"(the model files of one of: {', '.join(MOTION_FAMILIES)})"))
+            elif shot.motion.family != "auto" and shot.motion.family not in configured:
+                problems.append(Problem(f"{where}.motion.family",
+                                        f"{shot.motion.family!r} has no models in project.motion_models "
+                                        f"(set there: {', '.join(configured)})"))
+        if shot.control is not None and shot.control.start_at > shot.control.end_at:
+            problems.append(Problem(f"{where}.control.start_at", "is after end_at"))
         if shot.transition.seconds >= board.shot_seconds(shot):
             problems.append(Problem(f"{where}.transition.duration",
                                     f"{shot.transition.seconds} s is not shorter than the shot "
@@ -350,6 +502,10 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
     if generated and not board.project.checkpoint:
         problems.append(Problem("$.project.checkpoint",
                                 f"required: shot {generated[0]!r} has no keyframe, so it is generated from a checkpoint"))
+    if "consistency" in data["project"] and not board.project.clip_vision:
+        problems.append(Problem("$.project.clip_vision", "required: the consistency score compares CLIP vision "
+                                                         "image embeddings"))
+    problems += _character_problems(board)
     for i, cue in enumerate(board.music):
         if cue.start_shot is not None and cue.start_shot not in first_seen:
             problems.append(Problem(f"$.music[{i}].start_shot", f"unknown shot {cue.start_shot!r}"

@@ -1,0 +1,62 @@
+"""The renderer's re-render loop on a real ComfyUI: a keyframe whose consistency score fails is generated again
+with new seeds, every attempt and its score goes in the render report, the best attempt is kept (marker
+``comfyui``; the tiny SD1.5 checkpoint and the random CLIP vision model built by the tests)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from animstudio.translator.client import ComfyClient
+from animstudio.translator.compile import keyframe_seed
+from animstudio.translator.render import ServerEngine, render
+from animstudio.translator.storyboard import load_storyboard
+from conftest import TINY_CHECKPOINT, write_panel, write_storyboard
+
+pytestmark = pytest.mark.comfyui
+
+
+def story(folder, clip_vision: str, threshold: float, attempts: int = 3):
+    write_panel(folder / "refs" / "mara.png", color=(220, 40, 40), size=(64, 64))
+    return load_storyboard(write_storyboard(folder, {
+        "version": 1,
+        "project": {"title": "Retry", "width": 64, "height": 64, "fps": 8, "checkpoint": TINY_CHECKPOINT,
+                    "steps": 1, "cfg": 1.0, "clip_vision": clip_vision,
+                    "consistency": {"threshold": threshold, "max_attempts": attempts}},
+        "characters": {"mara": {"description": "a girl", "reference_images": ["refs/mara.png"]}},
+        "shots": [{"id": "s1", "description": "mara waves", "characters": ["mara"], "duration": 0.5}]}))
+
+
+def test_failing_keyframes_are_rendered_again_and_the_best_is_kept(comfy_server, clip_vision_name, tmp_path):
+    engine = ServerEngine(ComfyClient(comfy_server.url))
+    board = story(tmp_path / "strict", clip_vision_name, threshold=1.0, attempts=3)
+    out = tmp_path / "out"
+    report = render(board, out, engine, "per_shot")
+    attempts = report.shots["s1"].attempts
+    assert [a.attempt for a in attempts] == [1, 2, 3]  # a threshold no picture reaches: all N attempts
+    assert [a.seed for a in attempts] == [keyframe_seed(board, board.shot("s1"), n) for n in range(3)]
+    assert len({a.seed for a in attempts}) == 3
+    assert all(not a.passed and 0.0 < a.score < 1.0 and a.scores == {"mara": a.score} for a in attempts)
+    pictures = [np.asarray(Image.open(out / a.file)) for a in attempts]
+    assert all(p.shape == (64, 64, 3) for p in pictures)
+    assert not np.array_equal(pictures[0], pictures[1])  # a new seed, a new picture
+    best = max(attempts, key=lambda a: a.score)
+    assert (out / report.shots["s1"].keyframe).read_bytes() == (out / best.file).read_bytes()
+    saved = json.loads((out / "render-report.json").read_text())
+    assert [a["score"] for a in saved["shots"]["s1"]["attempts"]] == [a.score for a in attempts]
+    assert saved["shots"]["s1"]["keyframe"] == "keyframes/s1.png" and report.film
+    assert report.shots["s1"].status == "rendered"
+
+    # the same storyboard again: the chosen keyframe and its attempts are reused, nothing is sampled
+    again = render(board, out, engine, "per_shot")
+    assert again.shots["s1"].status == "cached" and again.shots["s1"].attempts == attempts
+    assert "keyframes" not in again.stages
+
+
+def test_a_passing_keyframe_is_rendered_once(comfy_server, clip_vision_name, tmp_path):
+    engine = ServerEngine(ComfyClient(comfy_server.url))
+    report = render(story(tmp_path / "easy", clip_vision_name, threshold=0.0), tmp_path / "out", engine, "per_shot")
+    attempts = report.shots["s1"].attempts
+    assert len(attempts) == 1 and attempts[0].passed and attempts[0].attempt == 1
