@@ -171,8 +171,22 @@ def cmd_render(args) -> int:
     _emit(args, {"ok": True, **report.to_json()},
           f"rendered {len(board.shots)} shots" + (f" ({cached} from the cache)" if cached else "")
           + (f", {report.film_seconds:.1f} s of film," if report.film_seconds else "")
-          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}")
+          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _likeness_lines(report))
     return 0
+
+
+def _likeness_lines(report) -> str:
+    """One line per shot whose keyframe was scored: its attempts and the score kept."""
+    lines = []
+    for shot_id, result in report.shots.items():
+        scored = [a for a in result.attempts if a.score is not None]
+        if not scored:
+            continue
+        best = max(scored, key=lambda a: (a.passed, a.score))
+        verdict = "passed" if best.passed else "below the threshold, best kept"
+        lines.append(f"\n  {shot_id}: likeness {best.score:.3f} ({verdict}) after {len(result.attempts)} attempt(s): "
+                     + ", ".join(f"{a.score:.3f}" for a in scored))
+    return "".join(lines)
 
 
 def cmd_nodes(args) -> int:

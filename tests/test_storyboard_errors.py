@@ -49,6 +49,7 @@ def folder(tmp_path):
     with wave.open(str(board / "music" / "theme.wav"), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0\0" * 800)
     (board / "notes.txt").write_text("not an image")
+    (board / "panels" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"cut short")  # a PNG that stops early
     Image.new("RGB", (16, 9)).save(tmp_path / "x.png")  # exists, but outside the storyboard's folder
     return board
 
@@ -143,6 +144,9 @@ CASES = [
      "neither a built-in mouth set"),
     ("reference-image-missing", put("characters.otto.reference_images", ["ref/otto.png"]),
      "$.characters.otto.reference_images[0]", "file not found"),
+    ("reference-image-unreadable", put("characters.otto.reference_images", ["panels/broken.png"]),
+     "$.characters.otto.reference_images[0]", "'panels/broken.png' is not a readable image"),
+    ("keyframe-unreadable", put("shots.0.keyframe", "panels/broken.png"), "$.shots[0].keyframe", "not a readable image"),
     ("voice-rate-zero", put("characters.otto.voice", {"rate": 0}), "$.characters.otto.voice.rate", "must be > 0"),
     ("cfg-a-string", both(put("project.cfg", "high"), put("project.checkpoint", "m.safetensors")),
      "$.project.cfg", "expected number, got string"),

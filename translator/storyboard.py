@@ -367,7 +367,24 @@ def _file(raw: str, where: str, base_dir: Path, suffixes: tuple[str, ...], probl
     if suffixes and path.suffix.lower() not in suffixes:
         problems.append(Problem(where, f"{raw!r} is not a supported file ({', '.join(suffixes)})"))
         return None
+    if suffixes == IMAGE_SUFFIXES:
+        unreadable = _image_problem(path)
+        if unreadable:
+            problems.append(Problem(where, f"{raw!r} is not a readable image ({unreadable})"))
+            return None
     return path
+
+
+def _image_problem(path: Path) -> str | None:
+    """Why a picture cannot be read, found now (from its header) rather than on a GPU server mid-render."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return str(exc).replace(str(path), path.name) or type(exc).__name__
+    return None
 
 
 _INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps")

@@ -60,3 +60,32 @@ def test_a_passing_keyframe_is_rendered_once(comfy_server, clip_vision_name, tmp
     report = render(story(tmp_path / "easy", clip_vision_name, threshold=0.0), tmp_path / "out", engine, "per_shot")
     attempts = report.shots["s1"].attempts
     assert len(attempts) == 1 and attempts[0].passed and attempts[0].attempt == 1
+
+
+def test_motion_subgraphs_fit_the_live_servers_definitions(comfy_server, tmp_path):
+    """Every video family this ComfyUI offers (core 0.3.64: Wan and LTX-Video; AnimateDiff-Evolved only when that
+    pack is installed): the compiled motion subgraph passes the live /object_info but for the model files, which
+    are named with the folder each belongs in."""
+    from animstudio.translator.compile import MOTION_NODES, compile_shot
+    from animstudio.translator.graph_check import graph_problems
+
+    info = ComfyClient(comfy_server.url).object_info()
+    offered = [family for family, nodes in MOTION_NODES.items() if all(n in info for n in nodes)]
+    assert {"wan", "ltx"} <= set(offered)
+    write_panel(tmp_path / "key.png", size=(64, 64))
+    board = load_storyboard(write_storyboard(tmp_path, {
+        "version": 1,
+        "project": {"title": "Motion", "width": 64, "height": 64, "fps": 8, "checkpoint": TINY_CHECKPOINT,
+                    "motion_models": {
+                        "wan": {"unet": "wan-i2v.safetensors", "text_encoder": "umt5.safetensors",
+                                "vae": "wan-vae.safetensors", "clip_vision": "clip-h.safetensors"},
+                        "ltx": {"checkpoint": "ltxv.safetensors", "text_encoder": "t5xxl.safetensors"},
+                        "animatediff": {"motion_model": "mm_sd15.ckpt"}}},
+        "shots": [{"id": family, "description": "waves", "keyframe": "key.png", "duration": 1.0,
+                   "motion": {"family": family}} for family in offered]}))
+    for family in offered:
+        compiled = compile_shot(board, board.shot(family), object_info=info)
+        assert any(node["class_type"] in MOTION_NODES[family]
+                   for node in compiled.graph.values())
+        problems = graph_problems(compiled.graph, info, compiled.node_shots, [u.name for u in compiled.uploads])
+        assert problems and all("model file" in p.message and "models/" in p.message for p in problems), problems
