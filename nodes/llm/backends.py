@@ -187,7 +187,7 @@ class OpenAICompatibleBackend:
                    {"type": "json_object", "schema": schema}]
         for i, response_format in enumerate(formats):
             status, payload = self._post(dict(body, response_format=response_format))
-            if status in (400, 422) and i + 1 < len(formats):
+            if _refuses_format(status, payload) and i + 1 < len(formats):
                 log.info("%s refused response_format %s (HTTP %d); trying %s", self.describe(),
                          response_format["type"], status, formats[i + 1]["type"])
                 continue
@@ -228,3 +228,11 @@ class OpenAICompatibleBackend:
             raise PlanError(f"cannot reach the LLM server at {shown}",
                             [Problem("server", f"{_scrub(str(reason), self._secrets())}; is it running, and is the "
                                                "URL right?")]) from None
+
+
+def _refuses_format(status: int, payload: bytes) -> bool:
+    """Whether an error answer is a server turning down this ``response_format`` (400/422 from most servers;
+    llama-cpp-python's server answers 500 with its validation error), so the next format is worth a try."""
+    if status in (400, 422):
+        return True
+    return status >= 500 and b"response_format" in (payload or b"")
