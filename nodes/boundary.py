@@ -31,12 +31,59 @@ def use_folders(input_dir: str | Path, output_dir: str | Path):
         _embedded_folders.reset(token)
 
 
-def _folder_paths():
+def comfy_folder_paths():
+    """ComfyUI's ``folder_paths`` module inside a ComfyUI process, else None (never imported at module import)."""
     try:
         import folder_paths  # ComfyUI's; present only inside a ComfyUI process
     except ImportError:
         return None
     return folder_paths
+
+
+_folder_paths = comfy_folder_paths
+
+
+def register_model_folder(folder: str) -> None:
+    """Make ``models/<folder>`` known to ComfyUI for model files (core lacks e.g. ``ipadapter``), as packs
+    declare their folders, unless it is known already (core, extra_model_paths.yaml or another pack)."""
+    fp = comfy_folder_paths()
+    if fp is not None and folder not in fp.folder_names_and_paths:
+        fp.folder_names_and_paths[folder] = ([os.path.join(fp.models_dir, folder)], set(fp.supported_pt_extensions))
+
+
+def model_file_names(folder: str) -> list[str]:
+    """The files in ComfyUI's ``models/<folder>`` folders; empty outside ComfyUI."""
+    fp = comfy_folder_paths()
+    if fp is None:
+        return []
+    register_model_folder(folder)
+    return list(fp.get_filename_list(folder))
+
+
+def model_file_missing(folder: str, name: str, what: str) -> str | None:
+    """Why model file *name* cannot be found (a sentence naming the file and ``models/<folder>``), or None.
+    Outside ComfyUI *name* must be a path."""
+    if not name:
+        return f"no {what} file chosen: put it in models/{folder} and pick it"
+    fp = comfy_folder_paths()
+    if fp is not None:
+        register_model_folder(folder)
+        if fp.get_full_path(folder, name) is not None:
+            return None
+        searched = ", ".join(fp.get_folder_paths(folder)) or "none configured"
+        return f"{what} file '{name}' not found in models/{folder} (searched: {searched})"
+    if Path(name).is_file():
+        return None
+    return f"{what} file '{name}' not found (outside ComfyUI it must be a path; inside, a file in models/{folder})"
+
+
+def model_file_path(folder: str, name: str, what: str, error: type[Exception] = FileNotFoundError) -> Path:
+    """The full path of model file *name*; raises *error* with :func:`model_file_missing`'s sentence."""
+    problem = model_file_missing(folder, name, what)
+    if problem:
+        raise error(problem)
+    fp = comfy_folder_paths()
+    return Path(fp.get_full_path(folder, name)) if fp is not None else Path(name)
 
 
 def _directory(kind: str) -> Path:

@@ -340,8 +340,10 @@ def test_bundled_example_generates_keyframes_on_the_server(comfy_server, tmp_pat
     assert main(["render", str(EXAMPLE), "-o", str(tmp_path), "--server", comfy_server.url, "--generate",
                  "--checkpoint", TINY_CHECKPOINT, "--steps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    keyframes = [p for p in report["outputs"] if "/keyframes/" in p]
-    assert len(keyframes) == 4
+    keyframes = [shot["keyframe"] for shot in report["shots"].values()]
+    assert keyframes == [f"keyframes/{s}.png" for s in ("opening", "keeper-window", "ship-storm", "beam")]
+    assert all(len(shot["attempts"]) == 1 and shot["attempts"][0]["score"] is None for shot in report["shots"].values())
+    assert set(keyframes) <= set(report["outputs"])
     assert Image.open(tmp_path / keyframes[0]).size == (512, 288)
     with av.open(str(tmp_path / report["film"])) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]

@@ -89,3 +89,38 @@ def test_motion_subgraphs_fit_the_live_servers_definitions(comfy_server, tmp_pat
                    for node in compiled.graph.values())
         problems = graph_problems(compiled.graph, info, compiled.node_shots, [u.name for u in compiled.uploads])
         assert problems and all("model file" in p.message and "models/" in p.message for p in problems), problems
+
+
+def test_storyboard_ip_adapter_steers_the_keyframe_and_weight_zero_is_none(comfy_server, comfyui_base,
+                                                                           clip_vision_name, tmp_path):
+    """A character's `ip_adapter` in the storyboard: the translator's IP-Adapter subgraph runs on the server;
+    weight 0 renders the same keyframe as no adapter, bit for bit, and a weight changes it."""
+    import subprocess
+    from pathlib import Path
+
+    from comfy_env import comfyui_paths
+
+    _comfy_dir, comfy_python = comfyui_paths()
+    name = "story-ip-tiny-sd15.safetensors"
+    subprocess.run([comfy_python, str(Path(__file__).parent / "fixtures" / "ipadapter_models.py"), "standard",
+                    str(comfyui_base / "models" / "ipadapter" / name),
+                    str(comfyui_base / "models" / "checkpoints" / TINY_CHECKPOINT)], check=True, timeout=300)
+    engine = ServerEngine(ComfyClient(comfy_server.url))
+    pictures = {}
+    for label, weight in (("none", None), ("zero", 0.0), ("on", 0.9)):
+        folder = tmp_path / label
+        write_panel(folder / "refs" / "mara.png", color=(220, 40, 40), size=(64, 64))
+        character = {"description": "a girl", "reference_images": ["refs/mara.png"]}
+        if weight is not None:
+            character["ip_adapter"] = {"file": name, "weight": weight}
+        board = load_storyboard(write_storyboard(folder, {
+            "version": 1,
+            "project": {"title": "IP", "width": 64, "height": 64, "fps": 8, "checkpoint": TINY_CHECKPOINT,
+                        "steps": 1, "cfg": 2.0, "clip_vision": clip_vision_name, "consistency": {"enabled": False}},
+            "characters": {"mara": character},
+            "shots": [{"id": "s1", "description": "mara waves", "characters": ["mara"], "duration": 0.5}]}))
+        report = render(board, folder / "out", engine, "per_shot")
+        assert report.shots["s1"].attempts[0].score is None  # scoring switched off: one attempt, unscored
+        pictures[label] = np.asarray(Image.open(folder / "out" / report.shots["s1"].keyframe).convert("RGB"))
+    assert np.array_equal(pictures["zero"], pictures["none"])
+    assert np.abs(pictures["on"].astype(int) - pictures["none"].astype(int)).mean() > 0.5

@@ -236,7 +236,7 @@ def motion_family(board: Storyboard, shot: Shot, object_info: dict | None = None
 
         raise GraphValidationError(
             f"shot {shot.id}: no motion family can run here",
-            [Problem(f"{shot.json_path}.motion", f"the engine offers none of the configured families' nodes "
+            [Problem(f"{shot.json_path}.motion", "the engine lacks nodes of every configured family: "
                      + "; ".join(f"{f}: {', '.join(n for n in MOTION_NODES[f] if n not in object_info)}"
                                  for f in configured))])
     return configured[0]

@@ -55,6 +55,12 @@ class ServerEngine:
     def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
         return self.client.upload(local_path, subfolder, filename)
 
+    def check(self, compiled: CompiledGraph) -> None:
+        """Refuse a graph that does not fit the server before anything of it is uploaded (its uploads are
+        named by content, so their names are known in advance)."""
+        check_graph(compiled.graph, self.object_info(), compiled.node_shots, [u.name for u in compiled.uploads],
+                    name=compiled.name)
+
     def run(self, graph, node_shots, on_event, uploads=()) -> dict:
         check_graph(graph, self.object_info(), node_shots, uploads, name="graph")
         return self.client.run(graph, node_shots, on_event)
@@ -234,6 +240,7 @@ def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | No
 
 def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
                  report: RenderReport) -> None:
+    _check_before_upload(compiled, engine, report)
     reporter.stage(f"uploading {len(compiled.uploads)} file(s)")
     with report.timed("upload"):
         names = _upload_all(compiled, engine)
@@ -285,17 +292,7 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
             continue
         reporter.shot_started(shot_id)
         started = time.monotonic()
-        with report.timed("upload"):
-            names = _upload_all(shot_graph, engine)
-        try:
-            with report.timed("render"):
-                outputs = engine.run(shot_graph.graph, shot_graph.node_shots, _events(shot_graph, reporter, report),
-                                     names)
-        except AnimStudioError:
-            report.shots[shot_id].status = "failed"
-            raise
-        with report.timed("download"):
-            files = _fetch_outputs(outputs, engine, out_dir)
+        _outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
         rendered = [f for f in files if f.suffix == ".mp4"]
         if not rendered:
             raise AnimStudioError(f"shot {shot_id}: the graph ran but produced no video")
@@ -356,16 +353,7 @@ def _keyframe_stage(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     for attempt in range(allowed):
         compiled = first if attempt == 0 else compile_keyframe(board, shot, attempt)
         reporter.stage(f"shot {shot.id}: keyframe" + (f", attempt {attempt + 1} of {allowed}" if attempt else ""))
-        with report.timed("upload"):
-            names = _upload_all(compiled, engine)
-        try:
-            with report.timed("keyframes"):
-                outputs = engine.run(compiled.graph, compiled.node_shots, _events(compiled, reporter, report), names)
-        except AnimStudioError:
-            result.status = "failed"
-            raise
-        with report.timed("download"):
-            files = _fetch_outputs(outputs, engine, out_dir)
+        outputs, files = _run_shot_graph(compiled, "keyframes", engine, reporter, report, out_dir)
         pictures = [f for f in files if f.suffix == ".png"]
         if not pictures:
             raise AnimStudioError(f"shot {shot.id}: the keyframe graph ran but saved no picture")
@@ -390,8 +378,39 @@ def _keyframe_stage(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
                                          "attempts": [asdict(a) for a in attempts]}, indent=2).encode())
     result.keyframe = chosen.relative_to(out_dir).as_posix()
     result.attempts = attempts
+    report.outputs += [a.file for a in attempts] + [result.keyframe]
     result.seconds = round(time.monotonic() - started, 3)
     return chosen
+
+
+def _run_shot_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter: Reporter, report: RenderReport,
+                    out_dir: Path) -> tuple[dict, list[Path]]:
+    """Upload a shot's files, run its graph (timed as ``stage``) and download what it saved; the shot is marked
+    failed when the engine fails."""
+    _check_before_upload(compiled, engine, report)
+    with report.timed("upload"):
+        names = _upload_all(compiled, engine)
+    try:
+        with report.timed(stage):
+            outputs = engine.run(compiled.graph, compiled.node_shots, _events(compiled, reporter, report), names)
+    except AnimStudioError:
+        report.shots[compiled.shot_id].status = "failed"
+        raise
+    with report.timed("download"):
+        files = _fetch_outputs(outputs, engine, out_dir)
+    return outputs, files
+
+
+def _check_before_upload(compiled: CompiledGraph, engine: Engine, report: RenderReport) -> None:
+    check = getattr(engine, "check", None)  # a server; the embedded engine checks as it runs
+    if check is None:
+        return
+    try:
+        check(compiled)
+    except AnimStudioError:
+        if compiled.shot_id:
+            report.shots[compiled.shot_id].status = "failed"
+        raise
 
 
 def _consistency(outputs: Mapping[str, Any], shot_id: str, character_id: str) -> dict:

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import boundary
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "ANIMSTUDIO_RIFE_MODEL"
@@ -29,17 +31,9 @@ class RifeModelError(ValueError):
 
 # --- finding the weights ---------------------------------------------------------------------------------
 
-def _folder_paths():
-    try:
-        import folder_paths  # ComfyUI's; present only inside a ComfyUI process
-    except ImportError:
-        return None
-    return folder_paths
-
-
 def rife_folders() -> list[Path]:
     """ComfyUI's folders for RIFE weights (``models/rife``, or what extra_model_paths registers); [] outside ComfyUI."""
-    fp = _folder_paths()
+    fp = boundary.comfy_folder_paths()
     if fp is None:
         return []
     if "rife" in getattr(fp, "folder_names_and_paths", {}):

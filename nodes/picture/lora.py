@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .. import boundary
+
 log = logging.getLogger(__name__)
 
 LORA_FOLDER = "loras"
@@ -141,41 +143,18 @@ def is_text_encoder_key(key: str) -> bool:
 # ------------------------------------------------------------------------------------------ the file
 
 
-def _folder_paths():
-    try:
-        import folder_paths  # ComfyUI's
-    except ImportError:
-        return None
-    return folder_paths
-
-
 def lora_names() -> list[str]:
     """The files in ComfyUI's ``models/loras`` folders; empty outside ComfyUI."""
-    fp = _folder_paths()
-    return list(fp.get_filename_list(LORA_FOLDER)) if fp is not None else []
+    return boundary.model_file_names(LORA_FOLDER)
 
 
 def lora_missing(name: str) -> str | None:
     """Why *name* cannot be found (a sentence naming the file and ``models/loras``), or None."""
-    fp = _folder_paths()
-    if not name:
-        return "no LoRA file chosen: put the character's LoRA in models/loras and pick it"
-    if fp is not None:
-        if fp.get_full_path(LORA_FOLDER, name) is not None:
-            return None
-        folders = ", ".join(fp.get_folder_paths(LORA_FOLDER)) or "none configured"
-        return f"LoRA file '{name}' not found in models/loras (searched: {folders})"
-    if Path(name).is_file():
-        return None
-    return f"LoRA file '{name}' not found (outside ComfyUI it must be a path; inside, a file in models/loras)"
+    return boundary.model_file_missing(LORA_FOLDER, name, "LoRA")
 
 
 def lora_path(name: str) -> Path:
-    problem = lora_missing(name)
-    if problem:
-        raise LoraNotFoundError(problem)
-    fp = _folder_paths()
-    return Path(fp.get_full_path(LORA_FOLDER, name)) if fp is not None else Path(name)
+    return boundary.model_file_path(LORA_FOLDER, name, "LoRA", LoraNotFoundError)
 
 
 def load_lora_file(name: str) -> dict:
