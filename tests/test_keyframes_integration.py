@@ -124,3 +124,25 @@ def test_storyboard_ip_adapter_steers_the_keyframe_and_weight_zero_is_none(comfy
         pictures[label] = np.asarray(Image.open(folder / "out" / report.shots["s1"].keyframe).convert("RGB"))
     assert np.array_equal(pictures["zero"], pictures["none"])
     assert np.abs(pictures["on"].astype(int) - pictures["none"].astype(int)).mean() > 0.5
+
+
+def test_embedded_engine_re_renders_too(comfyui_base, clip_vision_name, tmp_path):
+    """The default engine (no server: ComfyUI's own execution code run headless) acts on the score the same way."""
+    from animstudio.translator.embedded import EmbeddedEngine
+    from animstudio.translator.render import LocalEngine
+
+    engine = LocalEngine(EmbeddedEngine(models_dir=comfyui_base / "models"))
+    report = render(story(tmp_path / "embedded", clip_vision_name, threshold=1.0, attempts=2), tmp_path / "out",
+                    engine, "per_shot")
+    attempts = report.shots["s1"].attempts
+    assert [a.attempt for a in attempts] == [1, 2] and not any(a.passed for a in attempts)
+    assert attempts[0].seed != attempts[1].seed and report.film
+
+
+def test_server_frees_its_models_between_stages(comfy_server, caplog):
+    """`POST /free` (what the renderer sends between the keyframe and motion stages) is accepted by ComfyUI."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="animstudio.translator.client"):
+        ComfyClient(comfy_server.url).free()
+    assert not caplog.records
