@@ -1,1 +1,3 @@
-"""Batch rendering on pools of ComfyUI endpoints (jobs, providers, scheduler). Built on translator's compile and client."""
+"""Batch rendering on a pool of ComfyUI endpoints: jobs (a DAG per film), the pool, providers that start and
+close instances, the embedded scheduler with its SQLite journal, and the Celery engine for studios that
+outgrow one machine. Uses :mod:`animstudio.translator` (compile, client, the render stages); never the nodes."""

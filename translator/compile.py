@@ -507,16 +507,30 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
         if shot.keyframe is None:
             graphs.append(compile_keyframe(board, shot))
         graphs.append(compile_shot(board, shot, object_info=object_info))
-    graph, node_shots = {}, {}
+    graphs.append(compile_compose(board))
+    return CompiledFilm("per_shot", graphs, board)
+
+
+def compile_compose(board: Storyboard, videos: dict[str, Path] | None = None) -> CompiledGraph:
+    """The graph that joins the shots' videos into the film. With ``videos`` (shot id → rendered file) they are
+    uploaded under names of their content; without, the graph names ``animstudio/shots/<id>.mp4``, which
+    the shot graphs' outputs become."""
+    graph: Graph = {}
+    node_shots: dict[str, str | None] = {}
+    uploads: list[Upload] = []
     film = None
     for shot in board.shots:
+        if videos is not None:
+            upload = content_upload(videos[shot.id], SHOT_VIDEO_SUBFOLDER)
+            uploads.append(upload)
+            name = upload.name
+        else:
+            name = shot_video_name(shot.id)
         film = instantiate("shot_from_video", shot.id, graph, node_shots, shot.id, {
-            "video": shot_video_name(shot.id), **_clip_params(board, shot)}, {"film": film})["film"]
-    compose_uploads: list[Upload] = []
-    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=compose_uploads)
-    graphs.append(CompiledGraph("compose", graph, node_shots, compose_uploads, kind="compose",
-                                depends_on=tuple(f"shot-{s.id}" for s in board.shots)))
-    return CompiledFilm("per_shot", graphs, board)
+            "video": name, **_clip_params(board, shot)}, {"film": film})["film"]
+    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads)
+    return CompiledGraph("compose", graph, node_shots, _unique(uploads), kind="compose",
+                         depends_on=tuple(f"shot-{s.id}" for s in board.shots))
 
 
 def compile_keyframe(board: Storyboard, shot: Shot, attempt: int = 0) -> CompiledGraph:

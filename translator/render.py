@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol
 
 from .client import ComfyClient, OutputFile, local_output_path, write_atomically
-from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_keyframe, compile_shot,
-                      compile_storyboard, consistency_node, keyframe_seed, scored_characters, slug)
+from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
+                      compile_shot, compile_storyboard, consistency_node, keyframe_seed, scored_characters, slug)
 from .embedded import EmbeddedEngine
 from .errors import AnimStudioError
 from .graph_check import check_graph
@@ -272,62 +272,95 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
     """Stage by stage, so one heavy model is resident at a time: every generated keyframe (the image model),
     then every shot (the video model, when shots move), then the compose graph (no model)."""
     board = compiled.storyboard
-    shots_dir = out_dir / "shots"
-    shots_dir.mkdir(exist_ok=True)
     keyframes: dict[str, Path] = {}
     for shot in board.shots:
         if shot.keyframe is None:
-            keyframes[shot.id] = _keyframe_stage(board, shot, out_dir, engine, reporter, report)
+            keyframes[shot.id] = render_keyframe(board, shot, out_dir, engine, reporter, report)
     if keyframes and any(s.motion for s in board.shots):
         engine.free()
     for shot in board.shots:
-        shot_graph = compile_shot(board, shot, keyframes.get(shot.id), object_info)
-        shot_id = shot.id
-        video, key_file = shots_dir / f"{shot_id}.mp4", shots_dir / f"{shot_id}.key"
-        key = graph_key(shot_graph)
-        if video.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
-            report.shots[shot_id].status = "cached"
-            report.shots[shot_id].files.append(video.relative_to(out_dir).as_posix())
-            reporter.shot_done(shot_id, cached=True)
-            continue
-        reporter.shot_started(shot_id)
-        started = time.monotonic()
-        _outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
-        rendered = [f for f in files if f.suffix == ".mp4"]
-        if not rendered:
-            raise AnimStudioError(f"shot {shot_id}: the graph ran but produced no video")
-        os.replace(rendered[-1], video)
-        sidecar = rendered[-1].with_suffix(".srt")
-        if sidecar.is_file():
-            os.replace(sidecar, video.with_suffix(".srt"))
-            files = [f for f in files if f != sidecar]
-        else:
-            video.with_suffix(".srt").unlink(missing_ok=True)
-        key_file.write_text(key + "\n")
-        result = report.shots[shot_id]
-        result.status, result.seconds = "rendered", round(time.monotonic() - started + result.seconds, 3)
-        result.files = [video.relative_to(out_dir).as_posix()] + [f.relative_to(out_dir).as_posix()
-                                                                  for f in files if f.suffix != ".mp4"]
-        report.outputs += result.files
-        reporter.shot_done(shot_id)
-    compose = compiled.graphs[-1]
+        render_shot(board, shot, out_dir, engine, reporter, report, keyframes.get(shot.id), object_info)
+    compose_film(board, out_dir, engine, reporter, report)
+
+
+def shot_video(out_dir: Path, shot_id: str) -> Path:
+    """Where a shot's rendered video is kept (with ``.key``, the hash of the graph that made it, and ``.srt``)."""
+    return Path(out_dir) / "shots" / f"{shot_id}.mp4"
+
+
+def chosen_keyframe(out_dir: Path, shot_id: str) -> Path:
+    """Where a generated shot's chosen keyframe is kept (with ``.json``: its attempts)."""
+    return Path(out_dir) / "keyframes" / f"{shot_id}.png"
+
+
+def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
+                report: RenderReport, keyframe: Path | None = None, object_info: dict | None = None) -> Path:
+    """Render one shot's video into ``OUT/shots/`` unless the same graph made the one there already.
+    A generated shot needs its ``keyframe`` (from :func:`render_keyframe`)."""
+    if shot.keyframe is None and keyframe is None:
+        raise AnimStudioError(f"shot {shot.id}: its keyframe has not been rendered yet")
+    shot_graph = compile_shot(board, shot, keyframe, object_info)
+    video = shot_video(out_dir, shot.id)
+    video.parent.mkdir(parents=True, exist_ok=True)
+    key_file = video.with_suffix(".key")
+    key = graph_key(shot_graph)
+    result = report.shots[shot.id]
+    if video.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+        result.status = "cached"
+        result.files.append(video.relative_to(out_dir).as_posix())
+        reporter.shot_done(shot.id, cached=True)
+        return video
+    reporter.shot_started(shot.id)
+    started = time.monotonic()
+    _outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
+    rendered = [f for f in files if f.suffix == ".mp4"]
+    if not rendered:
+        raise AnimStudioError(f"shot {shot.id}: the graph ran but produced no video")
+    os.replace(rendered[-1], video)
+    sidecar = rendered[-1].with_suffix(".srt")
+    if sidecar.is_file():
+        os.replace(sidecar, video.with_suffix(".srt"))
+        files = [f for f in files if f != sidecar]
+    else:
+        video.with_suffix(".srt").unlink(missing_ok=True)
+    key_file.write_text(key + "\n")
+    result.status, result.seconds = "rendered", round(time.monotonic() - started + result.seconds, 3)
+    result.files = [video.relative_to(out_dir).as_posix()] + [f.relative_to(out_dir).as_posix()
+                                                              for f in files if f.suffix != ".mp4"]
+    report.outputs += result.files
+    reporter.shot_done(shot.id)
+    return video
+
+
+def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
+                 report: RenderReport) -> Path | None:
+    """Join the shots' videos (uploaded under names of their content, so films sharing a server never mix)
+    into the film, with transitions, subtitles and music."""
+    videos = {shot.id: shot_video(out_dir, shot.id) for shot in board.shots}
+    missing = [shot_id for shot_id, path in videos.items() if not path.is_file()]
+    if missing:
+        raise AnimStudioError(f"{board.source}: cannot compose the film before every shot is rendered "
+                              f"(missing: {', '.join(missing)})")
+    compose = compile_compose(board, videos)
     reporter.stage("composing the film")
+    _check_before_upload(compose, engine, report)
     with report.timed("upload"):
         names = _upload_all(compose, engine)
-    for shot in compiled.storyboard.shots:
-        names.append(engine.upload(shots_dir / f"{shot.id}.mp4", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.mp4"))
-        if (shots_dir / f"{shot.id}.srt").is_file():
-            engine.upload(shots_dir / f"{shot.id}.srt", SHOT_VIDEO_SUBFOLDER, f"{shot.id}.srt")
+        for upload in compose.uploads:
+            sidecar = upload.local_path.with_suffix(".srt")
+            if upload.subfolder == SHOT_VIDEO_SUBFOLDER and sidecar.is_file():
+                engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(".srt").name)
     with report.timed("compose"):
         outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
     with report.timed("download"):
         files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
-    film = _film_file(files, out_dir, compiled.storyboard)
+    film = _film_file(files, out_dir, board)
     report.film = film.relative_to(out_dir).as_posix() if film else None
+    return film
 
 
-def _keyframe_stage(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
+def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
                     report: RenderReport) -> Path:
     """Render a generated shot's keyframe, re-rendering with new seeds while its characters' consistency score
     fails, up to ``project.consistency.max_attempts`` in all; every attempt goes in the report and the best is
@@ -337,9 +370,9 @@ def _keyframe_stage(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     allowed = settings.max_attempts if scored else 1
     first = compile_keyframe(board, shot, 0)
     key = hashlib.sha256(f"{first.to_json()}|{allowed}|{settings.threshold}".encode()).hexdigest()
-    folder = out_dir / "keyframes"
-    folder.mkdir(exist_ok=True)
-    chosen, record = folder / f"{shot.id}.png", folder / f"{shot.id}.json"
+    chosen = chosen_keyframe(out_dir, shot.id)
+    folder, record = chosen.parent, chosen.with_suffix(".json")
+    folder.mkdir(parents=True, exist_ok=True)
     result = report.shots[shot.id]
     if chosen.is_file() and record.is_file():
         kept = json.loads(record.read_text())

@@ -1,0 +1,1 @@
+"""Providers start and close ComfyUI instances behind one interface (:class:`.base.Provider`)."""

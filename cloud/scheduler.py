@@ -1,0 +1,304 @@
+"""The embedded scheduler: no services, one process. A thread per endpoint slot takes the most urgent job whose
+inputs are ready and that the endpoint can run, and every state change is journalled first.
+
+* An endpoint that stops answering is taken out (its job goes back to ``pending`` without using a try) and
+  probed again from time to time.
+* A job that fails goes to ``retry_pending`` with exponential backoff, then ``manual_review`` after the last
+  try; a job no endpoint can run (models, node types) goes to ``manual_review`` at once, saying what is missing.
+* Killed and restarted with the same journal, it resumes: completed jobs are never run again.
+* Provider instances are opened as the scaling policy says and closed when the batch ends, fails or is
+  cancelled; instances a crashed scheduler left open are closed when it starts.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..translator.errors import AnimStudioError, GraphValidationError, ServerError, StoryboardError
+from ..translator.render import Reporter, ServerEngine
+from ..translator.urls import redact
+from .execute import copy_outputs, run_job
+from .jobs import Film, Job
+from .journal import FINAL, Journal, JobRow
+from .pool import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    max_tries: int = 3              # tries per job before manual review
+    backoff: float = 2.0            # seconds before the first retry, doubled each time
+    job_timeout: float = 3600.0     # a job running longer is interrupted and counts as a failed try
+    probe_every: float = 5.0        # seconds between probes of an endpoint that is down
+    poll: float = 0.2               # how often idle slots look for work
+
+
+@dataclass
+class BatchSummary:
+    batch: str
+    films: dict[str, str | None] = field(default_factory=dict)    # film -> film file (relative to OUT) or None
+    jobs: dict[str, int] = field(default_factory=dict)            # state -> count
+    retries: int = 0
+    gpu_seconds: float = 0.0
+    cost: float = 0.0
+    gpu_seconds_per_film: dict[str, float] = field(default_factory=dict)
+    gpu_seconds_per_shot: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(self.films.values()) and set(self.jobs) <= {"completed"}
+
+
+def summarize(journal: Journal, batch: str, out_root: Path) -> BatchSummary:
+    summary = BatchSummary(batch)
+    for row in journal.jobs(batch):
+        summary.jobs[row.state] = summary.jobs.get(row.state, 0) + 1
+        summary.retries += max(0, row.tries - 1)
+        summary.gpu_seconds += row.gpu_seconds or 0.0
+        summary.cost += row.cost or 0.0
+        film = row.job.film
+        summary.gpu_seconds_per_film[film] = round(summary.gpu_seconds_per_film.get(film, 0.0) + (row.gpu_seconds or 0), 3)
+        if row.job.shot_id:
+            key = f"{film}/{row.job.shot_id}"
+            summary.gpu_seconds_per_shot[key] = round(summary.gpu_seconds_per_shot.get(key, 0) + (row.gpu_seconds or 0), 3)
+        if row.job.kind == "compose":
+            files = (row.result or {}).get("files") or []
+            summary.films[film] = f"{film}/{files[0]}" if row.state == "completed" and files else None
+        if row.state in ("manual_review", "cancelled") and row.error:
+            summary.problems.append(f"{row.job.label}: {row.error}")
+    summary.gpu_seconds = round(summary.gpu_seconds, 3)
+    summary.cost = round(summary.cost, 4)
+    return summary
+
+
+class Scheduler:
+    """Runs one batch to its end on a set of endpoints (and, through ``scaler``, provider instances)."""
+
+    def __init__(self, journal: Journal, endpoints: list[Endpoint], out_root: str | Path,
+                 settings: Settings | None = None, scaler=None,
+                 on_change: Callable[[], None] | None = None):
+        self.journal = journal
+        self.endpoints = list(endpoints)
+        self.out_root = Path(out_root)
+        self.settings = settings or Settings()
+        self.scaler = scaler
+        self.on_change = on_change or (lambda: None)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._claimed: set[str] = set()
+
+    # ------------------------------------------------------------------ the batch
+    def submit(self, batch: str, films: list[Film]) -> None:
+        self.out_root.mkdir(parents=True, exist_ok=True)
+        self.journal.add_batch(batch, self.out_root, films)
+        resumed = self.journal.resume(batch)
+        if resumed:
+            log.info("batch %s: %d job(s) were running when the scheduler stopped; they run again", batch, resumed)
+
+    def run(self, batch: str) -> BatchSummary:
+        """Dispatch until every job is completed, in manual review or cancelled; returns the summary."""
+        if self.scaler is not None:
+            self.scaler.recover(self.journal)
+        try:
+            while not self._finished(batch) and not self._stop.is_set():
+                self._scale(batch)
+                self._start_slots(batch)
+                if not any(t.is_alive() for t in self._threads) and not self._endpoints_usable():
+                    self._give_up(batch, "no endpoint answers")
+                    break
+                time.sleep(self.settings.poll)
+        finally:
+            if self.journal.batch_state(batch) == "cancelled":
+                for endpoint in self.endpoints:  # stop what is running now; the journal says cancelled
+                    if endpoint.busy and endpoint.healthy:
+                        endpoint.client(timeout=5, retries=0).interrupt()
+            self._stop.set()
+            for thread in self._threads:
+                thread.join(timeout=self.settings.job_timeout)
+            if self.scaler is not None:
+                self.scaler.close_all(self.journal)
+        state = "cancelled" if self.journal.batch_state(batch) == "cancelled" else "done"
+        self.journal.set_batch_state(batch, state)
+        return summarize(self.journal, batch, self.out_root)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _finished(self, batch: str) -> bool:
+        if self.journal.batch_state(batch) == "cancelled":
+            return True
+        return all(row.state in FINAL for row in self.journal.jobs(batch))
+
+    def _endpoints_usable(self) -> bool:
+        if self.scaler is not None and self.scaler.can_grow():
+            return True
+        for endpoint in self.endpoints:
+            if not endpoint.healthy and endpoint.probe():
+                endpoint.healthy = True
+        return any(e.healthy for e in self.endpoints)
+
+    def _give_up(self, batch: str, why: str) -> None:
+        for row in self.journal.jobs(batch):
+            if row.state not in FINAL:
+                self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+
+    def _scale(self, batch: str) -> None:
+        if self.scaler is None:
+            return
+        waiting = sum(1 for r in self.journal.jobs(batch) if r.state in ("pending", "retry_pending"))
+        for endpoint in self.scaler.tick(waiting, self.endpoints, self.journal):
+            self.endpoints.append(endpoint)
+        self.endpoints = [e for e in self.endpoints if not getattr(e, "closed", False)]
+
+    def _start_slots(self, batch: str) -> None:
+        alive = {t.name for t in self._threads if t.is_alive()}
+        for endpoint in self.endpoints:
+            for slot in range(endpoint.capacity):
+                name = f"{endpoint.name}#{slot}"
+                if name not in alive:
+                    thread = threading.Thread(target=self._slot, args=(batch, endpoint), name=name, daemon=True)
+                    self._threads = [t for t in self._threads if t.name != name] + [thread]
+                    thread.start()
+
+    # ------------------------------------------------------------------ one slot
+    def _slot(self, batch: str, endpoint: Endpoint) -> None:
+        while not self._stop.is_set() and not getattr(endpoint, "closed", False):
+            if not endpoint.healthy:
+                if endpoint.down_since and time.time() - endpoint.down_since < self.settings.probe_every:
+                    time.sleep(self.settings.poll)
+                    continue
+                if not endpoint.probe():
+                    endpoint.down_since = time.time()
+                    continue
+                log.info("endpoint %s answers again", endpoint.name)
+                endpoint.healthy, endpoint.down_since = True, None
+                endpoint.refresh()
+            row = self._claim(batch, endpoint)
+            if row is None:
+                if self._finished(batch):
+                    return
+                time.sleep(self.settings.poll)
+                continue
+            try:
+                self._execute(row, endpoint)
+            finally:
+                with self._lock:
+                    self._claimed.discard(row.uid)
+                    endpoint.busy -= 1
+                endpoint.last_used = time.time()
+                self.on_change()
+
+    def _claim(self, batch: str, endpoint: Endpoint) -> JobRow | None:
+        """The most urgent ready job this endpoint can run, marked running in the journal before it starts."""
+        with self._lock:
+            rows = self.journal.jobs(batch)
+            done = {r.job.id for r in rows if r.state == "completed"}
+            now = time.time()
+            ready = [r for r in rows if r.uid not in self._claimed
+                     and (r.state == "pending" or (r.state == "retry_pending" and r.next_try <= now))
+                     and all(dep in done for dep in r.job.depends_on)]
+            ready.sort(key=lambda r: -r.job.priority)
+            for row in ready:
+                earlier = self.journal.completed_elsewhere(row.job.id)
+                if earlier is not None and earlier.uid != row.uid:
+                    self._claimed.add(row.uid)
+                    endpoint.busy += 1
+                    return row
+                try:
+                    lacks = endpoint.lacks(row.job)
+                except (ServerError, OSError):
+                    self._mark_down(endpoint, "its /object_info did not answer")
+                    return None
+                if lacks:
+                    if not any(e.healthy and e is not endpoint and not _lacks(e, row.job) for e in self.endpoints) \
+                            and not (self.scaler is not None and self.scaler.can_grow()):
+                        why = f"no endpoint can run it: {endpoint.name} lacks " + ", ".join(lacks)
+                        self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+                    continue
+                self._claimed.add(row.uid)
+                endpoint.busy += 1
+                self.journal.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
+                                        started=time.time(), tries=row.tries + 1)
+                return row
+        return None
+
+    def _mark_down(self, endpoint: Endpoint, why: str) -> None:
+        if endpoint.healthy:
+            log.warning("endpoint %s (%s) is out of the pool: %s", endpoint.name, redact(endpoint.url), why)
+        endpoint.healthy, endpoint.down_since = False, time.time()
+
+    def _execute(self, row: JobRow, endpoint: Endpoint) -> None:
+        job = row.job
+        earlier = self.journal.completed_elsewhere(job.id)
+        if earlier is not None and earlier.uid != row.uid and job.kind != "compose":
+            out = self.journal.batch_out_dir(earlier.batch) or self.out_root
+            try:
+                result = copy_outputs(job, out, earlier.job.film, self.out_root)
+                self.journal.transition(row.uid, "completed", "copy", detail=f"same job as {earlier.uid}",
+                                        finished=time.time(), result=result)
+                return
+            except AnimStudioError:
+                pass  # its outputs are gone: render it
+            self.journal.transition(row.uid, "running", endpoint.name, started=time.time(), tries=row.tries + 1)
+        client = endpoint.client(timeout=60)
+        engine = ServerEngine(client)
+        started = time.monotonic()
+        watchdog = threading.Timer(self.settings.job_timeout, client.interrupt)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            result = run_job(job, self.out_root, engine, Reporter())
+        except (StoryboardError, GraphValidationError) as exc:
+            # the job itself is wrong (or the endpoint lacks something the check missed): trying again cannot help
+            self._failed(row, endpoint, exc, started, final=True)
+        except (AnimStudioError, OSError) as exc:
+            if isinstance(exc, (ServerError, OSError)) and not endpoint.probe():
+                self._mark_down(endpoint, str(exc).splitlines()[0])
+                self.journal.transition(row.uid, "pending", endpoint.name, detail=f"{endpoint.name} went away",
+                                        tries=row.tries)
+                return
+            self._failed(row, endpoint, exc, started, final=False,
+                         timed_out=time.monotonic() - started >= self.settings.job_timeout)
+        else:
+            seconds = round(time.monotonic() - started, 3)
+            self.journal.transition(row.uid, "completed", endpoint.name, detail=f"{seconds} s",
+                                    finished=time.time(), gpu_seconds=seconds,
+                                    cost=round(seconds * endpoint.cost_per_gpu_second, 6), result=result)
+            log.info("%s completed on %s in %.1f s", job.label, endpoint.name, seconds)
+        finally:
+            watchdog.cancel()
+
+    def _failed(self, row: JobRow, endpoint: Endpoint, exc: Exception, started: float, final: bool,
+                timed_out: bool = False) -> None:
+        seconds = round(time.monotonic() - started, 3)
+        message = (f"timed out after {self.settings.job_timeout:.0f} s; " if timed_out else "") + str(exc)
+        tries = row.tries + 1
+        cost = round(seconds * endpoint.cost_per_gpu_second, 6)
+        gpu = (row.gpu_seconds or 0) + seconds
+        if final or tries >= self.settings.max_tries:
+            self.journal.transition(row.uid, "manual_review", endpoint.name, detail=message, error=message,
+                                    finished=time.time(), gpu_seconds=gpu, cost=(row.cost or 0) + cost)
+            log.error("%s needs review after %d tr%s: %s", row.job.label, tries, "y" if tries == 1 else "ies",
+                      message.splitlines()[0])
+            return
+        delay = self.settings.backoff * (2 ** (tries - 1))
+        self.journal.transition(row.uid, "failed", endpoint.name, detail=message, error=message,
+                                gpu_seconds=gpu, cost=(row.cost or 0) + cost)
+        self.journal.transition(row.uid, "retry_pending", detail=f"retry in {delay:.1f} s",
+                                next_try=time.time() + delay)
+        log.warning("%s failed on %s (try %d of %d), retrying in %.1f s: %s", row.job.label, endpoint.name, tries,
+                    self.settings.max_tries, delay, message.splitlines()[0])
+
+
+def _lacks(endpoint: Endpoint, job: Job) -> list[str]:
+    try:
+        return endpoint.lacks(job)
+    except (ServerError, OSError):
+        return ["an answer to /object_info"]
