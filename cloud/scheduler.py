@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..translator.errors import AnimStudioError, GraphValidationError, ServerError, StoryboardError
+from ..translator.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
 from ..translator.render import Reporter, ServerEngine
 from ..translator.urls import redact
 from .execute import copy_outputs, run_job
@@ -35,6 +35,7 @@ class Settings:
     backoff: float = 2.0            # seconds before the first retry, doubled each time
     job_timeout: float = 3600.0     # a job running longer is interrupted and counts as a failed try
     probe_every: float = 5.0        # seconds between probes of an endpoint that is down
+    all_down_timeout: float = 300.0  # seconds with no endpoint answering before the batch stops
     poll: float = 0.2               # how often idle slots look for work
 
 
@@ -106,12 +107,24 @@ class Scheduler:
         """Dispatch until every job is completed, in manual review or cancelled; returns the summary."""
         if self.scaler is not None:
             self.scaler.recover(self.journal)
+        for endpoint in self.endpoints:
+            if not endpoint.probe():
+                self._mark_down(endpoint, "it does not answer /system_stats")
+        if self.endpoints and self.scaler is None and not any(e.healthy for e in self.endpoints):
+            raise ServerError("no endpoint of the pool answers, so nothing can render",
+                              [Problem(f"endpoint {e.name}", f"{redact(e.url)} does not answer /system_stats")
+                               for e in self.endpoints])
+        all_down_since: float | None = None
         try:
             while not self._finished(batch) and not self._stop.is_set():
                 self._scale(batch)
                 self._start_slots(batch)
-                if not any(t.is_alive() for t in self._threads) and not self._endpoints_usable():
-                    self._give_up(batch, "no endpoint answers")
+                if self._endpoints_usable():
+                    all_down_since = None
+                elif all_down_since is None:
+                    all_down_since = time.monotonic()
+                elif time.monotonic() - all_down_since > self.settings.all_down_timeout:
+                    self._give_up(batch, f"no endpoint answered for {self.settings.all_down_timeout:.0f} s")
                     break
                 time.sleep(self.settings.poll)
         finally:
@@ -137,11 +150,9 @@ class Scheduler:
         return all(row.state in FINAL for row in self.journal.jobs(batch))
 
     def _endpoints_usable(self) -> bool:
+        """Whether some endpoint answers now (or a provider can still start one); the slots re-probe the rest."""
         if self.scaler is not None and self.scaler.can_grow():
             return True
-        for endpoint in self.endpoints:
-            if not endpoint.healthy and endpoint.probe():
-                endpoint.healthy = True
         return any(e.healthy for e in self.endpoints)
 
     def _give_up(self, batch: str, why: str) -> None:
@@ -176,6 +187,8 @@ class Scheduler:
                     continue
                 if not endpoint.probe():
                     endpoint.down_since = time.time()
+                    if self._finished(batch):
+                        return
                     continue
                 log.info("endpoint %s answers again", endpoint.name)
                 endpoint.healthy, endpoint.down_since = True, None
