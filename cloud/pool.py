@@ -72,7 +72,9 @@ def _secret_problems(value: Any, where: str) -> list[Problem]:
     if isinstance(value, Mapping):
         for key, item in value.items():
             place = f"{where}.{key}"
-            if str(key).lower() in SECRET_KEYS and not str(key).lower().endswith("_env"):
+            if str(key).lower().endswith("_env"):
+                continue  # names of environment variables, not values
+            if str(key).lower() in SECRET_KEYS:
                 problems.append(Problem(place, "credentials may not be written in the pool file: name an "
                                                f"environment variable instead ({key}_env: MY_VARIABLE)"))
             else:

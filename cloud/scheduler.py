@@ -147,7 +147,27 @@ class Scheduler:
     def _finished(self, batch: str) -> bool:
         if self.journal.batch_state(batch) == "cancelled":
             return True
+        rows = self.journal.jobs(batch)
+        self._block_dependents(rows)
         return all(row.state in FINAL for row in self.journal.jobs(batch))
+
+    def _block_dependents(self, rows: list[JobRow]) -> None:
+        """Jobs waiting on one that needs review (or was cancelled) cannot run either: they wait for review
+        too, naming it, so the batch ends instead of waiting forever (``batch retry`` puts them all back)."""
+        stuck = {r.job.id: r for r in rows if r.state in ("manual_review", "cancelled")}
+        changed = True
+        while changed:
+            changed = False
+            for row in rows:
+                if row.state in FINAL or row.job.id in stuck:
+                    continue
+                blocker = next((stuck[d] for d in row.job.depends_on if d in stuck), None)
+                if blocker is not None and row.uid not in self._claimed:
+                    why = f"waits on {blocker.job.label}, which needs review"
+                    self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+                    row.state = "manual_review"
+                    stuck[row.job.id] = row
+                    changed = True
 
     def _endpoints_usable(self) -> bool:
         """Whether some endpoint answers now (or a provider can still start one); the slots re-probe the rest."""

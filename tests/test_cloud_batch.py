@@ -237,3 +237,44 @@ def test_killed_scheduler_resumes_without_rerunning_completed_jobs(two_servers, 
         assert all((out / row.job.film / name).stat().st_mtime_ns == mtime for name in row.result["files"])
     for film in ("film-one", "film-two"):
         check_film(out / summary["films"][film], shots=3)
+
+
+@comfyui
+def test_no_credential_reaches_logs_journal_or_reports(comfy_server, tmp_path, monkeypatch, caplog, capsys):
+    """An endpoint whose header comes from the environment: the secret is sent, and written nowhere."""
+    import logging
+
+    from animstudio.cli import main
+
+    secret = "sk-live-DO-NOT-LEAK-42"
+    monkeypatch.setenv("BENCH_COMFY_TOKEN", f"Bearer {secret}")
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(f"endpoints: [{{name: a, url: '{comfy_server.url}', "
+                    f"headers_env: {{Authorization: BENCH_COMFY_TOKEN}}}}]\n")
+    board = film_storyboard(tmp_path / "s", "Secret Film", shots=1)
+    with caplog.at_level(logging.DEBUG):
+        code = main(["-vv", "batch", str(board), "--pool", str(pool), "-o", str(tmp_path / "out"), "-q", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert secret not in out + err + caplog.text
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".sqlite", ".sqlite-wal", ".key", ".srt", ""):
+            assert secret.encode() not in path.read_bytes(), path
+
+
+@comfyui
+def test_a_job_no_endpoint_can_run_waits_for_review_saying_why(comfy_server, tmp_path, capsys):
+    from animstudio.cli import main
+
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(f"endpoints: [{{name: a, url: '{comfy_server.url}'}}]\n")
+    folder = tmp_path / "s"
+    write_storyboard(folder, {"version": 1, "project": {"title": "Missing", "width": 64, "height": 64, "fps": 8,
+                                                        "checkpoint": "not-here.safetensors", "steps": 1},
+                              "shots": [{"id": "s1", "description": "x", "duration": 0.5}]})
+    code = main(["batch", str(folder / "storyboard.json"), "--pool", str(pool), "-o", str(tmp_path / "out"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "needs review: missing:keyframe:s1: no endpoint can run it: a lacks model not-here.safetensors " \
+           "(models/checkpoints)" in out
+    assert "missing: not finished" in out
