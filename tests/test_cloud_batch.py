@@ -278,3 +278,51 @@ def test_a_job_no_endpoint_can_run_waits_for_review_saying_why(comfy_server, tmp
     assert "needs review: missing:keyframe:s1: no endpoint can run it: a lacks model not-here.safetensors " \
            "(models/checkpoints)" in out
     assert "missing: not finished" in out
+
+
+@comfyui
+def test_batch_on_mission_cloud_instances_closes_them_in_every_path(comfy_server, tmp_path, monkeypatch, caplog):
+    """A pool with no endpoints but a mission-style provider: the scheduler starts an instance as jobs wait
+    (the test's mission API hands out the URL of a real ComfyUI), renders the batch on it and closes it at the
+    end; an instance a crashed scheduler left open in the journal is closed when the next one starts; a
+    cancelled batch closes its instance too. The API key is never written anywhere."""
+    import logging
+
+    from animstudio.cloud.pool import parse_pool
+    from animstudio.cloud.scaling import Scaler
+    from test_cloud_providers import KEY, FakeMissionCloud
+
+    cloud = FakeMissionCloud(comfy_server.url)
+    monkeypatch.setenv("TEST_MISSION_URL", cloud.url)
+    monkeypatch.setenv("TEST_MISSION_KEY", KEY)
+    pool = parse_pool({"providers": [{"name": "cephalon", "kind": "mission", "base_url_env": "TEST_MISSION_URL",
+                                      "api_key_env": "TEST_MISSION_KEY", "gpu_version": "RTX 4090",
+                                      "poll_interval": 0.05, "cost_per_gpu_second": 0.001,
+                                      "scaling": {"policy": "on_demand", "max": 1, "idle_timeout": 60}}]})
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.instance_opened("cephalon", "m-left-over", "")  # as a crashed scheduler would have left it
+    try:
+        with caplog.at_level(logging.DEBUG):
+            scheduler = Scheduler(journal, [], tmp_path / "out", Settings(backoff=0.2), Scaler.from_pool(pool))
+            scheduler.submit("b1", plan_batch([film_storyboard(tmp_path / "one", "Cloud Film", shots=1)]))
+            summary = scheduler.run("b1")
+        assert summary.ok and summary.cost > 0
+        assert "m-left-over" in cloud.closed  # recovered at start
+        assert set(cloud.created) <= set(cloud.closed) and cloud.created  # nothing left billing
+        assert journal.open_instances() == []
+        check_film(tmp_path / "out" / summary.films["cloud-film"], shots=1)
+
+        # cancelled mid-batch: the instance is closed as well
+        cancel_journal = Journal(tmp_path / "journal2.sqlite")
+        scheduler = Scheduler(cancel_journal, [], tmp_path / "out2", Settings(backoff=0.2), Scaler.from_pool(pool))
+        scheduler.submit("b2", plan_batch([film_storyboard(tmp_path / "two", "Cancelled Film", shots=3)]))
+        threading.Timer(1.0, lambda: cancel_journal.cancel("b2")).start()
+        summary = scheduler.run("b2")
+        assert not summary.ok and summary.jobs.get("cancelled")
+        assert set(cloud.created) <= set(cloud.closed)
+        assert cancel_journal.open_instances() == []
+    finally:
+        cloud.stop()
+    assert KEY not in caplog.text
+    for path in tmp_path.rglob("*.sqlite*"):
+        assert KEY.encode() not in path.read_bytes()
