@@ -373,7 +373,7 @@ class _Leases(threading.Thread):
 
     def renew(self) -> None:
         with self._lock:
-            tags = list(self.tags)
+            tags = []
         if not tags:
             return
         now = time.time()

@@ -154,13 +154,14 @@ class Journal:
         return len(running)
 
     def retry(self, batch: str, uid: str | None = None) -> int:
-        """Put ``manual_review`` / ``failed`` / ``cancelled`` jobs (or one) back to ``pending`` with fresh tries."""
+        """Put ``manual_review`` / ``failed`` / ``cancelled`` jobs (all, or those whose label or id contains
+        ``uid``) back to ``pending`` with fresh tries."""
         with self._tx() as db:
             query = "SELECT uid FROM jobs WHERE batch = ? AND state IN ('manual_review', 'failed', 'cancelled')"
             args: tuple = (batch,)
-            if uid:
-                query += " AND uid LIKE ?"
-                args += (f"%{uid}%",)
+            if uid:  # a job's label (film:kind:shot), or part of it, or of its id
+                query += " AND (uid LIKE ? OR label LIKE ?)"
+                args += (f"%{uid}%", f"%{uid}%")
             found = db.execute(query, args).fetchall()
             for (job_uid,) in found:
                 db.execute("UPDATE jobs SET state = 'pending', tries = 0, next_try = 0, error = NULL WHERE uid = ?",

@@ -326,3 +326,25 @@ def test_batch_on_mission_cloud_instances_closes_them_in_every_path(comfy_server
     assert KEY not in caplog.text
     for path in tmp_path.rglob("*.sqlite*"):
         assert KEY.encode() not in path.read_bytes()
+
+
+def test_batch_status_retry_cancel_commands(tmp_path, capsys):
+    from animstudio.cli import main
+
+    out = tmp_path / "out"
+    films = plan_batch([film_storyboard(tmp_path / "a", "Alpha", shots=1)])
+    journal = Journal(out / ".animstudio" / "journal.sqlite")
+    journal.add_batch("b7", out, films)
+    rows = journal.jobs("b7")
+    journal.transition(rows[0].uid, "manual_review", "a", error="the checkpoint is missing")
+    assert main(["batch", "status", "-o", str(out), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["batch"] == "b7" and [j["state"] for j in status["jobs"]] == ["manual_review"] + ["pending"] * 3
+    assert status["jobs"][0]["error"] == "the checkpoint is missing"
+    assert main(["batch", "retry", "keyframe", "-o", str(out)]) == 0
+    assert "1 job(s) back in the queue" in capsys.readouterr().out
+    assert main(["batch", "cancel", "-o", str(out)]) == 0
+    assert "4 job(s) cancelled" in capsys.readouterr().out
+    assert {r.state for r in Journal(out / ".animstudio" / "journal.sqlite").jobs("b7")} == {"cancelled"}
+    assert main(["batch", "status", "-o", str(tmp_path / "nothing")]) == 1
+    assert "no batch journal" in capsys.readouterr().err
