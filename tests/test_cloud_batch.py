@@ -348,3 +348,21 @@ def test_batch_status_retry_cancel_commands(tmp_path, capsys):
     assert {r.state for r in Journal(out / ".animstudio" / "journal.sqlite").jobs("b7")} == {"cancelled"}
     assert main(["batch", "status", "-o", str(tmp_path / "nothing")]) == 1
     assert "no batch journal" in capsys.readouterr().err
+
+
+@comfyui
+def test_a_job_past_its_timeout_is_interrupted_and_counted_as_a_failed_try(comfy_server, tmp_path):
+    folder = tmp_path / "slow"
+    write_storyboard(folder, {"version": 1, "project": {"title": "Slow", "width": 64, "height": 64, "fps": 8,
+                                                        "checkpoint": TINY_CHECKPOINT, "steps": 150},
+                              "shots": [{"id": "s1", "description": "x", "duration": 0.5}]})
+    journal = Journal(tmp_path / "journal.sqlite")
+    scheduler = Scheduler(journal, [Endpoint("a", comfy_server.url)], tmp_path / "out",
+                          Settings(max_tries=1, job_timeout=2.0))
+    scheduler.submit("slow", plan_batch([folder / "storyboard.json"]))
+    started = time.monotonic()
+    summary = scheduler.run("slow")
+    assert time.monotonic() - started < 60
+    keyframe = journal.jobs("slow")[0]
+    assert keyframe.state == "manual_review" and keyframe.error.startswith("timed out after 2 s")
+    assert summary.jobs == {"manual_review": 3}  # the shot and the compose wait on it
