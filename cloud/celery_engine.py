@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TASK_NAMES = {"keyframe": "animstudio.keyframe", "shot": "animstudio.shot", "compose": "animstudio.compose"}
 QUEUE = "animstudio"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 VISIBILITY_ENV = "ANIMSTUDIO_CELERY_VISIBILITY_TIMEOUT"
 DEFAULT_VISIBILITY = 120.0     # seconds before a dead worker's unacknowledged job goes to another worker
 RUNNABLE = ("pending", "retry_pending", "failed", "running")  # journal states a (re)started batch submits
@@ -94,13 +95,20 @@ def visibility_timeout() -> float:
 def make_app(broker_url: str):
     """The Celery app for one broker (also the result backend). Workers and scheduler build it the same way,
     so they agree on task names, queue and serializer; one app per URL in a process."""
-    from celery import Celery
-
+    try:
+        from celery import Celery
+    except ImportError:
+        raise AnimStudioError("the Celery engine needs celery with Redis: pip install 'animstudio[celery]'") from None
+    if not broker_url.startswith(REDIS_SCHEMES):
+        raise AnimStudioError(f"--broker {redact(broker_url)}: the Celery engine needs Redis as broker and result "
+                              "backend (redis://host:6379/0, rediss://, unix:// or sentinel://)")
     with _apps_lock:
         if broker_url in _apps:
             return _apps[broker_url]
         visibility = visibility_timeout()
         app = Celery("animstudio", broker=broker_url, backend=broker_url, set_as_current=False)
+        # task_reject_on_worker_lost matters for a prefork pool (a killed child's job is queued again at once);
+        # the thread pool's jobs, whose process is killed whole, come back through the visibility timeout
         app.conf.update(
             task_serializer="json", result_serializer="json", accept_content=["json"],
             task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
@@ -214,9 +222,9 @@ class WorkerContext:
                 else:
                     endpoint.down_since = time.time()
 
-    def acquire(self, job: Job, probe_every: float) -> tuple[Endpoint | None, str, bool]:
-        """A healthy endpoint with a free slot that can run *job*, its slot taken; else (None, why, final):
-        final when every answering endpoint lacks something the job needs."""
+    def acquire(self, job: Job, probe_every: float) -> tuple[Endpoint | None, str, str]:
+        """A healthy endpoint with a free slot that can run *job*, its slot taken; else (None, why, ``lacks``:
+        every answering endpoint lacks something the job needs | ``down``: none answers | ``busy``)."""
         deadline = time.monotonic() + SLOT_WAIT
         while True:
             self._reprobe(probe_every)
@@ -233,16 +241,16 @@ class WorkerContext:
                     usable.append(endpoint)
             if not usable:
                 if lacking:
-                    return None, "no endpoint can run it: " + "; ".join(lacking), True
-                return None, f"no endpoint of worker {self.hostname} answers", False
+                    return None, "no endpoint can run it: " + "; ".join(lacking), "lacks"
+                return None, f"no endpoint of worker {self.hostname} answers", "down"
             with self._lock:
                 free = [e for e in usable if e.healthy and e.busy < e.capacity]
                 if free:
                     endpoint = min(free, key=lambda e: (e.busy / e.capacity, e.last_used))
                     endpoint.busy += 1
-                    return endpoint, "", False
+                    return endpoint, "", "ok"
             if time.monotonic() >= deadline:
-                return None, f"every endpoint of worker {self.hostname} is busy", False
+                return None, f"every endpoint of worker {self.hostname} is busy", "busy"
             time.sleep(0.2)
 
     def release(self, endpoint: Endpoint) -> None:
@@ -281,13 +289,13 @@ class WorkerContext:
             root = self.batch_root(job, out_root)
         except AnimStudioError as exc:
             raise JobFailed(str(exc), details(tries=failures + 1, final=True)) from None
-        endpoint, why, final = self.acquire(job, settings["probe_every"])
+        endpoint, why, kind = self.acquire(job, settings["probe_every"])
         if endpoint is None:
-            if final:
+            if kind == "lacks":
                 raise JobFailed(why, details(tries=failures + 1, final=True))
-            down_since = carried.get("down_since") if why.endswith("answers") else None
-            if why.endswith("answers"):
-                down_since = down_since or time.time()
+            down_since = None
+            if kind == "down":  # back to the queue (another worker may have endpoints that answer), for a while
+                down_since = carried.get("down_since") or time.time()
                 if time.time() - down_since > settings["all_down_timeout"]:
                     raise JobFailed(f"no endpoint answered for {settings['all_down_timeout']:.0f} s ({why})",
                                     details(tries=failures + 1, final=True))
@@ -373,7 +381,7 @@ class _Leases(threading.Thread):
 
     def renew(self) -> None:
         with self._lock:
-            tags = []
+            tags = list(self.tags)
         if not tags:
             return
         now = time.time()
@@ -399,8 +407,6 @@ def run_worker(pool_spec: PoolSpec, broker_url: str, out_root: str | Path, concu
     """Run a Celery worker (thread pool) that renders batch jobs on the endpoints of *pool_spec*, writing into
     *out_root* (the batch's output folder, shared with the scheduler). Returns the worker's exit code."""
     global _context
-    from celery import signals
-
     if pool_spec.providers:
         raise PoolError(f"{pool_spec.source}: a worker serves fixed endpoints; providers "
                         f"({', '.join(p.name for p in pool_spec.providers)}) are for the embedded scheduler",
@@ -417,6 +423,8 @@ def run_worker(pool_spec: PoolSpec, broker_url: str, out_root: str | Path, concu
                         redact(endpoint.url))
             endpoint.healthy, endpoint.down_since = False, time.time()
     app = make_app(broker_url)
+    from celery import signals
+
     hostname = f"animstudio-{os.getpid()}@{socket.gethostname()}"
     _context = WorkerContext(endpoints, folder, hostname)
     leases = None
@@ -512,6 +520,11 @@ class _Follower:
             client.sadd(self.key, *ids.values())
             client.expire(self.key, 7 * 24 * 3600)
             canvas.apply_async()
+            # the states are read with one MGET a poll; Celery's pub/sub subscription per sent task would only
+            # pile up unread messages on this connection
+            consumer = getattr(self.app.backend, "result_consumer", None)
+            for task_id in ids.values() if consumer is not None else ():
+                consumer.cancel_for(task_id)
             self.tasks.update(ids)
             log.info("batch %s: film %s sent as %d task(s)", self.batch, film.name, len(ids))
 
@@ -523,40 +536,56 @@ class _Follower:
         values = backend.mget([backend.get_key_for_task(t) for t in task_ids])
         return {t: backend.decode(v) for t, v in zip(task_ids, values) if v is not None}
 
-    def _blocked(self, rows: dict[str, JobRow]) -> set[str]:
-        """Jobs that cannot run: one of their inputs waits for review or was cancelled (or is itself blocked)."""
-        blocked: set[str] = set()
-        for uid, row in rows.items():  # rows are in dependency order
-            if row.state in FINAL:
+    def _block_dependents(self, rows: dict[str, JobRow]) -> None:
+        """As with the embedded scheduler: a job waiting on one that needs review (or was cancelled) cannot run
+        either (Celery never starts it: its chain or chord is broken), so it waits for review too, naming it, and
+        the batch ends (``batch retry`` puts them all back)."""
+        stuck = {uid: row for uid, row in rows.items() if row.state in ("manual_review", "cancelled")}
+        for uid, row in rows.items():  # in dependency order: what a job waits on comes before it
+            if row.state in FINAL or row.state == "running":
                 continue
-            for dep in row.job.depends_on:
-                dep_row = rows.get(f"{row.job.film}/{dep}")
-                if dep_row is not None and (dep_row.state in ("manual_review", "cancelled")
-                                            or dep_row.job.uid in blocked):
-                    blocked.add(uid)
-                    break
-        return blocked
+            blocker = next((stuck[f"{row.job.film}/{d}"] for d in row.job.depends_on
+                            if f"{row.job.film}/{d}" in stuck), None)
+            if blocker is not None:
+                why = f"waits on {blocker.job.label}, which needs review"
+                self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+                row.state = "manual_review"
+                stuck[uid] = row
 
     def follow(self) -> None:
         outstanding = dict(self.tasks)
-        next_ping, silent_since, warned = time.monotonic() + PING_EVERY, None, False
-        while outstanding:
-            if self.journal.batch_state(self.batch) == "cancelled":
-                self.app.control.revoke(list(outstanding.values()), terminate=False)
-                log.warning("batch %s cancelled: %d task(s) revoked", self.batch, len(outstanding))
-                return
-            metas = self._metas(list(outstanding.values()))
+        next_ping, silent_since, warned, broker_lost = time.monotonic() + PING_EVERY, None, False, None
+        while True:
+            try:
+                if self.journal.batch_state(self.batch) == "cancelled":
+                    self.app.control.revoke(list(outstanding.values()), terminate=False)
+                    log.warning("batch %s cancelled: %d task(s) revoked", self.batch, len(outstanding))
+                    return
+                metas = self._metas(list(outstanding.values()))
+                broker_lost = None
+            except _broker_errors() as exc:  # Redis restarting: wait for it a while, as for endpoints
+                broker_lost = broker_lost or time.monotonic()
+                if time.monotonic() - broker_lost > self.settings.all_down_timeout:
+                    raise ServerError(f"the Celery broker at {redact(self.broker_url)} stopped answering",
+                                      [Problem("--broker", _scrubbed(str(exc), self.broker_url))]) from None
+                log.warning("batch %s: the broker does not answer (%s); waiting", self.batch,
+                            _scrubbed(str(exc), self.broker_url))
+                time.sleep(1.0)
+                continue
             rows = {row.job.uid: row for row in self.journal.jobs(self.batch)}
             for uid in [u for u in rows if u in outstanding]:
                 meta = metas.get(outstanding[uid])
                 if meta is not None and self._apply(rows[uid], meta, rows):
                     del outstanding[uid]
                     rows = {row.job.uid: row for row in self.journal.jobs(self.batch)}
-            blocked = self._blocked(rows)
-            if all(uid in blocked or rows[uid].state in FINAL for uid in outstanding):
+            self._block_dependents(rows)
+            if all(rows[uid].state in FINAL for uid in outstanding):
                 return
             if time.monotonic() >= next_ping:
-                answering = self.app.control.ping(timeout=1.0)
+                try:
+                    answering = self.app.control.ping(timeout=1.0)
+                except _broker_errors():
+                    continue  # the next poll finds the broker gone
                 next_ping = time.monotonic() + PING_EVERY
                 if answering:
                     silent_since, warned = None, False
@@ -627,8 +656,8 @@ class _Follower:
             deps_done = all(rows.get(f"{row.job.film}/{d}") is not None
                             and rows[f"{row.job.film}/{d}"].state == "completed" for d in row.job.depends_on)
             if details.get("uid", row.job.uid) != row.job.uid or not deps_done:
-                log.info("%s does not run: %s", row.job.label, message.splitlines()[0] if message else "its inputs failed")
-                return True  # an input failed (the failure came down the chain or chord): it stays pending
+                log.info("%s does not run: %s", row.job.label, (message or "an input failed").splitlines()[0])
+                return True  # an input failed (the failure came down the chain or chord): see _block_dependents
             self._running(row, seen, details)
             journal.transition(uid, "manual_review", details.get("endpoint"), detail=message, error=message,
                                finished=time.time(), gpu_seconds=details.get("gpu_seconds", row.gpu_seconds or 0.0),
@@ -639,6 +668,13 @@ class _Follower:
                 journal.transition(uid, "cancelled", detail="its task was revoked", error="its task was revoked")
             return True
         return False
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return OSError, redis.RedisError, OperationalError
 
 
 def _failure(result: Any) -> tuple[str, dict]:

@@ -154,19 +154,21 @@ class Scheduler:
     def _block_dependents(self, rows: list[JobRow]) -> None:
         """Jobs waiting on one that needs review (or was cancelled) cannot run either: they wait for review
         too, naming it, so the batch ends instead of waiting forever (``batch retry`` puts them all back)."""
-        stuck = {r.job.id: r for r in rows if r.state in ("manual_review", "cancelled")}
+        # keyed by film: the same job id in two films is two jobs, one of which may be fine
+        stuck = {(r.job.film, r.job.id): r for r in rows if r.state in ("manual_review", "cancelled")}
         changed = True
         while changed:
             changed = False
             for row in rows:
-                if row.state in FINAL or row.job.id in stuck:
+                if row.state in FINAL or (row.job.film, row.job.id) in stuck:
                     continue
-                blocker = next((stuck[d] for d in row.job.depends_on if d in stuck), None)
+                blocker = next((stuck[(row.job.film, d)] for d in row.job.depends_on if (row.job.film, d) in stuck),
+                               None)
                 if blocker is not None and row.uid not in self._claimed:
                     why = f"waits on {blocker.job.label}, which needs review"
                     self.journal.transition(row.uid, "manual_review", detail=why, error=why)
                     row.state = "manual_review"
-                    stuck[row.job.id] = row
+                    stuck[(row.job.film, row.job.id)] = row
                     changed = True
 
     def _endpoints_usable(self) -> bool:
@@ -301,9 +303,11 @@ class Scheduler:
                          timed_out=time.monotonic() - started >= self.settings.job_timeout)
         else:
             seconds = round(time.monotonic() - started, 3)
+            # GPU time counts every try, the failed ones included: they were billed too
             self.journal.transition(row.uid, "completed", endpoint.name, detail=f"{seconds} s",
-                                    finished=time.time(), gpu_seconds=seconds,
-                                    cost=round(seconds * endpoint.cost_per_gpu_second, 6), result=result)
+                                    finished=time.time(), gpu_seconds=round((row.gpu_seconds or 0) + seconds, 3),
+                                    cost=round((row.cost or 0) + seconds * endpoint.cost_per_gpu_second, 6),
+                                    result=result)
             log.info("%s completed on %s in %.1f s", job.label, endpoint.name, seconds)
         finally:
             watchdog.cancel()
