@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ...translator.errors import AnimStudioError, Problem
-from .base import ProviderError
+from .base import Instance, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +51,31 @@ def close_after_failure(provider: str, ids: Iterable[str], close_many: Callable[
     if problems and isinstance(exc, AnimStudioError):
         exc.problems.extend(problems)
         exc.args = (str(exc),)
+
+
+def wait_until_ready(provider: str, ids: Sequence[str], check_one: Callable[[str], "Instance | str"],
+                     deadline: float, timeout: float, cancel: threading.Event | None, poll_interval: float,
+                     noun: str, closed: str, scrub: Callable[[str], str]) -> list[Instance]:
+    """Poll every id with ``check_one`` (an :class:`Instance` once its ComfyUI answers, else why not yet; it raises
+    ProviderError for one that failed) until all are ready, the deadline passes or ``cancel`` is set."""
+    pending = list(ids)
+    ready: dict[str, Instance] = {}
+    waiting_on = {i: "not polled yet" for i in ids}
+    while True:
+        check_cancelled(cancel, provider)
+        for instance_id in list(pending):
+            found = check_one(instance_id)
+            if isinstance(found, str):
+                waiting_on[instance_id] = found
+                continue
+            ready[instance_id] = found
+            pending.remove(instance_id)
+        if not pending:
+            return [ready[i] for i in ids]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProviderError(
+                f"provider {provider!r}: {len(pending)} of {len(ids)} {noun}(s) not ready within {timeout:g} s; "
+                f"the {noun}s this start created were {closed}",
+                [Problem(f"{noun} {i}", scrub(waiting_on[i])) for i in pending])
+        pause(min(poll_interval, left), cancel, provider)

@@ -44,7 +44,7 @@ from ...translator.errors import Problem
 from ...translator.urls import redact, split_credentials
 from .base import Instance, ProviderError, secret_from_env
 from .http import ApiClient, comfy_answers, scrub
-from .lifecycle import check_cancelled, close_after_failure, pause
+from .lifecycle import check_cancelled, close_after_failure, wait_until_ready
 
 log = logging.getLogger(__name__)
 
@@ -181,57 +181,42 @@ class MissionProvider:
 
     def _wait_ready(self, ids: list[str], deadline: float, timeout: float,
                     cancel: threading.Event | None) -> list[Instance]:
-        pending = list(ids)
-        ready: dict[str, Instance] = {}
         billing_since: dict[str, float] = {}
-        waiting_on: dict[str, str] = {i: "not polled yet" for i in ids}
-        while True:
-            check_cancelled(cancel, self.name)
-            for mid in list(pending):
-                mission = self.api.call("GET", f"/user/missions/{urllib.parse.quote(mid, safe='')}",
-                                        what=f"read mission {mid}")
-                if not isinstance(mission, dict):
-                    raise self.api.error(f"mission {mid}: the API answered no mission", f"mission {mid}",
-                                         str(mission)[:200])
-                state = mission.get("state")
-                phase = mission_phase(state)
-                if phase == "failed":
-                    raise self.api.error(f"mission {mid} went {state!r} while starting; the missions this start "
-                                         "created were closed", f"mission {mid}",
-                                         str(mission.get("reason") or mission.get("message") or state))
-                if phase == "ended":
-                    raise self.api.error(f"mission {mid} ended ({state!r}) before it could be used; the missions "
-                                         "this start created were closed", f"mission {mid}", str(state))
-                if phase != "running":
-                    waiting_on[mid] = f"state {state!r}"
-                    continue
-                billing_since.setdefault(mid, time.time())
-                url = mission_url(mission, self.url_key)
-                if url is None:
-                    waiting_on[mid] = f"state {state!r}, but no {self.url_key} yet"
-                    continue
-                base, basic = split_credentials(url)
-                headers = {"Authorization": basic} if basic else {}
-                why = comfy_answers(base, headers, timeout=max(1.0, min(self.request_timeout,
-                                                                        deadline - time.monotonic())))
-                if why is not None:
-                    waiting_on[mid] = f"ComfyUI at {redact(base)}: {why}"
-                    continue
-                log.info("provider %r: mission %s ready at %s", self.name, mid, redact(base))
-                ready[mid] = Instance(self.name, mid, base, billing_since[mid],
-                                      gpu=str(mission.get("gpu_version") or self.gpu_version), headers=headers,
-                                      meta={"state": str(state), "mission_type": self.mission_type,
-                                            "gpu_num": self.gpu_num})
-                pending.remove(mid)
-            if not pending:
-                return [ready[i] for i in ids]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ProviderError(
-                    f"provider {self.name!r}: {len(pending)} of {len(ids)} mission(s) not ready within "
-                    f"{timeout:g} s; the missions this start created were closed",
-                    [Problem(f"mission {m}", scrub(waiting_on[m], self.api.secrets)) for m in pending])
-            pause(min(self.poll_interval, left), cancel, self.name)
+
+        def check(mid: str) -> Instance | str:
+            mission = self.api.call("GET", f"/user/missions/{urllib.parse.quote(mid, safe='')}",
+                                    what=f"read mission {mid}")
+            if not isinstance(mission, dict):
+                raise self.api.error(f"mission {mid}: the API answered no mission", f"mission {mid}",
+                                     str(mission)[:200])
+            state = mission.get("state")
+            phase = mission_phase(state)
+            if phase == "failed":
+                raise self.api.error(f"mission {mid} went {state!r} while starting; the missions this start "
+                                     "created were closed", f"mission {mid}",
+                                     str(mission.get("reason") or mission.get("message") or state))
+            if phase == "ended":
+                raise self.api.error(f"mission {mid} ended ({state!r}) before it could be used; the missions "
+                                     "this start created were closed", f"mission {mid}", str(state))
+            if phase != "running":
+                return f"state {state!r}"
+            billing_since.setdefault(mid, time.time())
+            url = mission_url(mission, self.url_key)
+            if url is None:
+                return f"state {state!r}, but no {self.url_key} yet"
+            base, basic = split_credentials(url)
+            headers = {"Authorization": basic} if basic else {}
+            why = comfy_answers(base, headers, timeout=max(1.0, min(self.request_timeout,
+                                                                    deadline - time.monotonic())))
+            if why is not None:
+                return f"ComfyUI at {redact(base)}: {why}"
+            log.info("provider %r: mission %s ready at %s", self.name, mid, redact(base))
+            return Instance(self.name, mid, base, billing_since[mid],
+                            gpu=str(mission.get("gpu_version") or self.gpu_version), headers=headers,
+                            meta={"state": str(state), "mission_type": self.mission_type, "gpu_num": self.gpu_num})
+
+        return wait_until_ready(self.name, ids, check, deadline, timeout, cancel, self.poll_interval, "mission",
+                                "closed", lambda text: scrub(text, self.api.secrets))
 
     # ------------------------------------------------------------------ close
     def _close_many(self, ids: list[str]) -> list[Problem]:

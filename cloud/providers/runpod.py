@@ -58,7 +58,7 @@ from ...translator.graph_check import check_graph
 from ...translator.urls import redact
 from .base import Instance, ProviderError, secret_from_env
 from .http import ApiClient, comfy_answers, scrub
-from .lifecycle import check_cancelled, close_after_failure, pause
+from .lifecycle import check_cancelled, close_after_failure, wait_until_ready
 
 log = logging.getLogger(__name__)
 
@@ -201,47 +201,33 @@ class RunPodPodProvider:
 
     def _wait_ready(self, ids: list[str], deadline: float, timeout: float,
                     cancel: threading.Event | None) -> list[Instance]:
-        pending = list(ids)
-        ready: dict[str, Instance] = {}
-        waiting_on = {i: "not polled yet" for i in ids}
-        while True:
-            check_cancelled(cancel, self.name)
-            for pod_id in list(pending):
-                pod = self.api.call("GET", f"/pods/{urllib.parse.quote(pod_id, safe='')}", what=f"read pod {pod_id}",
-                                    missing_ok=True)
-                if pod is None:
-                    raise self.api.error(f"pod {pod_id} disappeared while starting; the pods this start created "
-                                         "were terminated", f"pod {pod_id}", "GET answered 404")
-                phase = pod_phase(pod)
-                status = pod.get("desiredStatus") or pod.get("status")
-                if phase == "failed":
-                    raise self.api.error(f"pod {pod_id} went {status!r} while starting; the pods this start "
-                                         "created were terminated", f"pod {pod_id}",
-                                         str(pod.get("lastStatusChange") or status))
-                if phase != "running":
-                    waiting_on[pod_id] = f"status {status!r}"
-                    continue
-                url = self.pod_url(pod_id)
-                why = comfy_answers(url, timeout=max(1.0, min(self.request_timeout, deadline - time.monotonic())))
-                if why is not None:
-                    waiting_on[pod_id] = f"ComfyUI at {redact(url)}: {why}"
-                    continue
-                log.info("provider %r: pod %s ready at %s", self.name, pod_id, redact(url))
-                gpu = pod.get("gpu") if isinstance(pod.get("gpu"), dict) else {}
-                ready[pod_id] = Instance(self.name, pod_id, url, time.time(),
-                                         gpu=str(gpu.get("displayName") or gpu.get("id") or self.gpu_types[0]),
-                                         meta={"cost_per_hr": pod.get("adjustedCostPerHr") or pod.get("costPerHr"),
-                                               "gpu_count": self.gpu_count})
-                pending.remove(pod_id)
-            if not pending:
-                return [ready[i] for i in ids]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ProviderError(
-                    f"provider {self.name!r}: {len(pending)} of {len(ids)} pod(s) not ready within {timeout:g} s; "
-                    "the pods this start created were terminated",
-                    [Problem(f"pod {p}", scrub(waiting_on[p], self.api.secrets)) for p in pending])
-            pause(min(self.poll_interval, left), cancel, self.name)
+        def check(pod_id: str) -> Instance | str:
+            pod = self.api.call("GET", f"/pods/{urllib.parse.quote(pod_id, safe='')}", what=f"read pod {pod_id}",
+                                missing_ok=True)
+            if pod is None:
+                raise self.api.error(f"pod {pod_id} disappeared while starting; the pods this start created "
+                                     "were terminated", f"pod {pod_id}", "GET answered 404")
+            phase = pod_phase(pod)
+            status = pod.get("desiredStatus") or pod.get("status")
+            if phase == "failed":
+                raise self.api.error(f"pod {pod_id} went {status!r} while starting; the pods this start "
+                                     "created were terminated", f"pod {pod_id}",
+                                     str(pod.get("lastStatusChange") or status))
+            if phase != "running":
+                return f"status {status!r}"
+            url = self.pod_url(pod_id)
+            why = comfy_answers(url, timeout=max(1.0, min(self.request_timeout, deadline - time.monotonic())))
+            if why is not None:
+                return f"ComfyUI at {redact(url)}: {why}"
+            log.info("provider %r: pod %s ready at %s", self.name, pod_id, redact(url))
+            gpu = pod.get("gpu") if isinstance(pod.get("gpu"), dict) else {}
+            return Instance(self.name, pod_id, url, time.time(),
+                            gpu=str(gpu.get("displayName") or gpu.get("id") or self.gpu_types[0]),
+                            meta={"cost_per_hr": pod.get("adjustedCostPerHr") or pod.get("costPerHr"),
+                                  "gpu_count": self.gpu_count})
+
+        return wait_until_ready(self.name, ids, check, deadline, timeout, cancel, self.poll_interval, "pod",
+                                "terminated", lambda text: scrub(text, self.api.secrets))
 
     def _close_many(self, ids: list[str]) -> list[Problem]:
         problems = []
@@ -478,8 +464,10 @@ class RunPodServerlessEngine:
     def _status(self, job_id: str, timeout: float) -> dict:
         path = f"/status/{urllib.parse.quote(job_id, safe='')}"
         try:
+            # the local test server's POST /status runs the job and forgets it: never send it twice
             return self.api.call(self._status_method, path, {} if self._status_method == "POST" else None,
-                                 what=f"read the status of job {job_id}", idempotent=True, timeout=timeout)
+                                 what=f"read the status of job {job_id}",
+                                 idempotent=self._status_method != "POST", timeout=timeout)
         except ServerError as exc:
             if getattr(exc, "status", None) != 405 or self._status_method == "POST":
                 raise
