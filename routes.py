@@ -1,0 +1,205 @@
+"""The pack's HTTP routes on ComfyUI's own server, under ``/animstudio/``, for the editor extension.
+
+    POST /animstudio/validate      {"storyboard": {...}}                     → {"ok", "problems": [{where, message}]}
+    POST /animstudio/compile       {"storyboard": {...}, "shape": "film"}     → {"ok", "api": {...}, "workflow": UI}
+    POST /animstudio/characters    {"storyboard": {...}}                     → {"ok", "characters": [...]}
+    GET  /animstudio/voices                                                  → {"ok", "engines", "espeak_voices"}
+    GET  /animstudio/mouth_sets                                              → {"ok", "builtin", "folders"}
+    POST /animstudio/tts_preview   {"text", "engine", "voice", "language"}   → {"ok", "audio": {filename, subfolder,
+                                                                                type: "temp"}, "seconds", "cues"}
+
+A posted storyboard's files are looked up in ComfyUI's input folder and may not leave it. Every error is a
+JSON answer ``{"ok": false, "error", "problems": [{"where", "message"}]}`` with a 4xx status; bodies over
+:data:`MAX_BODY` bytes are refused before they are read. The handlers are plain functions over dicts
+(:func:`handle`), so they are tested without a server; :func:`register` adds them to ComfyUI's routes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from .translator.errors import AnimStudioError, Problem
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20  # 1 MiB: a storyboard is text; panels are uploaded through ComfyUI's /upload/image
+MAX_PREVIEW_CHARS = 500
+
+
+class RouteError(AnimStudioError):
+    status = 400
+
+
+def _input_dir() -> Path:
+    from .nodes.boundary import input_directory
+
+    return input_directory()
+
+
+def _board(body: dict):
+    from .translator.storyboard import parse_storyboard
+
+    data = body.get("storyboard")
+    if not isinstance(data, dict):
+        raise RouteError("the request needs a storyboard", [Problem("$.storyboard", "expected a storyboard object")])
+    return parse_storyboard(data, base_dir=_input_dir(), source="storyboard")
+
+
+def validate(body: dict) -> dict:
+    board = _board(body)
+    return {"ok": True, "problems": [], "shots": [s.id for s in board.shots],
+            "characters": sorted(board.characters)}
+
+
+def compile_workflow(body: dict) -> dict:
+    from .translator.api_to_ui import api_to_ui
+    from .translator.compile import compile_storyboard
+    from .translator.embedded import object_info_from_classes, pack_node_classes
+
+    board = _board(body)
+    shape = body.get("shape", "film")
+    if shape not in ("film", "per_shot"):
+        raise RouteError("unknown shape", [Problem("$.shape", f"{shape!r}: use film or per_shot")])
+    compiled = compile_storyboard(board, shape)
+    info = _object_info() or object_info_from_classes(pack_node_classes())
+    graphs = [{"name": g.name, "api": g.graph, "workflow": api_to_ui(g.graph, info, g.node_shots, g.name),
+               "uploads": [u.name for u in g.uploads]} for g in compiled.graphs]
+    return {"ok": True, "graphs": graphs, "api": graphs[0]["api"], "workflow": graphs[0]["workflow"]}
+
+
+def _object_info() -> dict | None:
+    """Every node definition the running ComfyUI has, as ``/object_info`` gives them (None outside ComfyUI)."""
+    try:
+        import nodes as comfy_nodes  # ComfyUI's own module
+    except ImportError:
+        return None
+    if not hasattr(comfy_nodes, "NODE_CLASS_MAPPINGS"):
+        return None
+    from .translator.comfy_worker import node_info
+
+    info = {}
+    for name in comfy_nodes.NODE_CLASS_MAPPINGS:
+        try:
+            info[name] = node_info(comfy_nodes, name)
+        except Exception:  # noqa: BLE001 - one broken custom node must not break the route
+            continue
+    return info
+
+
+def characters(body: dict) -> dict:
+    board = _board(body)
+    return {"ok": True, "characters": [
+        {"id": c.id, "name": c.display_name, "description": c.description,
+         "lora": c.lora.file if c.lora else None, "voice": {"engine": c.voice.engine, "name": c.voice.name},
+         "mouth_shapes": c.mouth_shapes, "reference_images": [p.name for p in c.reference_images]}
+        for c in board.characters.values()]}
+
+
+def voices(_body: dict | None = None) -> dict:
+    from .nodes.audio.espeak import list_voices
+    from .nodes.audio.tts import engine_names
+
+    return {"ok": True, "engines": engine_names(),
+            "espeak_voices": [{"id": v.identifier, "name": v.name, "languages": list(v.languages)}
+                              for v in list_voices()][:400]}
+
+
+def mouth_sets(_body: dict | None = None) -> dict:
+    from .translator.storyboard import BUILTIN_MOUTH_SETS
+
+    folder = _input_dir() / "animstudio" / "mouths"
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return {"ok": True, "builtin": list(BUILTIN_MOUTH_SETS), "folders": found}
+
+
+def tts_preview(body: dict) -> dict:
+    from .nodes.audio.clip import write_wav
+    from .nodes.audio.tts import TTSError, VoiceSettings, synthesize
+    from .nodes.boundary import temp_directory
+    from .nodes.lipsync.engine import lipsync_audio
+    from .nodes.lipsync.errors import LipSyncError
+    from .nodes.lipsync.formats import to_rhubarb_json
+
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise RouteError("nothing to say", [Problem("$.text", "expected the line to speak")])
+    if len(text) > MAX_PREVIEW_CHARS:
+        raise RouteError("the line is too long for a preview",
+                         [Problem("$.text", f"{len(text)} characters; a preview takes at most {MAX_PREVIEW_CHARS}")])
+    fields = {k: body.get(k) for k in ("engine", "voice", "language")}
+    for key, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise RouteError("bad voice settings", [Problem(f"$.{key}", "expected a string")])
+    voice = VoiceSettings(fields["engine"] or "espeak", fields["voice"], fields["language"] or "en")
+    try:
+        speech = synthesize(text, voice)
+        cues = lipsync_audio(speech.audio, text, engine="builtin")
+    except (TTSError, LipSyncError) as exc:
+        raise RouteError("cannot preview the line", [Problem("$", str(exc))]) from None
+    subfolder = "animstudio-preview"
+    name = f"line-{uuid.uuid4().hex[:12]}.wav"
+    target = temp_directory() / subfolder / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(speech.audio, target)
+    return {"ok": True, "audio": {"filename": name, "subfolder": subfolder, "type": "temp"},
+            "seconds": round(speech.audio.seconds, 3), "cues": json.loads(to_rhubarb_json(cues))}
+
+
+HANDLERS: dict[tuple[str, str], Callable[[dict], dict]] = {
+    ("POST", "validate"): validate, ("POST", "compile"): compile_workflow, ("POST", "characters"): characters,
+    ("GET", "voices"): voices, ("GET", "mouth_sets"): mouth_sets, ("POST", "tts_preview"): tts_preview,
+}
+
+
+def handle(method: str, name: str, body: Any) -> tuple[int, dict]:
+    """Run one route on a parsed body; returns (HTTP status, JSON answer). Never raises."""
+    handler = HANDLERS.get((method, name))
+    if handler is None:
+        return 404, {"ok": False, "error": f"no route {method} /animstudio/{name}", "problems": []}
+    if method == "POST" and not isinstance(body, dict):
+        return 400, {"ok": False, "error": "the body must be a JSON object", "problems": [{"where": "$", "message":
+                                                                                        "expected an object"}]}
+    try:
+        return 200, handler(body if isinstance(body, dict) else {})
+    except AnimStudioError as exc:
+        return getattr(exc, "status", 400), {"ok": False, "error": exc.summary,
+                                             "problems": [{"where": p.where, "message": p.message}
+                                                          for p in exc.problems]}
+    except Exception:  # a bug: logged with its traceback here, a clean answer there
+        log.exception("animstudio route %s %s failed", method, name)
+        return 500, {"ok": False, "error": "internal error in the animstudio pack (see ComfyUI's log)", "problems": []}
+
+
+def register(prompt_server) -> None:
+    """Add the routes to ComfyUI's server (``PromptServer.instance.routes``), once per server even when the
+    pack is imported under two names (its folder's and the installed package's)."""
+    from aiohttp import web
+
+    if getattr(prompt_server, "_animstudio_routes", False):
+        return
+    prompt_server._animstudio_routes = True
+
+    async def dispatch(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body: Any = None
+        if request.method == "POST":
+            if request.content_length is not None and request.content_length > MAX_BODY:
+                return web.json_response({"ok": False, "error": f"the body is over {MAX_BODY} bytes",
+                                          "problems": [{"where": "$", "message": "too large"}]}, status=413)
+            raw = await request.content.read(MAX_BODY + 1)
+            if len(raw) > MAX_BODY:
+                return web.json_response({"ok": False, "error": f"the body is over {MAX_BODY} bytes",
+                                          "problems": [{"where": "$", "message": "too large"}]}, status=413)
+            try:
+                body = json.loads(raw or b"null")
+            except (ValueError, UnicodeDecodeError) as exc:
+                return web.json_response({"ok": False, "error": "the body is not JSON",
+                                          "problems": [{"where": "$", "message": str(exc)}]}, status=400)
+        status, answer = handle(request.method, name, body)
+        return web.json_response(answer, status=status)
+
+    prompt_server.routes.get("/animstudio/{name}")(dispatch)
+    prompt_server.routes.post("/animstudio/{name}")(dispatch)
