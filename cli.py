@@ -43,9 +43,26 @@ def _emit(args, payload: dict, text: str) -> None:
 
 # ------------------------------------------------------------------------------------------ commands
 
+def _object_info_for(args) -> dict:
+    from .translator.graph_check import load_object_info
+
+    return load_object_info(args.object_info) if getattr(args, "object_info", None) else _engine(args).object_info()
+
+
 def cmd_validate(args) -> int:
     from .translator.storyboard import load_storyboard
+    from .translator.workflow_file import read_workflow, to_api
 
+    workflow = read_workflow(args.storyboard)
+    if workflow is not None:
+        from .translator.graph_check import check_graph
+
+        info = _object_info_for(args)
+        graph = to_api(*workflow, info)
+        check_graph(graph, info, name=args.storyboard)
+        _emit(args, {"ok": True, "format": workflow[0], "nodes": len(graph)},
+              f"{args.storyboard}: a valid {workflow[0].upper()}-format workflow of {len(graph)} nodes")
+        return 0
     board = load_storyboard(args.storyboard)
     checked = ""
     if args.object_info or _server_url(args):
@@ -155,9 +172,48 @@ def _load(args):
     return board.generated(args.checkpoint, args.steps) if getattr(args, "generate", False) else board
 
 
+def _render_workflow(args, kind: str, data: dict) -> int:
+    """A workflow file rendered as ComfyUI would: its inputs must already be in the engine's input folder."""
+    from .translator.client import ComfyClient
+    from .translator.graph_check import check_graph
+    from .translator.workflow_file import to_api
+
+    engine = _engine(args)
+    graph = to_api(kind, data, engine.object_info())
+    check_graph(graph, engine.object_info(), name=args.storyboard)
+    out = Path(args.output)
+    outputs = engine.run(graph, {}, lambda event, data: None)
+    files = [engine.fetch(item, out / "outputs") for item in ComfyClient.output_files(outputs)]
+    _emit(args, {"ok": True, "format": kind, "outputs": [str(f) for f in files]},
+          f"ran {args.storyboard} ({kind.upper()} format, {len(graph)} nodes) on {engine.name}: "
+          + (", ".join(str(f) for f in files) or "no files"))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .translator.workflow_file import read_workflow, to_api, to_ui
+
+    workflow = read_workflow(args.input)
+    if workflow is None:
+        raise AnimStudioError(f"{args.input}: not a ComfyUI workflow (UI or API format)")
+    kind, data = workflow
+    target = args.to or ("api" if kind == "ui" else "ui")
+    info = _object_info_for(args)
+    result = to_api(kind, data, info) if target == "api" else to_ui(kind, data, info, Path(args.input).stem)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _emit(args, {"ok": True, "from": kind, "to": target, "file": args.output},
+          f"wrote {args.output}: {kind.upper()} → {target.upper()} format")
+    return 0
+
+
 def cmd_render(args) -> int:
     from .translator.render import render
+    from .translator.workflow_file import read_workflow
 
+    workflow = read_workflow(args.storyboard)
+    if workflow is not None:
+        return _render_workflow(args, *workflow)
     board = _load(args)
     engine = _engine(args)
     bars = BarReporter(enabled=not args.json and not args.quiet and sys.stderr.isatty())
@@ -450,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--steps", type=int, help="with --generate: sampler steps (default: project.steps); "
                                                  "a few for a quick draft")
 
-    p = sub.add_parser("validate", help="check a storyboard (and, with --server/--object-info, its graph)")
-    p.add_argument("storyboard")
+    p = sub.add_parser("validate", help="check a storyboard (and, with --server/--object-info, its graph) or a workflow")
+    p.add_argument("storyboard", help="storyboard JSON, or a workflow (UI or API format)")
     p.add_argument("--object-info", help="check the graph against a saved /object_info JSON file")
     p.add_argument("--per-shot", action="store_true", help="check the per-shot graphs instead of the film graph")
     common(p)
@@ -466,8 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("render", help="render a storyboard to an MP4")
-    p.add_argument("storyboard")
+    p = sub.add_parser("render", help="render a storyboard to an MP4 (or run a workflow file)")
+    p.add_argument("storyboard", help="storyboard JSON, or a workflow (UI or API format) to run as is")
     p.add_argument("-o", "--output", required=True, help="output folder (film, outputs, render-report.json)")
     p.add_argument("--single-graph", action="store_true",
                    help="render the whole film as one graph (default: shot by shot, each cached by the hash of "
@@ -518,6 +574,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_speak)
+
+    p = sub.add_parser("convert", help="convert a workflow between the editor's UI format and the API format")
+    p.add_argument("input", help="workflow JSON (UI or API format)")
+    p.add_argument("-o", "--output", required=True, help="the converted workflow JSON")
+    p.add_argument("--to", choices=["api", "ui"], help="target format (default: the other one)")
+    p.add_argument("--object-info", help="node definitions from a saved /object_info JSON file")
+    common(p)
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("batch", help="render storyboards on a pool of ComfyUI endpoints; or: batch status|retry|cancel",
                        description="animstudio batch STORYBOARD... --pool pool.yaml -o OUT  |  animstudio batch "
