@@ -1,0 +1,332 @@
+"""API-format graph → UI-format workflow (what ComfyUI's editor saves and loads), laid out to be read.
+
+Compiled graphs are API format: what ``/prompt`` runs, but the editor cannot open it as a workflow with
+positions, groups and widgets. This writes the editor's own format (schema 0.4, ``zComfyWorkflow`` in
+ComfyUI_frontend ``src/platform/workflow/validation/schemas/workflowSchema.ts``), so a person can open a
+compiled film, see which nodes belong to which shot, tweak it and queue it.
+
+What follows the frontend exactly, because loading depends on it (``litegraphService`` ``#addInputs``,
+``useIntWidget``, ``useImageUploadWidget``, ``LGraphNode.serialize``):
+
+* ``inputs``: first the socket inputs (types without a widget, or ``forceInput``) in definition order, then
+  one input per widget, with ``widget: {name}``, in definition order. Definition order is
+  ``input_order`` when the server sends it (``/object_info`` JSON may have sorted keys), else dict order,
+  required before optional.
+* ``widgets_values``: one value per *widget*, linked or not (a linked widget keeps a value in the editor
+  too; leaving it out would shift every later value onto the wrong widget when the file is loaded). A
+  linked widget gets its definition's default.
+* After an INT seed (``control_after_generate`` in its options, or, when the option is absent, named
+  ``seed`` / ``noise_seed``) comes the control widget's value; after a combo that asks for one, the
+  control value and the (empty) filter list. We write ``"fixed"``: the frontend's default ``randomize``
+  would change the compiled seed after the first queue, and API → UI → API must keep it.
+* After a combo with ``image_upload`` / ``video_upload`` comes the upload button's value ``"image"``.
+
+Readability: UI ids are integers (the editor's rule), numbered in execution order; the API id
+(``s1:sampler``) is kept in ``extra.animstudio.node_ids`` and put in each node's title as
+``"s1:sampler · KSampler"`` so errors that name API ids can be matched on the canvas. Layout: one
+horizontal band per shot (a group titled with the shot id), film-wide nodes first in a band ``film``;
+inside a band, columns by dependency depth over the whole graph, so data flows left to right and a column
+means the same stage in every shot.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .errors import GraphValidationError, Problem
+from .graph_check import _combo_options, _spec_parts, is_link, node_place
+
+WORKFLOW_VERSION = 0.4
+FILM_GROUP = "film"
+
+# widget types of the stock frontend (``widgetStore``); every other type is a socket
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+SEED_NAMES = ("seed", "noise_seed")  # useIntWidget: these get a control widget unless the spec says otherwise
+CONTROL_VALUE = "fixed"
+UPLOAD_VALUE = "image"  # the upload button's value; the frontend saves it after the file combo
+
+# geometry (LiteGraph: NODE_TITLE_HEIGHT 30, NODE_SLOT_HEIGHT 20, NODE_WIDGET_HEIGHT 20 + 4 between)
+TITLE_H = 30
+SLOT_H = 20
+WIDGET_H = 24
+MULTILINE_H = 100
+NODE_W = 320
+SOCKET_NODE_W = 240
+COLUMN_W = NODE_W + 80
+NODE_GAP = 40  # between the bottom of one node and the title bar of the next
+GROUP_PAD = 20
+GROUP_TITLE_H = 50  # room for a group's title above its first node's title bar
+BAND_GAP = 60
+GROUP_COLOURS = ("#3f789e", "#8A8", "#b58b2a", "#a1309b", "#88A", "#b06634", "#444")
+FILM_COLOUR = "#444"
+
+
+# ------------------------------------------------------------------------------------ node definitions
+
+def _input_order(class_info: Mapping[str, Any]) -> list[tuple[str, Any, bool]]:
+    """``(name, spec, optional)`` in definition order: ``input_order`` if given, else the dict's order."""
+    inputs = class_info.get("input") or {}
+    order = class_info.get("input_order") or {}
+    result = []
+    for section in ("required", "optional"):
+        specs = inputs.get(section) or {}
+        names = [n for n in order.get(section, []) if n in specs] + [n for n in specs if n not in order.get(section, [])]
+        result += [(name, specs[name], section == "optional") for name in names]
+    return result
+
+
+def _widget_kind(spec: Any) -> str | None:
+    """The widget type an input spec gets in the editor, or None for a socket."""
+    kind, options = _spec_parts(spec)
+    if options.get("forceInput"):
+        return None
+    if _combo_options(kind, options) is not None:
+        return "COMBO"
+    return kind if kind in WIDGET_TYPES else None
+
+
+def node_widgets(class_info: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """The node's widgets as the editor creates them, one per ``widgets_values`` slot.
+
+    Each is ``(input_name, None)`` for an input's own widget or ``(input_name, extra)`` for a widget the
+    frontend adds after it (``"control_after_generate"``, ``"control_filter_list"``, ``"upload"``), whose
+    values do not go to the server. A UI → API converter reads ``widgets_values`` by this list.
+    """
+    widgets: list[tuple[str, str | None]] = []
+    for name, spec, _ in _input_order(class_info):
+        kind = _widget_kind(spec)
+        if kind is None:
+            continue
+        _, options = _spec_parts(spec)
+        widgets.append((name, None))
+        control = options.get("control_after_generate")
+        if kind == "INT" and control is None:
+            control = name in SEED_NAMES
+        if control and kind in ("INT", "FLOAT"):
+            widgets.append((name, "control_after_generate"))
+        elif control and kind == "COMBO":
+            widgets += [(name, "control_after_generate"), (name, "control_filter_list")]
+        if kind == "COMBO" and (options.get("image_upload") or options.get("video_upload")):
+            widgets.append((name, "upload"))
+    return widgets
+
+
+def _default(spec: Any) -> Any:
+    """What the editor shows in a widget nobody set (``useIntWidget`` & co.)."""
+    kind, options = _spec_parts(spec)
+    if "default" in options:
+        return options["default"]
+    combo = _combo_options(kind, options)
+    if combo is not None:
+        return combo[0] if combo else None
+    return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(kind)
+
+
+def _slot_type(kind: Any) -> str:
+    return "COMBO" if isinstance(kind, (list, tuple)) else str(kind)
+
+
+# ------------------------------------------------------------------------------------------- structure
+
+def _depths(graph: Mapping[str, dict]) -> dict[str, int]:
+    """Longest path from a node without linked inputs: the column a node is drawn in."""
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(node_id: str) -> int:
+        if node_id in depth:
+            return depth[node_id]
+        if node_id in visiting:
+            raise GraphValidationError("The graph has a cycle", [Problem(f"node {node_id!r}", "is part of a cycle")])
+        visiting.add(node_id)
+        ups = [v[0] for v in graph[node_id].get("inputs", {}).values() if is_link(v) and v[0] in graph]
+        depth[node_id] = 1 + max((visit(u) for u in ups), default=-1)
+        visiting.discard(node_id)
+        return depth[node_id]
+
+    for node_id in graph:
+        visit(node_id)
+    return depth
+
+
+def _check(graph: Mapping[str, dict], object_info: Mapping[str, dict], node_shots: Mapping[str, str | None]) -> None:
+    problems = []
+    for node_id, node in graph.items():
+        class_type = node.get("class_type")
+        place = node_place(node_id, class_type, node_shots)
+        info = object_info.get(class_type) if class_type else None
+        if info is None:
+            problems.append(Problem(place, f"node type {class_type!r} is not among the node definitions"))
+            continue
+        known = {name for name, _, _ in _input_order(info)}
+        for name, value in (node.get("inputs") or {}).items():
+            if name not in known:
+                problems.append(Problem(place, f"input {name!r} is not in {class_type}'s definition"))
+            elif is_link(value):
+                source = graph.get(value[0])
+                if source is None:
+                    problems.append(Problem(place, f"input {name!r} links to missing node {value[0]!r}"))
+                    continue
+                outputs = (object_info.get(source.get("class_type")) or {}).get("output", [])
+                if source.get("class_type") in object_info and not 0 <= value[1] < len(outputs):
+                    problems.append(Problem(place, f"input {name!r} links to output {value[1]} of {value[0]!r}, "
+                                                   f"which has {len(outputs)} outputs"))
+    if problems:
+        raise GraphValidationError("The graph cannot be drawn as a workflow", problems)
+
+
+def _size(class_info: Mapping[str, Any], sockets: int, widget_specs: list[Any], n_extra: int) -> list[int]:
+    rows = max(sockets, len(class_info.get("output") or []))
+    height = rows * SLOT_H + n_extra * WIDGET_H + 10
+    for spec in widget_specs:
+        height += MULTILINE_H if _spec_parts(spec)[1].get("multiline") else WIDGET_H
+    return [NODE_W if widget_specs else SOCKET_NODE_W, max(height, 2 * SLOT_H + 6)]
+
+
+def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
+              node_shots: Mapping[str, str | None] | None = None, title: str | None = None) -> dict:
+    """The editor's workflow for an API-format graph: nodes, links, one group per shot, laid out left to right.
+
+    ``object_info`` gives each node's inputs (which are widgets, their order, their defaults) and outputs;
+    ``node_shots`` (node id → shot id, None for film-wide nodes) gives the groups; ``title`` (the editor's
+    format has no place for one) is kept as ``extra.animstudio.title``. Raises
+    :class:`GraphValidationError` naming every node that does not fit its definition.
+    """
+    node_shots = dict(node_shots or {})
+    _check(graph, object_info, node_shots)
+    depth = _depths(graph)
+    # execution order: by depth, ties kept in graph order; UI ids follow it (1-based, like the editor)
+    position = {nid: i for i, nid in enumerate(graph)}
+    order = sorted(graph, key=lambda nid: (depth[nid], position[nid]))
+    ui_id = {nid: i + 1 for i, nid in enumerate(order)}
+
+    nodes: dict[str, dict] = {}
+    for nid in order:
+        node = graph[nid]
+        class_type = node["class_type"]
+        info = object_info[class_type]
+        given = node.get("inputs") or {}
+        sockets, widget_inputs, widget_specs = [], [], []
+        for name, spec, _optional in _input_order(info):
+            kind, _ = _spec_parts(spec)
+            if _widget_kind(spec) is None:
+                sockets.append({"name": name, "type": _slot_type(kind), "link": None})
+            else:
+                widget_inputs.append({"name": name, "type": _slot_type(kind), "widget": {"name": name}, "link": None})
+                widget_specs.append(spec)
+        specs = {name: spec for name, spec, _ in _input_order(info)}
+        values = []
+        for name, extra in node_widgets(info):
+            if extra == "control_after_generate":
+                values.append(CONTROL_VALUE)
+            elif extra == "control_filter_list":
+                values.append("")
+            elif extra == "upload":
+                values.append(UPLOAD_VALUE)
+            else:
+                value = given.get(name)
+                values.append(_default(specs[name]) if name not in given or is_link(value) else value)
+        outputs = [{"name": (info.get("output_name") or [])[i] if i < len(info.get("output_name") or []) and
+                    (info.get("output_name") or [])[i] else _slot_type(kind),
+                    "type": _slot_type(kind), "links": [], "slot_index": i}
+                   for i, kind in enumerate(info.get("output") or [])]
+        display = info.get("display_name") or class_type
+        nodes[nid] = {
+            "id": ui_id[nid], "type": class_type, "pos": [0, 0],
+            "size": _size(info, len(sockets), widget_specs, len(values) - len(widget_specs)),
+            "flags": {}, "order": ui_id[nid] - 1, "mode": 0,
+            "inputs": sockets + widget_inputs, "outputs": outputs,
+            "title": f"{nid} · {display}",
+            "properties": {"Node name for S&R": class_type},
+            "widgets_values": values,
+        }
+
+    links = []
+    for nid in order:
+        target = nodes[nid]
+        for slot, entry in enumerate(target["inputs"]):
+            value = (graph[nid].get("inputs") or {}).get(entry["name"])
+            if not is_link(value):
+                continue
+            origin = nodes[value[0]]
+            link_id = len(links) + 1
+            link_type = origin["outputs"][value[1]]["type"]
+            links.append([link_id, origin["id"], value[1], target["id"], slot, link_type])
+            entry["link"] = link_id
+            origin["outputs"][value[1]]["links"].append(link_id)
+    for node in nodes.values():
+        for output in node["outputs"]:
+            if not output["links"]:
+                output["links"] = None  # what the editor writes for an unconnected output
+
+    groups = _layout(graph, nodes, depth, node_shots)
+    animstudio: dict[str, Any] = {"node_ids": {str(ui_id[nid]): nid for nid in order}}
+    if title:
+        animstudio["title"] = title
+    return {
+        "last_node_id": len(order),
+        "last_link_id": len(links),
+        "nodes": [nodes[nid] for nid in order],
+        "links": links,
+        "groups": groups,
+        "config": {},
+        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "animstudio": animstudio},
+        "version": WORKFLOW_VERSION,
+    }
+
+
+def _layout(graph: Mapping[str, dict], nodes: dict[str, dict], depth: dict[str, int],
+            node_shots: Mapping[str, str | None]) -> list[dict]:
+    """Set every node's ``pos``; return the groups, one band per shot (film-wide nodes first)."""
+    bands: dict[str | None, list[str]] = {}
+    if any(node_shots.get(nid) is None for nid in graph):
+        bands[None] = []
+    for nid in graph:
+        bands.setdefault(node_shots.get(nid), []).append(nid)
+    groups = []
+    top = 0
+    for index, (shot, members) in enumerate(bands.items()):
+        columns: dict[int, list[str]] = {}
+        for nid in members:
+            columns.setdefault(depth[nid], []).append(nid)
+        band_top = top + GROUP_TITLE_H
+        bottom = band_top
+        for column, column_nodes in columns.items():
+            y = band_top + TITLE_H
+            for nid in column_nodes:
+                node = nodes[nid]
+                node["pos"] = [column * COLUMN_W, y]
+                y += node["size"][1] + NODE_GAP + TITLE_H
+            bottom = max(bottom, y - NODE_GAP - TITLE_H)
+        left = min(nodes[n]["pos"][0] for n in members) - GROUP_PAD
+        right = max(nodes[n]["pos"][0] + nodes[n]["size"][0] for n in members) + GROUP_PAD
+        groups.append({
+            "id": index + 1, "title": FILM_GROUP if shot is None else str(shot),
+            "bounding": [left, top, right - left, bottom + GROUP_PAD - top],
+            "color": FILM_COLOUR if shot is None else GROUP_COLOURS[index % len(GROUP_COLOURS)],
+            "font_size": 24, "flags": {},
+        })
+        top = bottom + GROUP_PAD + BAND_GAP
+    return groups
+
+
+# ------------------------------------------------------------------------------------------- reading back
+
+def ui_node_ids(workflow: Mapping[str, Any]) -> dict[int, str]:
+    """UI node id → API node id, from ``extra.animstudio.node_ids`` (the id itself where a node is not listed)."""
+    mapped = ((workflow.get("extra") or {}).get("animstudio") or {}).get("node_ids") or {}
+    return {node["id"]: mapped.get(str(node["id"]), str(node["id"])) for node in workflow.get("nodes", [])}
+
+
+def api_ids(prompt: Mapping[str, dict], workflow: Mapping[str, Any]) -> dict[str, dict]:
+    """An API graph made from ``workflow`` (ids are UI ids as strings) renamed to the original API ids.
+
+    Rewrites links too, so ``api_ids(ui_to_api(api_to_ui(g)), api_to_ui(g))`` is comparable with ``g``.
+    """
+    names = {str(k): v for k, v in ui_node_ids(workflow).items()}
+    renamed = {}
+    for nid, node in prompt.items():
+        node = dict(node)
+        node["inputs"] = {k: ([names.get(v[0], v[0]), v[1]] if is_link(v) else v)
+                          for k, v in (node.get("inputs") or {}).items()}
+        renamed[names.get(str(nid), str(nid))] = node
+    return renamed
