@@ -88,3 +88,13 @@ def test_routes_on_a_real_comfyui(comfy_server):
     assert status == 400 and answer["problems"][0]["where"] == "$.shots[0].keyframe"
     with urllib.request.urlopen(base + "voices", timeout=30) as listing:
         assert "espeak" in json.load(listing)["engines"]
+
+
+def test_compile_gives_the_api_graph_and_a_laid_out_workflow(folders):
+    status, answer = routes.handle("POST", "compile", {"storyboard": STORY})
+    assert status == 200, answer
+    api, workflow = answer["api"], answer["workflow"]
+    assert api["s1:clip"]["class_type"] == "AnimStudioShotClip"
+    assert len(workflow["nodes"]) == len(api) and {g["title"] for g in workflow["groups"]} >= {"s1"}
+    assert set(workflow["extra"]["animstudio"]["node_ids"].values()) == set(api)
+    assert routes.handle("POST", "compile", {"storyboard": STORY, "shape": "reel"})[1]["problems"][0]["where"] == "$.shape"
