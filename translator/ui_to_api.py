@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from itertools import zip_longest
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -38,7 +39,9 @@ VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 # scripts/widgets.ts ComfyWidgets: input types that get a widget rather than only a socket
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "FILEUPLOAD",
                           "COLOR", "IMAGECOMPARE", "TREESELECT", "MULTISELECT", "CHART", "GALLERIA",
-                          "SELECTBUTTON", "TEXTAREA"})
+                          "SELECTBUTTON", "TEXTAREA", "AUDIO_UI", "PREVIEW_3D", "AUDIOUPLOAD"})
+# extensions/core/uploadAudio.ts (Comfy.AudioWidget): these node types gain a ``required.audioUI`` DOM widget
+AUDIO_UI_TYPES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus"})
 _UNSET = object()  # a JS ``undefined`` value: JSON.stringify leaves such an input out
 
 
@@ -61,6 +64,7 @@ class _Widget:
     value: Any
     in_prompt: bool = True          # False: options.serialize === false (control, upload button)
     dynamic_prompts: bool = False
+    fixed: bool = False             # a DOM widget without getValue: its value is always '' (saved values ignored)
 
 
 @dataclass
@@ -79,6 +83,16 @@ def _ordered_specs(definition: Mapping[str, Any]) -> list[tuple[str, Any, bool]]
     declared = definition.get("input") or {}
     required = dict(declared.get("required") or {})
     optional = dict(declared.get("optional") or {})
+    # extension-added inputs (beforeRegisterNodeDef): uploadAudio.ts audioUI then upload, saveMesh.ts SaveGLB image
+    if definition.get("name") in AUDIO_UI_TYPES:
+        required["audioUI"] = ["AUDIO_UI", {}]
+        for name, spec in list(required.items()):
+            kind, opts = _spec_parts(spec)
+            if opts.get("audio_upload") is True:
+                required["upload"] = ["AUDIOUPLOAD", {**opts, "audioInputName": name}]
+                break
+    if definition.get("name") == "SaveGLB":
+        required["image"] = ["PREVIEW_3D", {}]
     # extensions/core/uploadImage.ts: a combo with image/video upload gains a ``required.upload`` input
     for name, spec in list(required.items()):
         kind, opts = _spec_parts(spec)
@@ -131,6 +145,10 @@ def _widgets_for(name: str, kind: str, opts: dict) -> list[_Widget]:
             widgets += [_Widget("control_after_generate", "randomize", in_prompt=False),
                         _Widget("control_filter_list", "", in_prompt=False)]
         return widgets
+    if kind in ("AUDIO_UI", "PREVIEW_3D"):
+        return [_Widget(name, "", fixed=True)]
+    if kind == "AUDIOUPLOAD":
+        return [_Widget(name, "", in_prompt=False)]
     if kind == "IMAGEUPLOAD":
         # useImageUploadWidget.ts:100-108: a button widget named after the input, value "image", not in the prompt
         return [_Widget(name, "image", in_prompt=False)]
@@ -157,6 +175,9 @@ def _node_type(type_name: str, definition: Mapping[str, Any]) -> _NodeType:
             sockets.append((name, kind, False))
     outputs = ["COMBO" if isinstance(o, (list, tuple)) else str(o) for o in definition.get("output") or []]
     title = definition.get("display_name") or definition.get("name") or type_name
+    if (definition.get("name") or type_name) == "PreviewAny":
+        # extensions/core/previewAny.ts: onNodeCreated adds a multiline STRING "preview" widget after the others
+        widgets.append(_Widget("preview", "", fixed=True))
     return _NodeType(sockets + widget_inputs, widgets, outputs, title, migrate)
 
 
@@ -166,7 +187,8 @@ def _migrate_widgets_values(node_type: _NodeType, values: list) -> list:
     specs = [(n, o) for n, o in node_type.migrate_specs if n in names or o.get("forceInput")]
     count = sum(2 if (o.get("control_after_generate") or n in ("seed", "noise_seed")) else 1 for n, o in specs)
     if count == len(values):
-        return [v for (n, o), v in zip(specs, values) if not o.get("forceInput")]
+        # lodash ``_.zip`` pads the shorter list with undefined (kept: ``!input?.forceInput``), unlike Python's zip
+        return [v for (n, o), v in zip_longest(specs, values, fillvalue=(None, {})) if not o.get("forceInput")]
     return values
 
 
@@ -325,7 +347,7 @@ class _Converter:
         inputs = [(name, kind, links_by_name.get(name)) for name, kind, _ in node_type.inputs]
         inputs += [(s["name"], str(s.get("type", "*")), links_by_name.get(s["name"]))
                    for s in saved_inputs if s["name"] not in defined]
-        widgets = [_Widget(w.name, w.value, w.in_prompt, w.dynamic_prompts) for w in node_type.widgets]
+        widgets = [_Widget(w.name, w.value, w.in_prompt, w.dynamic_prompts, w.fixed) for w in node_type.widgets]
         self.apply_widgets_values(widgets, raw, place, node_type)
         return _Dto(**common, inputs=inputs, outputs=node_type.outputs, widgets=widgets,
                     title=raw.get("title") or node_type.title, class_type=type_name, virtual=False)
@@ -342,7 +364,8 @@ class _Converter:
         if node_type is not None:
             values = _migrate_widgets_values(node_type, values)
         for widget, value in zip(widgets, values):
-            widget.value = value
+            if not widget.fixed:
+                widget.value = value
 
     def promoted_widgets(self, subgraph: _Graph, raw: dict, place: str) -> list[_Widget]:
         definition = subgraph.definition or {}
