@@ -64,10 +64,28 @@ def compile_workflow(body: dict) -> dict:
     if shape not in ("film", "per_shot"):
         raise RouteError("unknown shape", [Problem("$.shape", f"{shape!r}: use film or per_shot")])
     compiled = compile_storyboard(board, shape)
+    _stage_uploads(compiled.graphs)
     info = _object_info() or object_info_from_classes(pack_node_classes())
     graphs = [{"name": g.name, "api": g.graph, "workflow": api_to_ui(g.graph, info, g.node_shots, g.name),
                "uploads": [u.name for u in g.uploads]} for g in compiled.graphs]
     return {"ok": True, "graphs": graphs, "api": graphs[0]["api"], "workflow": graphs[0]["workflow"]}
+
+
+def _stage_uploads(graphs) -> None:
+    """Put each file the graphs load where ComfyUI looks for it: ``input/<subfolder>/<content-hash name>``
+    (the storyboard's panels, references, music already lie in the input folder; the graph names copies
+    of them by content, so queuing the built graph finds them)."""
+    import shutil
+
+    from .translator.paths import resolve_inside
+
+    input_dir = _input_dir()
+    for graph in graphs:
+        for upload in graph.uploads:
+            target = resolve_inside(input_dir, upload.name)
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(upload.local_path, target)
 
 
 def _object_info() -> dict | None:

@@ -98,3 +98,11 @@ def test_compile_gives_the_api_graph_and_a_laid_out_workflow(folders):
     assert len(workflow["nodes"]) == len(api) and {g["title"] for g in workflow["groups"]} >= {"s1"}
     assert set(workflow["extra"]["animstudio"]["node_ids"].values()) == set(api)
     assert routes.handle("POST", "compile", {"storyboard": STORY, "shape": "reel"})[1]["problems"][0]["where"] == "$.shape"
+
+
+def test_compile_puts_the_files_the_graph_loads_in_the_input_folder(folders):
+    status, answer = routes.handle("POST", "compile", {"storyboard": STORY})
+    assert status == 200
+    [graph] = answer["graphs"]
+    for name in graph["uploads"]:
+        assert (folders / "input" / name).is_file() and name.startswith("animstudio/panels/")

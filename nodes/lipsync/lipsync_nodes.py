@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .. import boundary
@@ -41,7 +43,9 @@ class AnimStudioLipSync:
     def lipsync(self, audio, engine, extended_shapes, dialogue_text=""):
         cues = lipsync_audio(boundary.audio_from_comfy(audio), dialogue_text or None, engine, extended_shapes,
                              work_dir=boundary.temp_directory())
-        return (cues, write_cues(cues, "json"))
+        rhubarb = write_cues(cues, "json")
+        # ui: the editor extension draws these as the node's mouth-cue timeline (js/animstudio.js)
+        return {"ui": {"animstudio_cues": [json.loads(rhubarb)]}, "result": (cues, rhubarb)}
 
 
 class AnimStudioSaveMouthCues:
