@@ -68,6 +68,7 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
     write_panel(comfy_server.base / "input" / "editor" / "p1.png", size=(64, 64))
     write_panel(comfy_server.base / "input" / "editor" / "p2.png", color=(40, 90, 200), size=(64, 64))
     films_before = _films(comfy_server.base / "output")
+    prompts_before = set(_history(comfy_server.url))  # the session's server ran other tests' prompts
     _skip_first_run_dialog(comfy_server.url)
     console: list[str] = []
     with sync_playwright() as p:
@@ -135,10 +136,12 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             assert "refused" not in page.inner_text(".animstudio-result"), page.inner_text(".animstudio-result")
             deadline = time.monotonic() + 420
             time.sleep(2)
-            while time.monotonic() < deadline and not (_queue_empty(comfy_server.url) and _history(comfy_server.url)):
+            while time.monotonic() < deadline and not (_queue_empty(comfy_server.url)
+                                                      and set(_history(comfy_server.url)) - prompts_before):
                 time.sleep(2)
             films = _films(comfy_server.base / "output") - films_before
-            history = _history(comfy_server.url)
+            history = {k: v for k, v in _history(comfy_server.url).items() if k not in prompts_before}
+            assert history, "the film was never queued"
             errors = [h["status"] for h in history.values() if h.get("status", {}).get("status_str") == "error"]
             assert not errors, errors
             assert films, f"no mp4 in {comfy_server.base / 'output'}; server log tail:\n{comfy_server.log()[-3000:]}"

@@ -34,8 +34,12 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_workflow(path: str | Path) -> tuple[WorkflowKind, dict] | None:
-    """The workflow in *path* with its kind, or None when the file is something else (a storyboard)."""
-    data = read_json(path)
+    """The workflow in *path* with its kind, or None when the file is something else: a storyboard, or a file
+    that cannot be read or parsed (the storyboard loader then reports that, naming the place)."""
+    try:
+        data = read_json(path)
+    except AnimStudioError:
+        return None
     kind = workflow_kind(data)
     return (kind, data) if kind else None
 
