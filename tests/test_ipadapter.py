@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from animstudio.nodes.picture import ipadapter as ip
 from animstudio.nodes.picture.ipadapter_nodes import AnimStudioIPAdapter
@@ -16,6 +15,7 @@ from animstudio.translator.client import ComfyClient
 from animstudio.translator.errors import GraphValidationError, ServerError
 from comfy_env import comfyui_paths
 from conftest import TINY_CHECKPOINT, write_panel
+from test_picture_integration import run_graph, txt2img_nodes
 
 STANDARD = "mara-ip-tiny-sd15.safetensors"
 PLUS = "mara-ip-plus-tiny-sd15.bin"          # the legacy nested torch pickle
@@ -246,26 +246,8 @@ def ip_graph(ipadapter_name: str | None, refs=(), weight: float = 0.8, start_at:
             "weight": weight, "start_at": start_at, "end_at": end_at, "character": "mara"}}
         graph["report"] = {"class_type": "PreviewAny", "inputs": {"source": ["ip", 1]}}
         model = ["ip", 0]
-    graph.update({
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "mara, a girl with a red scarf", "clip": ["ckpt", 1]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["ckpt", 1]}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "sampler": {"class_type": "KSampler", "inputs": {
-            "model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
-            "seed": 7, "steps": 1, "cfg": 2.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
-        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
-    })
+    graph.update(txt2img_nodes(model, ["ckpt", 1], prefix, cfg=2.0))  # cfg 2: cond and uncond halves both run
     return graph
-
-
-def run_graph(client: ComfyClient, graph: dict, dest: Path) -> tuple[np.ndarray, str | None]:
-    outputs = client.run(graph)
-    images = [f for f in client.output_files(outputs) if f.node_id == "save"]
-    assert len(images) == 1
-    picture = np.asarray(Image.open(client.download(images[0], dest)).convert("RGB"))
-    report = outputs.get("report", {}).get("text")
-    return picture, (report[0] if report else None)
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -117,17 +117,22 @@ def lora_graph(lora_name: str | None, strength: float = 1.0, prefix: str = "lora
             "strength_clip": strength, "character": "mara"}}
         graph["report"] = {"class_type": "PreviewAny", "inputs": {"source": ["lora", 2]}}
         model, clip = ["lora", 0], ["lora", 1]
-    graph.update({
+    graph.update(txt2img_nodes(model, clip, prefix))
+    return graph
+
+
+def txt2img_nodes(model: list, clip: list, prefix: str, cfg: float = 1.0) -> dict:
+    """Prompts → a 1-step 64x64 KSampler on *model* → decode with the tiny checkpoint's VAE → SaveImage "save"."""
+    return {
         "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "mara, a girl with a red scarf", "clip": clip}},
         "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": clip}},
         "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "sampler": {"class_type": "KSampler", "inputs": {
             "model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
-            "seed": 7, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+            "seed": 7, "steps": 1, "cfg": cfg, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
-    })
-    return graph
+    }
 
 
 def run_graph(client: ComfyClient, graph: dict, dest: Path) -> tuple[np.ndarray, str | None]:
