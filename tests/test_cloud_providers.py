@@ -30,8 +30,8 @@ from animstudio.cloud.providers.base import ProviderError
 from animstudio.cloud.providers.http import ApiClient, comfy_answers, scrub
 from animstudio.cloud.providers.lifecycle import ProviderCancelled
 from animstudio.cloud.providers.mission import (MissionProvider, created_mission_ids, mission_phase, mission_url)
-from animstudio.cloud.providers.runpod import (RunPodPodProvider, RunPodServerlessEngine, job_failure, job_phase,
-                                               pod_cost_per_second, pod_phase, upload_name)
+from animstudio.cloud.providers.runpod import RunPodPodProvider, pod_cost_per_second, pod_phase
+from animstudio.cloud.providers.runpod_serverless import RunPodServerlessEngine, job_failure, job_phase, upload_name
 from animstudio.cloud.providers.static import StaticProvider
 from animstudio.cloud.runpod_worker import handler as worker
 from animstudio.translator.client import ComfyClient, OutputFile

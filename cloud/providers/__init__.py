@@ -34,7 +34,7 @@ def make_provider(name: str, entry: Mapping[str, Any]) -> Provider:
 
 def make_serverless_engine(name: str, entry: Mapping[str, Any]):
     """The render engine a ``kind: runpod_serverless`` entry describes."""
-    from .runpod import RunPodServerlessEngine
+    from .runpod_serverless import RunPodServerlessEngine
     return RunPodServerlessEngine.from_entry(name, entry)
 
 

@@ -2,7 +2,7 @@
 
 Started as ``python cloud/runpod_worker/handler.py`` (RunPod's worker loop) or, to try it locally, with the
 runpod package's test server: ``... handler.py --rp_serve_api --rp_api_port 8000 --rp_api_host 127.0.0.1``.
-It speaks the worker-comfyui input format, so :class:`~animstudio.cloud.providers.runpod.RunPodServerlessEngine`
+It speaks the worker-comfyui input format, so :class:`~animstudio.cloud.providers.runpod_serverless.RunPodServerlessEngine`
 (and other clients of that format) can use it::
 
     {"input": {"workflow": {<API graph>}, "images": [{"name": "sub/folder/file.png", "image": "<base64>"}]}}
