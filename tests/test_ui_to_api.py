@@ -369,6 +369,34 @@ def test_subgraph_promoted_widget_without_instance_value_keeps_the_inner_value(i
     assert api["20:1"]["inputs"]["text"] == "inner text, replaced by the promoted widget"
 
 
+def _subgraph_instance_inputs_reversed(workflow: dict) -> None:
+    instance = _find(workflow, 20)
+    instance["inputs"] = instance["inputs"][::-1]
+
+
+def test_subgraph_instance_inputs_follow_the_subgraphs_order(info):
+    # litegraphService.ts ComfyNode.configure rebuilds the saved inputs in the subgraph's input order, so a
+    # link from the subgraph's input slot n reaches the instance's input n whatever order the file keeps
+    workflow = _with_subgraph()
+    _subgraph_instance_inputs_reversed(workflow)
+    api = ui_to_api(workflow, info)
+    assert api["20:1"]["inputs"] == {"text": "a castle at dawn", "clip": ["4", 1]}
+
+
+def _extra_input_naming_a_missing_widget(workflow: dict) -> None:
+    sampler = _find(workflow, 3)
+    sampler["inputs"].append({"name": "sampling", "type": "COMBO", "widget": {"name": "sampling"}, "link": 12})
+    _find(workflow, 5)["outputs"][0]["links"].append(12)
+    workflow["links"].append([12, 5, 0, 3, 10, "COMBO"])
+
+
+def test_extra_input_naming_a_missing_widget_is_removed(info):
+    # Comfy.WidgetInputs onGraphConfigured (widgetInputs.ts:524-541) removes it with its link
+    workflow = txt2img()
+    _extra_input_naming_a_missing_widget(workflow)
+    assert ui_to_api(workflow, info) == TXT2IMG_API
+
+
 def test_bypassed_subgraph_instance_passes_its_matching_input(info):
     # ExecutableNodeDTO.ts:270: bypass is checked before the subgraph is entered; the instance has no
     # CONDITIONING input, so the sampler's positive input goes

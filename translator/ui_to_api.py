@@ -181,6 +181,11 @@ def _node_type(type_name: str, definition: Mapping[str, Any]) -> _NodeType:
     return _NodeType(sockets + widget_inputs, widgets, outputs, title, migrate)
 
 
+def _names_missing_widget(saved_input: Mapping, widget_names: set[str]) -> bool:
+    widget = saved_input.get("widget")
+    return isinstance(widget, Mapping) and widget.get("name") not in widget_names
+
+
 def _migrate_widgets_values(node_type: _NodeType, values: list) -> list:
     """``migrateWidgetsValues`` (utils/litegraphUtil.ts:105): drop slots that old saves kept for forceInput inputs."""
     names = {w.name for w in node_type.widgets}
@@ -324,9 +329,16 @@ class _Converter:
         if type_name in self.subgraphs:
             sub, where = self.subgraphs[type_name]
             subgraph = _graph_from(sub, where, sub)
-            # SubgraphNode.configure keeps the saved inputs; _internalConfigureAfterSlots promotes one widget
-            # per subgraph input whose first inner link ends at a widget input (SubgraphNode.ts:268-313)
-            inputs = [(s["name"], str(s.get("type", "*")), links_by_name.get(s["name"])) for s in saved_inputs]
+            # ComfyNode.configure (litegraphService.ts) rebuilds the saved inputs in the order of the subgraph's
+            # own inputs (extra saved ones after them), so a link from the subgraph's input slot n reaches the
+            # instance's input n; _internalConfigureAfterSlots then promotes one widget per subgraph input
+            # whose first inner link ends at a widget input (SubgraphNode.ts:268-313)
+            declared = [(str(s.get("name")), str(s.get("type", "*"))) for s in sub.get("inputs") or []
+                        if isinstance(s, Mapping)]
+            declared_names = {name for name, _ in declared}
+            inputs = [(name, kind, links_by_name.get(name)) for name, kind in declared]
+            inputs += [(s["name"], str(s.get("type", "*")), links_by_name.get(s["name"]))
+                       for s in saved_inputs if s["name"] not in declared_names]
             widgets = self.promoted_widgets(subgraph, raw, place)
             outputs = [str(o.get("type", "*")) for o in sub.get("outputs") or [] if isinstance(o, Mapping)]
             return _Dto(**common, inputs=inputs, outputs=outputs, widgets=widgets,
@@ -345,8 +357,11 @@ class _Converter:
         # the frontend rebuilds inputs in definition order and keeps extra saved ones (litegraphService.ts:304-331)
         defined = {name for name, _, _ in node_type.inputs}
         inputs = [(name, kind, links_by_name.get(name)) for name, kind, _ in node_type.inputs]
+        # ... and Comfy.WidgetInputs' onGraphConfigured (widgetInputs.ts:524-541) removes an extra input that
+        # names a widget the node does not have, with its link
+        widget_names = {w.name for w in node_type.widgets}
         inputs += [(s["name"], str(s.get("type", "*")), links_by_name.get(s["name"]))
-                   for s in saved_inputs if s["name"] not in defined]
+                   for s in saved_inputs if s["name"] not in defined and not _names_missing_widget(s, widget_names)]
         widgets = [_Widget(w.name, w.value, w.in_prompt, w.dynamic_prompts, w.fixed) for w in node_type.widgets]
         self.apply_widgets_values(widgets, raw, place, node_type)
         return _Dto(**common, inputs=inputs, outputs=node_type.outputs, widgets=widgets,
@@ -376,10 +391,18 @@ class _Converter:
                 target = subgraph.nodes.get(link.target_id) if link else None
                 if target is None:
                     continue
-                name = self.target_input_name(target, link)
                 node_type = self.node_type(target["type"])
-                if name is None or node_type is None or not any(n == name and w for n, _, w in node_type.inputs):
+                if node_type is None:
                     continue
+                # getWidgetFromSlot(resolved.input): the slot is the link's target_slot in the inputs as
+                # ComfyNode.configure rebuilt them (definition order, extra saved ones after), which need not
+                # be the saved order: the promoted widget copies whatever widget sits at that slot
+                saved = [s["name"] for s in target.get("inputs") or [] if isinstance(s, Mapping) and "name" in s]
+                defined = {n for n, _, _ in node_type.inputs}
+                rebuilt = [(n, w) for n, _, w in node_type.inputs] + [(n, False) for n in saved if n not in defined]
+                if not 0 <= link.target_slot < len(rebuilt) or not rebuilt[link.target_slot][1]:
+                    continue
+                name = rebuilt[link.target_slot][0]
                 # createCopyForNode: the promoted widget starts with the inner widget's value
                 inner = [_Widget(w.name, w.value) for w in node_type.widgets]
                 self.apply_widgets_values(inner, target, subgraph.places[link.target_id], node_type)
