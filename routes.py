@@ -7,6 +7,7 @@
     GET  /animstudio/mouth_sets                                              → {"ok", "builtin", "folders"}
     POST /animstudio/tts_preview   {"text", "engine", "voice", "language"}   → {"ok", "audio": {filename, subfolder,
                                                                                 type: "temp"}, "seconds", "cues"}
+    POST /animstudio/camera_path   {"move", "width", "height", "seed"}       → {"ok", "aspect", "windows": [[l, t, r, b]]}
 
 A posted storyboard's files are looked up in ComfyUI's input folder and may not leave it. Every error is a
 JSON answer ``{"ok": false, "error", "problems": [{"where", "message"}]}`` with a 4xx status; bodies over
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,8 +50,10 @@ def _board(body: dict):
 
 def validate(body: dict) -> dict:
     board = _board(body)
+    from .nodes.film.camera import CAMERA_MOVES
+
     return {"ok": True, "problems": [], "shots": [s.id for s in board.shots],
-            "characters": sorted(board.characters)}
+            "characters": sorted(board.characters), "camera_moves": list(CAMERA_MOVES)}
 
 
 def compile_workflow(body: dict) -> dict:
@@ -134,9 +136,8 @@ def mouth_sets(_body: dict | None = None) -> dict:
 
 
 def tts_preview(body: dict) -> dict:
-    from .nodes.audio.clip import write_wav
     from .nodes.audio.tts import TTSError, VoiceSettings, synthesize
-    from .nodes.boundary import temp_directory
+    from .nodes.boundary import save_preview_audio
     from .nodes.lipsync.engine import lipsync_audio
     from .nodes.lipsync.errors import LipSyncError
     from .nodes.lipsync.formats import to_rhubarb_json
@@ -154,21 +155,52 @@ def tts_preview(body: dict) -> dict:
     voice = VoiceSettings(fields["engine"] or "espeak", fields["voice"], fields["language"] or "en")
     try:
         speech = synthesize(text, voice)
-        cues = lipsync_audio(speech.audio, text, engine="builtin")
+        cues = lipsync_audio(speech.audio, text, engine="builtin", language=voice.language, phones=speech.phones,
+                             phone_set=speech.phone_set)
     except (TTSError, LipSyncError) as exc:
         raise RouteError("cannot preview the line", [Problem("$", str(exc))]) from None
-    subfolder = "animstudio-preview"
-    name = f"line-{uuid.uuid4().hex[:12]}.wav"
-    target = temp_directory() / subfolder / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_wav(speech.audio, target)
-    return {"ok": True, "audio": {"filename": name, "subfolder": subfolder, "type": "temp"},
+    return {"ok": True, "audio": save_preview_audio(speech.audio),
             "seconds": round(speech.audio.seconds, 3), "cues": json.loads(to_rhubarb_json(cues))}
+
+
+CAMERA_PREVIEW_SAMPLES = 48
+
+
+def camera_path(body: dict) -> dict:
+    """The crop window of a camera move at evenly spaced moments, as fractions of the fitted picture: the
+    editor animates it on nodes with a camera move, drawn by the same function that renders the frames."""
+    from .nodes.film.camera import CAMERA_MOVES, crop_window
+
+    move = body.get("move")
+    if move not in CAMERA_MOVES:
+        raise RouteError("unknown camera move", [Problem("$.move", f"expected one of {', '.join(CAMERA_MOVES)}")])
+    sizes = {}
+    for key in ("width", "height"):
+        value = body.get(key, 16)
+        try:
+            sizes[key] = int(value)
+        except (TypeError, ValueError):
+            raise RouteError("bad film size", [Problem(f"$.{key}", "expected a whole number")]) from None
+        if not 1 <= sizes[key] <= 16384:
+            raise RouteError("bad film size", [Problem(f"$.{key}", "expected 1 to 16384")])
+    try:
+        seed = int(body.get("seed") or 0)
+    except (TypeError, ValueError):
+        raise RouteError("bad seed", [Problem("$.seed", "expected a whole number")]) from None
+    width, height = sizes["width"], sizes["height"]
+    windows = []
+    for i in range(CAMERA_PREVIEW_SAMPLES):
+        left, top, right, bottom = crop_window(move, i / (CAMERA_PREVIEW_SAMPLES - 1), (0.0, 0.0, width, height),
+                                               seed, i)
+        windows.append([round(left / width, 5), round(top / height, 5), round(right / width, 5),
+                        round(bottom / height, 5)])
+    return {"ok": True, "move": move, "aspect": width / height, "windows": windows}
 
 
 HANDLERS: dict[tuple[str, str], Callable[[dict], dict]] = {
     ("POST", "validate"): validate, ("POST", "compile"): compile_workflow, ("POST", "characters"): characters,
     ("GET", "voices"): voices, ("GET", "mouth_sets"): mouth_sets, ("POST", "tts_preview"): tts_preview,
+    ("POST", "camera_path"): camera_path,
 }
 
 

@@ -1,5 +1,7 @@
-// Animation Studio's graph-editor extension: a Storyboard sidebar tab (validate, build the graph, queue the film,
-// per-shot progress), settings, a command, and a mouth-cue timeline on Lip Sync nodes. Extension API only.
+// Animation Studio's graph-editor extension: a Storyboard sidebar tab (validate, edit shots, build the graph, queue
+// the film, per-shot progress), settings, a command, a mouth-cue timeline with audio on Lip Sync nodes and a
+// camera-move preview on nodes with a camera move (shot nodes show their first frame through core's ui.images).
+// Extension API only.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -66,6 +68,38 @@ function showSummary(panel, answer, prefix = "Valid") {
     el("div", { textContent: `Shots: ${answer.shots.join(", ")}` }),
     el("div", { textContent: `Characters: ${answer.characters.join(", ") || "none"}` }),
   );
+  renderShotEditor(panel, answer.camera_moves || []);
+}
+
+// the shot editor edits the storyboard JSON in the text box (the one source of truth), field by field
+function renderShotEditor(panel, moves) {
+  let board;
+  try { board = JSON.parse(panel.text.value); } catch { return; }
+  if (!Array.isArray(board?.shots)) return;
+  const write = () => { panel.text.value = JSON.stringify(board, null, 2); };
+  const rows = board.shots.map((shot, index) => {
+    const duration = el("input", { className: "animstudio-shot-duration", value: String(shot.duration ?? 3),
+                                   title: `$.shots[${index}].duration: seconds, or fit_to_dialogue` });
+    duration.style.cssText = "width:5em";
+    duration.addEventListener("change", () => {
+      const value = duration.value.trim();
+      shot.duration = value === "fit_to_dialogue" ? value : Number(value);
+      write();
+    });
+    const move = el("select", { className: "animstudio-shot-move", title: `$.shots[${index}].camera.move` });
+    for (const name of moves) move.append(el("option", { value: name, textContent: name }));
+    move.value = shot.camera?.move || "static";
+    move.addEventListener("change", () => { shot.camera = { ...(shot.camera || {}), move: move.value }; write(); });
+    const description = el("input", { className: "animstudio-shot-description", value: shot.description || "",
+                                      title: `$.shots[${index}].description` });
+    description.style.cssText = "flex:1;min-width:6em";
+    description.addEventListener("change", () => { shot.description = description.value; write(); });
+    const row = el("div", { className: "animstudio-shot-row" }, el("code", { textContent: shot.id }),
+                   duration, move, description);
+    row.style.cssText = "display:flex;gap:4px;align-items:center";
+    return row;
+  });
+  panel.result.append(el("div", { className: "animstudio-shot-editor" }, ...rows));
 }
 
 async function validate(panel) {
@@ -284,6 +318,53 @@ function addTimeline(node) {
   setTimeout(redraw, 0);
 }
 
+// ---- the camera-move preview: the crop window the renderer will travel, from /animstudio/camera_path -------------
+
+function addCameraPreview(node, moveWidgetName) {
+  const canvas = el("canvas", { className: "animstudio-camera-preview", height: 72 });
+  canvas.style.cssText = "width:100%;height:72px;display:block";
+  const preview = { windows: null, aspect: 16 / 9, frame: 0, key: "" };
+  const widget = (name) => node.widgets?.find((w) => w.name === name);
+  const draw = () => {
+    const ctx = canvas.getContext("2d");
+    const width = (canvas.width = canvas.clientWidth || 200);
+    const height = (canvas.height = 72);
+    ctx.clearRect(0, 0, width, height);
+    const h = height - 8, w = Math.min(width - 8, h * preview.aspect);
+    const x0 = (width - w) / 2, y0 = 4;
+    const picture = node.imgs?.[0];
+    if (picture?.complete && picture.naturalWidth) ctx.drawImage(picture, x0, y0, w, w / preview.aspect);
+    else { ctx.fillStyle = "#333"; ctx.fillRect(x0, y0, w, h); }
+    const windows = preview.windows;
+    if (!windows?.length) return;
+    const [l, t, r, b] = windows[preview.frame % windows.length];
+    ctx.strokeStyle = "#ffd24d";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x0 + l * w, y0 + t * h, (r - l) * w, (b - t) * h);
+  };
+  const refresh = async () => {
+    const move = widget(moveWidgetName)?.value;
+    const body = { move, width: widget("width")?.value, height: widget("height")?.value, seed: widget("seed")?.value };
+    const key = JSON.stringify(body);
+    if (!move || key === preview.key) return;
+    preview.key = key;
+    const answer = await post("camera_path", body);
+    if (answer.ok) { preview.windows = answer.windows; preview.aspect = answer.aspect; }
+  };
+  const timer = setInterval(() => {
+    if (!node.graph) { clearInterval(timer); return; }   // the node was removed
+    preview.frame += 1;
+    refresh();
+    draw();
+  }, 125);
+  const box = el("div", { className: "animstudio-camera" }, canvas);
+  box.style.cssText = "width:100%";
+  node.addDOMWidget("camera_preview", "animstudio_camera_preview", box, { serialize: false, hideOnZoom: false,
+                                                                        getMinHeight: () => 76 });
+  preview.canvas = canvas;
+  node.animstudioCameraPreview = preview;
+}
+
 function onExecuted(event) {
   const { node: nodeId, display_node: displayId, output } = event.detail || {};
   const node = app.graph?.getNodeById?.(displayId ?? nodeId);
@@ -320,5 +401,7 @@ app.registerExtension({
   },
   async nodeCreated(node) {
     if (node.comfyClass === "AnimStudioLipSync") addTimeline(node);
+    if (node.comfyClass === "AnimStudioShotClip") addCameraPreview(node, "camera_move");
+    if (node.comfyClass === "AnimStudioCameraMove") addCameraPreview(node, "move");
   },
 });

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _embedded_folders: ContextVar[dict | None] = ContextVar("animstudio_embedded_folders", default=None)
 
@@ -263,7 +266,7 @@ def next_output_path(filename_prefix: str, suffix: str) -> tuple[Path, str, str]
 
 
 def audio_from_comfy(audio):
-    """ComfyUI ``AUDIO`` (first item of the batch) → :class:`AudioClip`."""
+    """ComfyUI ``AUDIO`` (first item of the batch) → :class:`AudioClip` (phone timings: :func:`audio_phones`)."""
     from .audio.clip import AudioClip
 
     waveform = audio["waveform"]
@@ -275,14 +278,47 @@ def audio_from_comfy(audio):
     return AudioClip(waveform, int(audio["sample_rate"]))
 
 
-def audio_to_comfy(clip) -> dict:
-    """:class:`AudioClip` → ComfyUI ``AUDIO`` (a batch of one; torch when installed, else numpy)."""
+# Extra key of an AUDIO dict: the phones the voice reports it spoke, so Lip Sync reads mouth shapes from
+# them exactly. Only audio_to_comfy(clip, phones) puts it there, so every node that builds new audio
+# (join, pad, mix, level) drops it by construction, and audio_phones() refuses timings whose recorded
+# length no longer matches the waveform (a node elsewhere that kept the key but cut or padded the audio).
+PHONES_KEY = "animstudio_phones"
+PHONES_LENGTH_TOLERANCE = 0.011  # seconds: one centisecond, plus a resampler's rounding of the length
+
+
+def audio_to_comfy(clip, phones=None, phone_set: str = "ipa") -> dict:
+    """:class:`AudioClip` → ComfyUI ``AUDIO`` (a batch of one; torch when installed, else numpy).
+
+    ``phones`` (``PhoneTiming`` or ``(phone, start, end)``, seconds from the clip's start, in ``phone_set``)
+    travel under :data:`PHONES_KEY` with the clip's length; pass them only for audio whose timing they
+    describe.
+    """
     waveform = np.ascontiguousarray(clip.samples[None], dtype=np.float32)
     if torch_available():
         import torch
 
         waveform = torch.from_numpy(waveform)
-    return {"waveform": waveform, "sample_rate": int(clip.sample_rate)}
+    audio = {"waveform": waveform, "sample_rate": int(clip.sample_rate)}
+    if phones:
+        rows = [[str(p.phone), float(p.start), float(p.end)] if hasattr(p, "phone") else
+                [str(p[0]), float(p[1]), float(p[2])] for p in phones]
+        audio[PHONES_KEY] = {"phone_set": phone_set, "duration": clip.seconds, "phones": rows}
+    return audio
+
+
+def audio_phones(audio) -> tuple[list[tuple[str, float, float]], str] | None:
+    """``(phones, phone_set)`` carried by an ``AUDIO`` dict, or None when it has none or they are stale."""
+    carried = audio.get(PHONES_KEY) if isinstance(audio, dict) else None
+    if not carried or not carried.get("phones"):
+        return None
+    waveform = audio["waveform"]
+    seconds = waveform.shape[-1] / int(audio["sample_rate"])
+    if abs(seconds - float(carried.get("duration", -1.0))) > PHONES_LENGTH_TOLERANCE:
+        log.warning("phone timings made for %.2f s of audio arrived with %.2f s of audio; ignored (the audio was "
+                    "cut or padded after speech synthesis)", float(carried.get("duration", -1.0)), seconds)
+        return None
+    phones = [(str(name), float(start), float(end)) for name, start, end in carried["phones"]]
+    return phones, str(carried.get("phone_set", "ipa"))
 
 
 def temp_directory() -> Path:
@@ -300,3 +336,39 @@ def temp_directory() -> Path:
             path = Path(tempfile.gettempdir()) / "animstudio"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+PREVIEW_SUBFOLDER = "animstudio-preview"
+THUMBNAIL_WIDTH = 256
+
+
+def _preview_path(suffix: str) -> tuple[Path, dict]:
+    import uuid
+
+    name = f"{uuid.uuid4().hex[:16]}{suffix}"
+    target = temp_directory() / PREVIEW_SUBFOLDER / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target, {"filename": name, "subfolder": PREVIEW_SUBFOLDER, "type": "temp"}
+
+
+def save_preview_image(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> dict:
+    """A small PNG of ``rgb`` (HxWx3 uint8) in ComfyUI's temp folder; returns the ``/view`` reference that a
+    node's ``ui.images`` carries, so the editor draws it on the node as it does for core previews."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8), "RGB")
+    if picture.width > width:
+        picture = picture.resize((width, max(1, round(picture.height * width / picture.width))),
+                                 Image.Resampling.BILINEAR)
+    target, reference = _preview_path(".png")
+    picture.save(target, compress_level=1)
+    return reference
+
+
+def save_preview_audio(clip) -> dict:
+    """``clip`` (an AudioClip) as a WAV in ComfyUI's temp folder; returns its ``/view`` reference."""
+    from .audio.clip import write_wav
+
+    target, reference = _preview_path(".wav")
+    write_wav(clip, target)
+    return reference

@@ -182,7 +182,8 @@ class FakeRunPodRest(JsonServer):
 
 
 class FakeServerless(JsonServer):
-    """RunPod's serverless API (``/run``, ``GET /status``, ``/cancel``) with scripted job answers."""
+    """RunPod's serverless API (``/runsync``, ``GET /status``, ``/cancel``) with scripted job answers: /runsync
+    answers a queued job (as RunPod does when the job outlasts its wait), which the engine then polls."""
 
     def __init__(self, statuses, status_method="GET"):
         super().__init__()
@@ -194,7 +195,8 @@ class FakeServerless(JsonServer):
     def route(self, method, path, body, headers):
         if headers.get("Authorization") != f"Bearer {KEY}":
             return 401, {"error": "unauthorized"}
-        if method == "POST" and path == "/run":
+        if method == "POST" and path.split("?")[0] == "/runsync":
+            assert "wait=" in path
             self.runs.append(body)
             return 200, {"id": f"job{len(self.runs)}", "status": "IN_QUEUE"}
         if path.startswith("/status/"):

@@ -18,8 +18,11 @@ CHROMIUM = "/usr/bin/chromium"
 TAB_BUTTON = ".animstudio-storyboard-tab-button"
 
 STORY = {"version": 1, "project": {"title": "Editor test", "width": 64, "height": 64, "fps": 8},
-         "shots": [{"id": "s1", "description": "a lighthouse", "keyframe": "editor/p1.png", "duration": 1.0},
-                   {"id": "s2", "description": "the sea", "keyframe": "editor/p2.png", "duration": 1.0}]}
+         "characters": {"mara": {"description": "a keeper", "voice": {"engine": "espeak"}}},
+         "shots": [{"id": "s1", "description": "a lighthouse", "keyframe": "editor/p1.png", "duration": 1.0,
+                    "camera": {"move": "zoom_in"}},
+                   {"id": "s2", "description": "the sea", "keyframe": "editor/p2.png", "duration": 1.0,
+                    "dialogue": [{"character": "mara", "text": "Big boats."}]}]}
 
 
 def _playwright():
@@ -117,6 +120,13 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             page.click(".animstudio-validate")
             page.wait_for_function("() => document.querySelector('.animstudio-result').innerText.includes('Valid')")
             assert "s1, s2" in page.inner_text(".animstudio-result")
+            # the shot editor writes its fields back into the storyboard text
+            page.locator(".animstudio-shot-duration").first.fill("1.5")
+            page.locator(".animstudio-shot-duration").first.dispatch_event("change")
+            page.locator(".animstudio-shot-move").nth(1).select_option("pan_left")
+            edited = json.loads(page.input_value(".animstudio-storyboard-text"))
+            assert edited["shots"][0]["duration"] == 1.5 and edited["shots"][1]["camera"]["move"] == "pan_left"
+            assert edited["shots"][0]["camera"]["move"] == "zoom_in" and edited["characters"] == STORY["characters"]
             page.click(".animstudio-build")
             page.wait_for_function("() => document.querySelector('.animstudio-result').innerText.includes('Built')",
                                    timeout=60_000)
@@ -150,6 +160,31 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.animstudio-shot')].every(e => e.classList.contains('animstudio-shot-done'))", timeout=30_000)
             page.screenshot(path=str(artifacts / "04-queued.png"))
+            # after the run: the shot nodes show their first frame (core ui.images), the camera preview travels the
+            # renderer's crop windows, and the Lip Sync node's timeline has the line's cues and its audio to play
+            page.wait_for_function("""() => app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip')
+                                        .every(n => n.imgs?.length && n.imgs[0].naturalWidth > 0)""", timeout=30_000)
+            camera = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip')
+                .map(n => ({move: n.widgets.find(w => w.name === 'camera_move').value,
+                            windows: n.animstudioCameraPreview?.windows}))""")
+            zoom = next(c for c in camera if c["move"] == "zoom_in")
+            assert zoom["windows"][0] == [0, 0, 1, 1] and zoom["windows"][-1][2] - zoom["windows"][-1][0] < 0.85, zoom
+            drawn = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip').map(n => {
+                const c = n.animstudioCameraPreview.canvas;
+                const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let yellow = 0; for (let i = 0; i < data.length; i += 4)
+                    if (data[i] > 200 && data[i + 1] > 180 && data[i + 2] < 120) yellow++;
+                return {yellow, shown: c.getBoundingClientRect().height > 0}; })""")
+            assert all(d["yellow"] > 20 and d["shown"] for d in drawn), drawn  # the window's outline is drawn
+            pan = next(c for c in camera if c["move"] == "pan_left")
+            assert pan["windows"][0][0] > pan["windows"][-1][0], pan
+            timeline = page.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'AnimStudioLipSync');
+                const box = n.widgets.find(w => w.name === 'mouth_cue_timeline').element;
+                return {cues: (n.animstudioTimeline.cues || []).map(c => c.value),
+                        playable: !box.querySelector('button').disabled}; }""")
+            assert timeline["playable"] and "A" in timeline["cues"], timeline  # "Big boats": b closes the lips
+            page.evaluate("""() => app.canvas.ds.offset = [0, 0]""")
+            page.screenshot(path=str(artifacts / "04b-run-previews.png"))
 
             # a Lip Sync node carries the mouth-cue timeline; previewing its line fills it with cues
             page.evaluate("""() => {

@@ -134,8 +134,10 @@ def test_dat_at_24_fps():
 
 
 def test_dat_at_30_fps():
-    # frame = 1 + int(fps * seconds): 0.27 s * 30 = 8.1 → 9, 0.43 * 30 = 12.9 → 13, end 0.47 * 30 = 14.1 → 15
-    assert to_dat(hi(), frame_rate=30) == "MohoSwitch1\n1 X\n2 D\n9 C\n10 B\n13 X\n15 X\n"
+    # each frame shows the cue covering most of it: frame 2 (1/30-2/30 s) is half X, half D, and a tie goes
+    # to the later cue; frame 13 (0.400-0.433 s) is mostly B (Rhubarb writes X there, as X starts in it);
+    # the end line is Rhubarb's 1 + int(fps * duration) = 1 + int(14.1) = 15
+    assert to_dat(hi(), frame_rate=30) == "MohoSwitch1\n1 X\n2 D\n9 C\n10 B\n14 X\n15 X\n"
 
 
 def test_dat_preston_blair_names():
@@ -148,7 +150,8 @@ def test_dat_preston_blair_names():
 
 
 def test_dat_same_frame_keeps_the_earlier_cue_and_bumps_the_end():
-    # at 24 fps 0.02 s is still frame 1, so D is not written; the end (0.03 s, frame 1) moves to frame 2
+    # at 24 fps the only frame (0-0.042 s) is mostly X (0.02 s against D's 0.01 s), so D is not written;
+    # the end (0.03 s, frame 1) moves to frame 2
     cues = MouthCues((MouthCue(0, 0.02, "X"), MouthCue(0.02, 0.03, "D")), 0.03)
     assert to_dat(cues) == "MohoSwitch1\n1 X\n2 X\n"
 
@@ -156,9 +159,10 @@ def test_dat_same_frame_keeps_the_earlier_cue_and_bumps_the_end():
 def test_dat_frame_rate_limits():
     with pytest.raises(ValueError):
         to_dat(hi(), frame_rate=0)
-    # outside Rhubarb's 24-100 fps it still writes (animating on twos), just with a warning; at 12 fps D
-    # (0.05 s) and B (0.31 s) share frames 1 and 4 with earlier cues and vanish, and the end (frame 6) is taken
-    assert to_dat(hi(), frame_rate=12) == "MohoSwitch1\n1 X\n4 C\n6 X\n7 X\n"
+    # outside Rhubarb's 24-100 fps it still writes (animating on twos), just with a warning; at 12 fps each
+    # frame shows the cue covering most of it, so D and B keep frames (Rhubarb drops both, their starts
+    # sharing frames with earlier cues), and the end (frame 6) is taken
+    assert to_dat(hi(), frame_rate=12) == "MohoSwitch1\n1 X\n2 D\n4 C\n5 B\n6 X\n7 X\n"
 
 
 # -- parsing and round trips ---------------------------------------------------------------------------

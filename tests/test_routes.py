@@ -27,7 +27,9 @@ def folders(tmp_path):
 
 def test_validate_and_errors_at_their_json_path(folders):
     assert routes.handle("POST", "validate", {"storyboard": STORY}) == (
-        200, {"ok": True, "problems": [], "shots": ["s1"], "characters": ["mara"]})
+        200, {"ok": True, "problems": [], "shots": ["s1"], "characters": ["mara"],
+              "camera_moves": ["static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out",
+                               "dolly_in", "dolly_out", "shake"]})
     bad = json.loads(json.dumps(STORY))
     bad["project"]["width"] = 500
     status, answer = routes.handle("POST", "validate", {"storyboard": bad})
@@ -54,6 +56,25 @@ def test_tts_preview_speaks_and_gives_rhubarb_cues(folders):
     assert answer["cues"]["mouthCues"] and {c["value"] for c in answer["cues"]["mouthCues"]} <= set("ABCDEFGHX")
     assert routes.handle("POST", "tts_preview", {"text": "x" * 600})[1]["problems"][0]["where"] == "$.text"
     assert routes.handle("POST", "tts_preview", {"text": "hi", "engine": 3})[1]["problems"][0]["where"] == "$.engine"
+
+
+def test_camera_path_is_the_renderers_crop_window(folders):
+    from animstudio.nodes.film.camera import crop_window
+
+    status, answer = routes.handle("POST", "camera_path", {"move": "zoom_in", "width": 512, "height": 288})
+    assert status == 200 and answer["aspect"] == 512 / 288
+    windows = answer["windows"]
+    assert len(windows) == routes.CAMERA_PREVIEW_SAMPLES
+    assert windows[0] == [0.0, 0.0, 1.0, 1.0]                      # a zoom in starts on the whole picture
+    left, top, right, bottom = crop_window("zoom_in", 1.0, (0, 0, 512, 288))
+    assert windows[-1] == pytest.approx([left / 512, top / 288, right / 512, bottom / 288], abs=1e-4)
+    assert windows[-1][2] - windows[-1][0] == pytest.approx(1 / 1.25, abs=1e-4)  # ... and ends 1.25x tighter
+    pan = routes.handle("POST", "camera_path", {"move": "pan_right", "width": 64, "height": 64})[1]["windows"]
+    assert pan[0][0] < pan[-1][0]                                    # the window travels right
+    assert all(0 <= v <= 1 for w in pan for v in w)                  # never past the picture's edge
+    assert routes.handle("POST", "camera_path", {"move": "spin"})[1]["problems"][0]["where"] == "$.move"
+    assert routes.handle("POST", "camera_path", {"move": "static", "width": "wide"})[1]["problems"][0]["where"] \
+        == "$.width"
 
 
 def test_lists(folders):

@@ -203,8 +203,9 @@ def test_music_ducks_under_dialogue(speech_with_silence):
 
 # ------------------------------------------------------------------------------------------ talking mouth
 
-def test_talking_mouth_frames_show_the_cue_active_at_each_frame():
-    cues = MouthCues((MouthCue(0.0, 0.25, "X"), MouthCue(0.25, 0.5, "D"), MouthCue(0.5, 0.6, "A"),
+def test_talking_mouth_frames_show_the_cue_covering_most_of_each_frame():
+    # frame 2 (0.2-0.3 s) is 0.02 s X and 0.08 s D: it shows D, where sampling at 0.2 s would show X
+    cues = MouthCues((MouthCue(0.0, 0.22, "X"), MouthCue(0.22, 0.5, "D"), MouthCue(0.5, 0.6, "A"),
                       MouthCue(0.6, 1.0, "F")), 1.0)
     mouths = builtin_mouth_set(32)
     base = np.full((60, 80, 3), 90, np.uint8)
@@ -213,8 +214,7 @@ def test_talking_mouth_frames_show_the_cue_active_at_each_frame():
     assert len(frames) == 10
     reference = {shape: next(talking_frames(MouthCues((MouthCue(0, 1, shape),), 1.0), mouths, [base], box, 10))
                  for shape in "XDAF"}
-    for n, frame in enumerate(frames):
-        expected = cues.shape_at(n / 10)
+    for n, (frame, expected) in enumerate(zip(frames, "XXDDDAFFFF")):
         assert np.array_equal(frame, reference[expected]), (n, expected)
         assert np.array_equal(frame[:, :20], base[:, :20]) and np.array_equal(frame[45:], base[45:])
     assert not np.array_equal(reference["D"], reference["A"])

@@ -294,12 +294,15 @@ class ComfyClient:
 
     # ------------------------------------------------------------------ outputs
     @staticmethod
-    def output_files(outputs: Mapping[str, Any]) -> list[OutputFile]:
+    def output_files(outputs: Mapping[str, Any], include_temp: bool = False) -> list[OutputFile]:
+        """The files a run's nodes report. Previews in the server's temp folder (core PreviewImage, the pack's
+        shot thumbnails and line previews) are left out unless asked for: they are for the editor."""
         files = []
         for node_id, ui in outputs.items():
             for kind, items in (ui or {}).items():
                 for item in items if isinstance(items, list) else ():
-                    if isinstance(item, dict) and "filename" in item:
+                    if isinstance(item, dict) and "filename" in item \
+                            and (include_temp or item.get("type", "output") != "temp"):
                         files.append(OutputFile(node_id, item["filename"], item.get("subfolder", ""),
                                                 item.get("type", "output"), kind))
         return files

@@ -1,7 +1,7 @@
 """RunPod serverless (:class:`RunPodServerlessEngine`, pool ``kind: runpod_serverless``): not a machine but an
 engine (the :class:`~animstudio.translator.render.Engine` protocol) in front of an endpoint running the
 project's worker (``cloud/runpod_worker/handler.py``): ``upload`` only collects files, which go with the
-next ``run`` as base64 (the worker-comfyui input format); ``run`` posts ``{endpoint}/run`` and polls
+next ``run`` as base64 (the worker-comfyui input format); ``run`` posts ``{endpoint}/runsync`` (held until the job ends or 90 s pass) and polls
 ``{endpoint}/status/{id}``, cancelling the job on timeout or Ctrl-C; the output carries the files, which
 ``fetch`` writes. It works against RunPod's API (``https://api.runpod.ai/v2/{endpoint_id}``, where status is
 a GET) and against the runpod package's local test server (``--rp_serve_api``, where status is a POST that
@@ -97,6 +97,8 @@ def job_failure(job: Mapping[str, Any], label: str) -> AnimStudioError:
     error_class = GraphValidationError if kind == "GraphValidationError" else ServerError
     return error_class(summary, problems)
 
+
+RUNSYNC_WAIT_SECONDS = 90.0  # how long /runsync may hold a request (RunPod's default wait)
 
 class RunPodServerlessEngine:
     """The render pipeline's engine on a RunPod serverless endpoint that runs the project's worker."""
@@ -217,10 +219,16 @@ class RunPodServerlessEngine:
                                                                     for i in images[:5]])
         self._interrupt.clear()
         started = time.monotonic()
-        answer = self.api.call("POST", "/run", body, what=what, idempotent=False) or {}
+        # /runsync holds the request until the job ends or ``wait`` passes, then answers its status like /status
+        # (an unfinished job is then polled): most jobs take one call, and the runpod package's local test
+        # server, whose POST /status runs the job inside the call, is never asked twice
+        wait = min(timeout, RUNSYNC_WAIT_SECONDS)
+        answer = self.api.call("POST", f"/runsync?wait={int(wait * 1000)}", body, what=what, idempotent=False,
+                               timeout=wait + self.request_timeout) or {}
         job_id = str(answer.get("id") or "")
         if not job_id:
-            raise ServerError(f"{self.api.label}: /run answered no job id", [Problem("POST /run", str(answer)[:200])])
+            raise ServerError(f"{self.api.label}: /runsync answered no job id",
+                              [Problem("POST /runsync", str(answer)[:200])])
         log.info("%s: job %s queued (%s)", self.name, job_id, what)
         status, last, first = answer, None, True
         try:

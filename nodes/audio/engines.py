@@ -3,7 +3,7 @@ so a missing package or model is reported when a voice asks for it, never at imp
 from __future__ import annotations
 
 from .clip import AudioClip
-from .espeak import EspeakUnavailable, espeak_synthesize, list_voices
+from .espeak import PHONE_SET, EspeakUnavailable, espeak_synthesize, list_voices
 from .tts import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
 
 # emotion → (rate factor, pitch semitones, espeak voice variant): espeak has no emotions, but prosody carries them
@@ -15,7 +15,8 @@ ESPEAK_EMOTION = {
 
 
 class EspeakEngine:
-    """espeak-ng: robotic but everywhere, every language it ships, exact phone timings."""
+    """espeak-ng: robotic but everywhere, every language it ships, exact phone timings (IPA names, pauses as
+    empty or ``_`` names: see :mod:`.espeak`)."""
 
     name = "espeak"
 
@@ -40,14 +41,14 @@ class EspeakEngine:
         try:
             samples, rate, events = espeak_synthesize(sentence, self.resolve_voice(voice) + variant,
                                                       voice.rate * rate_factor, voice.pitch + pitch_shift)
-        except EspeakUnavailable as exc:
+        except (EspeakUnavailable, ValueError) as exc:  # ValueError: espeak-ng refused the voice name
             raise TTSError(str(exc)) from None
         if voice.emotion == "shout":
             samples = samples * 1.6
         end = len(samples) / rate
         phones = tuple(PhoneTiming(e.phoneme, e.sample / rate, (nxt.sample / rate) if nxt else end)
                        for e, nxt in zip(events, list(events[1:]) + [None]))
-        return Speech(AudioClip(samples.clip(-1, 1), rate), phones, (), sentence)
+        return Speech(AudioClip(samples.clip(-1, 1), rate), phones, (), sentence, PHONE_SET)
 
 
 register_engine("espeak", EspeakEngine)

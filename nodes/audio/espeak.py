@@ -2,7 +2,13 @@
 
 The library is process-global and not thread-safe, so every call holds one lock. Synthesis runs in
 synchronous mode with a callback that collects the samples and the phoneme events espeak emits
-(their times are exact, which later lets lip sync read mouth shapes straight from the voice).
+(their times are exact, which lets lip sync read mouth shapes straight from the voice).
+
+The library is initialised with ``espeakINITIALIZE_PHONEME_IPA``, so each phoneme event names its phone
+in IPA (UTF-8, at most 8 bytes, not always NUL-terminated) rather than in espeak's per-language ASCII
+mnemonics: IPA is one phone set for every language espeak speaks, and it is the set Piper reports too.
+Pauses (espeak's ``_`` and ``_:`` phonemes, which have no IPA) come back with an empty name;
+:mod:`..lipsync.ipa` reads empty names, and ``_`` ones, as silence.
 """
 from __future__ import annotations
 
@@ -18,12 +24,14 @@ log = logging.getLogger(__name__)
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
+INITIALIZE_PHONEME_IPA = 0x0002
 INITIALIZE_DONT_EXIT = 0x8000
 POS_CHARACTER = 1
 CHARS_UTF8 = 1
 EVENT_WORD, EVENT_SENTENCE, EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME = 1, 2, 5, 6, 7
 PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE, PARAM_WORDGAP = 1, 2, 3, 4, 7
 DEFAULT_WPM = 175
+PHONE_SET = "ipa"  # what PhonemeEvent.phoneme is in (espeak's IPA names, as Piper's phonemes)
 
 
 class _EventId(ctypes.Union):
@@ -52,7 +60,7 @@ class EspeakUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class PhonemeEvent:
-    """A phoneme espeak spoke: its espeak mnemonic and where it starts, in samples."""
+    """A phoneme espeak spoke: its IPA name (``PHONE_SET``) and where it starts, in samples."""
 
     phoneme: str
     sample: int
@@ -91,7 +99,7 @@ def _engine() -> _Engine:
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
-                                 INITIALIZE_PHONEME_EVENTS | INITIALIZE_DONT_EXIT)
+                                 INITIALIZE_PHONEME_EVENTS | INITIALIZE_PHONEME_IPA | INITIALIZE_DONT_EXIT)
     if rate <= 0:
         raise EspeakUnavailable(f"espeak-ng failed to initialise with its data at {espeakng_loader.get_data_path()}")
     engine = _Engine(lib, rate)
@@ -103,13 +111,24 @@ def _engine() -> _Engine:
         while events and events[i].type != 0:  # LIST_TERMINATED
             event = events[i]
             if event.type == EVENT_PHONEME and engine.events is not None:
-                engine.events.append(PhonemeEvent(event.id.string.decode("ascii", "replace"), event.sample))
+                engine.events.append(PhonemeEvent(_phoneme_name(bytes(event.id.string)), event.sample))
             i += 1
         return 0
 
     engine.callback = _CALLBACK(collect)  # kept referenced: espeak calls it from C
     lib.espeak_SetSynthCallback(engine.callback)
     return engine
+
+
+def _phoneme_name(raw: bytes) -> str:
+    """The IPA name in an event's 8-byte ``id.string``: up to the first NUL, as UTF-8.
+
+    The field is a fixed ``char[8]`` that espeak fills without a terminator when the name takes all 8
+    bytes, and a long name may be cut inside a multi-byte character, so a broken tail is dropped rather
+    than turned into a replacement character.
+    """
+    raw = raw.split(b"\0", 1)[0][:8]
+    return raw.decode("utf-8", "ignore")
 
 
 @lru_cache(maxsize=1)

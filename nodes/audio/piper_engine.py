@@ -9,9 +9,16 @@ file to put where.
 Piper has one knob per voice that matters here, the phone length scale, so ``rate`` is honoured
 exactly; pitch is not adjustable and emotions exist only as pace (the same pace factors the espeak
 engine uses) plus a quieter level for a whisper. What is not honoured is said in ``Speech.notes``.
+
+Phone timings: Piper reports how many samples each phoneme took when its model has an alignment output,
+which piper-tts adds in memory at load time when the ``onnx`` package is installed (``piper-tts[alignment]``);
+without it a voice gives no timings and lip sync recognises the audio instead. The phonemes are espeak-ng's
+IPA, one codepoint each: stress marks (ˈ ˌ), length marks (ː), word spaces and punctuation come as
+phones of their own (``Speech.phone_set`` "ipa"; :func:`..lipsync.ipa.group_phones` folds them back).
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from functools import lru_cache
@@ -21,7 +28,7 @@ import numpy as np
 
 from .clip import AudioClip
 from .model_folders import comfy_model_dirs, default_model_dir
-from .tts import SENTENCE_PAUSE_SECONDS, PhoneTiming, Speech, TTSError, VoiceSettings
+from .tts import PHONE_SET, SENTENCE_PAUSE_SECONDS, PhoneTiming, Speech, TTSError, VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +100,10 @@ def load_voice(model_path: str):
         raise TTSError("the piper engine needs the piper-tts package "
                        "(pip install 'animstudio[voices]' or pip install piper-tts)") from None
     log.info("loading Piper voice %s", model_path)
+    alignments = importlib.util.find_spec("onnx") is not None  # piper patches the model in memory with it
     try:
-        return PiperVoice.load(model_path, config_path=model_path + ".json", use_cuda=False)
+        return PiperVoice.load(model_path, config_path=model_path + ".json", use_cuda=False,
+                               include_alignments=alignments)
     except Exception as exc:  # a corrupt or truncated model: say which file
         raise TTSError(f"the Piper voice {model_path} could not be loaded: {exc}") from None
 
@@ -134,7 +143,7 @@ class PiperEngine:
         if not pieces:
             raise TTSError(f"Piper produced no audio for {sentence!r} (no phonemes)")
         samples = np.concatenate(pieces)
-        return Speech(AudioClip(samples, sample_rate), tuple(phones), tuple(notes), sentence)
+        return Speech(AudioClip(samples, sample_rate), tuple(phones), tuple(notes), sentence, PHONE_SET)
 
     @staticmethod
     def _notes(voice: VoiceSettings, voice_language: str) -> list[str]:

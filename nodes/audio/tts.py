@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted", "whisper", "shout")
 SENTENCE_PAUSE_SECONDS = 0.18
+PHONE_SET = "ipa"  # the phone set of Speech.phones from the built-in engines
 FADE_SECONDS = 0.008
 
 
@@ -44,7 +45,8 @@ class VoiceSettings:
 
 @dataclass(frozen=True)
 class PhoneTiming:
-    """A phone the engine reports it spoke (engine's own phone set), in seconds from the line's start."""
+    """A phone the engine reports it spoke, in seconds from the line's start; ``Speech.phone_set`` says
+    which phone set the name is in."""
 
     phone: str
     start: float
@@ -53,10 +55,15 @@ class PhoneTiming:
 
 @dataclass(frozen=True)
 class Speech:
+    """A spoken line. ``phones`` are the engine's own timings (exact, so lip sync reads mouth shapes from
+    them instead of recognising the audio again), named in ``phone_set``: "ipa" for espeak-ng and Piper,
+    whose phonemes are espeak-ng's IPA names (Piper's one codepoint each, stress and length marks apart)."""
+
     audio: AudioClip
     phones: tuple[PhoneTiming, ...] = ()
     notes: tuple[str, ...] = ()
     text: str = ""
+    phone_set: str = PHONE_SET
 
 
 class TTSEngine(Protocol):
@@ -120,7 +127,12 @@ def join_speech(parts: list[Speech], text: str = "") -> Speech:
         phones += [PhoneTiming(p.phone, p.start + offset, p.end + offset) for p in part.phones]
         notes += [n for n in part.notes if n not in notes]
         offset += samples.shape[1] / rate
-    return Speech(AudioClip(np.concatenate(chunks, axis=1), rate), tuple(phones), tuple(notes), text)
+    sets = {p.phone_set for p in parts if p.phones}
+    if len(sets) > 1:  # never mix names from two phone sets in one timeline
+        log.warning("sentences came back in different phone sets (%s); phone timings dropped", ", ".join(sorted(sets)))
+        phones = []
+    return Speech(AudioClip(np.concatenate(chunks, axis=1), rate), tuple(phones), tuple(notes), text,
+                  sets.pop() if len(sets) == 1 else PHONE_SET)
 
 
 def fade_edges(samples: np.ndarray, rate: int, seconds: float = FADE_SECONDS) -> None:

@@ -64,8 +64,9 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
     """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length.
 
     With ``dialogue`` the clip carries its sound and subtitles, and each mouth ``rig`` (a character's mouth
-    box on the picture) shows that character's mouth shape at every frame's time, drawn on the picture
-    before the camera moves, so the mouth moves with the face.
+    box on the picture) shows that character's mouth shape for every frame (the shape covering most of
+    the frame, closures always kept: see ``Dialogue.mouth_shapes``), drawn on the picture before the
+    camera moves, so the mouth moves with the face.
     """
     picture = np.ascontiguousarray(picture[..., :3], dtype=np.uint8)
     box = cover_box(picture.shape[1], picture.shape[0], width, height)
@@ -89,10 +90,10 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
             for _ in range(count):
                 yield frame
             return
-        draw = _mouth_drawer(source, dialogue, rigs) if talking else None
+        draw = _mouth_drawer(source, dialogue, rigs, fps, count) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            yield crop_resize(draw(i / fps) if draw else source, crop_window(move, t, box, seed, i), width, height)
+            yield crop_resize(draw(i) if draw else source, crop_window(move, t, box, seed, i), width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
     return Clip(width, height, fps, count, make, label, audio, subtitles)
@@ -115,16 +116,21 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
     return Clip(width, height, fps, count, make, label, audio)
 
 
-def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple):
-    """A function of time giving the picture with every rigged character's mouth at that moment."""
+def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple, fps: float, count: int):
+    """A function of the frame number giving the picture with every rigged character's mouth on that frame.
+
+    Each speaker's shapes for the clip's ``count`` frames are worked out once, on the clip's own frame
+    grid (a list of letters; the frames themselves are still drawn one at a time).
+    """
     from ..lipsync.mouths import composite_mouth, scaled_mouths
 
-    prepared = [(rig, scaled_mouths(rig.mouths, rig.box)) for rig in rigs]
+    prepared = [(rig, scaled_mouths(rig.mouths, rig.box), dialogue.mouth_shapes(rig.speaker, fps, count))
+                for rig in rigs]
 
-    def draw(seconds: float) -> np.ndarray:
+    def draw(index: int) -> np.ndarray:
         frame = picture
-        for rig, images in prepared:
-            frame = composite_mouth(frame, images, dialogue.mouth_shape(rig.speaker, seconds), rig.box)
+        for rig, images, shapes in prepared:
+            frame = composite_mouth(frame, images, shapes[index], rig.box)
         return frame
     return draw
 

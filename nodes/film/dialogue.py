@@ -1,7 +1,7 @@
 """A shot's dialogue as one object: who says what, when, with its audio and mouth cues.
 
 The pieces the film needs all derive from it: the shot's sound (the lines placed at their times),
-its subtitles, and for each speaker the mouth shape at any moment (X while they are silent).
+its subtitles, and for each speaker the mouth shape of every frame (X while they are silent).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from ..audio.clip import AudioClip
 from ..audio.mixing import place
-from ..lipsync.cues import MouthCues
+from ..lipsync.cues import MouthCue, MouthCues, frame_rate, frame_shapes, merge_equal
 from .subtitles import SubtitleCue
 
 
@@ -52,13 +52,40 @@ class Dialogue:
     def subtitles(self) -> tuple[SubtitleCue, ...]:
         return tuple(SubtitleCue(line.start, line.end, line.text, line.speaker) for line in self.lines)
 
-    def mouth_shape(self, speaker: str, seconds: float) -> str:
-        """The speaker's mouth shape at ``seconds``: from the cues of the line they are saying, else X (rest)."""
-        for line in self.lines:
-            if line.speaker == speaker and line.cues is not None and line.start <= seconds < line.end:
-                return line.cues.shape_at(seconds - line.start)
-        return "X"
+    def mouth_cues(self, speaker: str, until: float = 0.0) -> MouthCues:
+        """The speaker's mouth on the dialogue's clock: each line's cues at the line's time, X (rest) between
+        lines and after them up to ``until``. Where two of their lines overlap, the earlier one plays out.
+
+        One timeline per speaker, so frames are sampled on the film's frame grid: a closure at the start
+        or end of a line competes with the rest around it like any other cue.
+        """
+        out, at = [], 0.0
+        spoken = sorted((line for line in self.lines if line.speaker == speaker and line.cues is not None
+                         and line.cues.cues), key=lambda line: line.start)
+        for line in spoken:
+            if line.end <= at:
+                continue
+            if line.start > at:
+                out.append(MouthCue(at, line.start, "X"))
+            out.extend(_placed(line, at))
+            at = line.end
+        if until > at:
+            out.append(MouthCue(at, until, "X"))
+        return MouthCues(tuple(merge_equal(out)), max(until, at))
+
+    def mouth_shapes(self, speaker: str, fps: float, count: int) -> list[str]:
+        """The speaker's mouth shape for each of ``count`` frames at ``fps`` from the dialogue's start."""
+        return frame_shapes(self.mouth_cues(speaker, float(count / frame_rate(fps))), fps, count)
 
     @property
     def speakers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(line.speaker for line in self.lines))
+
+
+def _placed(line: SpokenLine, not_before: float) -> list[MouthCue]:
+    """The line's cues moved to its start, as ``shape_at`` plays them: the first from the line's start, each
+    until the next begins, the last to the line's end; cut to start at ``not_before``."""
+    cues = line.cues.cues
+    bounds = [line.start] + [line.start + c.start for c in cues[1:]] + [line.end]
+    placed = [MouthCue(max(a, not_before), min(b, line.end), c.shape) for a, b, c in zip(bounds, bounds[1:], cues)]
+    return [c for c in placed if c.end > c.start]

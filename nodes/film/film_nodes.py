@@ -101,8 +101,12 @@ class AnimStudioShotClip:
         elif spoken > seconds:
             log.warning("shot %s: its sound (%.2f s) is longer than the shot (%.2f s) and is cut at the shot's end",
                         label or "?", spoken, seconds)
-        return (clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
-                                tuple(mouth_rigs or ())),)
+        clip = clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
+                               tuple(mouth_rigs or ()))
+        # ui.images: the editor shows the shot's first frame on the node, as it does for core previews
+        first = next(iter(clip.frames()), None)
+        thumbnails = [boundary.save_preview_image(first)] if first is not None else []
+        return {"ui": {"images": thumbnails}, "result": (clip,)}
 
 
 def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",

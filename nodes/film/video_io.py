@@ -28,7 +28,10 @@ class VideoInfo:
 
 
 def _fps_fraction(fps: float) -> Fraction:
-    return Fraction(fps).limit_denominator(1001)
+    """The stream's time base: the same exact rate the mouths are timed on (29.97 is 30000/1001)."""
+    from ..lipsync.cues import frame_rate
+
+    return frame_rate(fps)
 
 
 @dataclass(frozen=True)

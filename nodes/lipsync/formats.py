@@ -14,9 +14,14 @@ What Rhubarb does, and this module copies (rhubarb/src/exporters/*.cpp, tools/to
   empty animation still gets one zero-length closed-mouth cue.
 * TSV: one ``start<TAB>shape`` line per cue, then a last line at the end time with the closed mouth
   (X, or A where the shape set lacks X). No metadata.
-* DAT (Moho switch data): ``MohoSwitch1``, then ``frame shape`` lines with 1-based frame numbers
-  ``1 + int(fps * start)``; a cue landing on the frame already written is skipped; the closing line is at
-  the end frame (one later if that frame is taken). ``--datUsePrestonBlair`` renames the shapes.
+* DAT (Moho switch data): ``MohoSwitch1``, then ``frame shape`` lines with 1-based frame numbers, one
+  where the shape changes; the closing line is at the end frame ``1 + int(fps * duration)`` (one later if
+  that frame is taken). ``--datUsePrestonBlair`` renames the shapes. Here, and only here, this module is
+  not Rhubarb's: Rhubarb puts each cue on the frame its start falls in and skips a cue whose frame is
+  taken, so at low rates p, b and m vanish; this writes the shapes :func:`.cues.frame_shapes` gives the
+  frames (the cue covering most of each, every closure on a frame of its own), the same frames the
+  talking mouth and the film draw. Where each new cue covers most of the frame its start falls in, the
+  two files are the same.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .cues import ALL_SHAPES, EXTENDED_FALLBACK, MouthCue, MouthCues, cue_problems, merge_equal, restrict_shapes
+from .cues import (ALL_SHAPES, EXTENDED_FALLBACK, MouthCue, MouthCues, cue_problems, frame_shapes, frames_for,
+                   merge_equal, restrict_shapes)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,7 @@ FORMATS = ("json", "tsv", "dat", "xml")
 # Rhubarb's --datUsePrestonBlair names (README.adoc, DatExporter.cpp); OpenToonz only knows these
 PRESTON_BLAIR_NAMES = {"A": "MBP", "B": "etc", "C": "E", "D": "AI", "E": "O", "F": "U", "G": "FV", "H": "L",
                        "X": "rest"}
-# Rhubarb refuses other DAT frame rates: below 24 fps cues get dropped, above 100 there is nothing to gain
+# Rhubarb refuses other DAT frame rates: below 24 fps its cues get dropped, above 100 there is nothing to gain
 DAT_FRAME_RATES = (24.0, 100.0)
 _EPSILON = 1e-6  # float seconds such as 0.29 * 100 = 28.999999999999996 still truncate to 29
 
@@ -138,34 +144,33 @@ def _dat_frame(cs: int, frame_rate: float) -> int:
 
 
 def to_dat(cues: MouthCues, frame_rate: float = 24, prestonBlair: bool = False) -> str:
-    """Moho switch data as Rhubarb's ``-f dat [--datFrameRate N] [--datUsePrestonBlair]`` writes it.
+    """Moho switch data in the layout of Rhubarb's ``-f dat [--datFrameRate N] [--datUsePrestonBlair]``.
 
-    Frames are 1-based. Where two cue starts fall on one frame the earlier cue keeps it and the later is
-    not written (Rhubarb's rule, so a short cue can vanish at low frame rates). Rhubarb refuses frame
-    rates outside 24-100 fps; here they are allowed, with a warning, because animating on twos (12 fps)
-    is a real use.
+    Frames are 1-based, with a line wherever the shape changes. Which shape a frame gets is
+    :func:`.cues.frame_shapes` on the cues as Rhubarb's timeline holds them (centiseconds, shapes the set
+    lacks mapped): the cue covering most of the frame, and every closure on a frame of its own, so a p, b
+    or m shorter than a frame is never lost (Rhubarb drops any cue whose start shares a frame with an
+    earlier one). Rhubarb refuses frame rates outside 24-100 fps; here they are allowed, with a warning,
+    because animating on twos (12 fps) is a real use.
     """
     if not frame_rate > 0:
         raise ValueError(f"DAT frame rate must be positive, not {frame_rate}")
     if not DAT_FRAME_RATES[0] <= frame_rate <= DAT_FRAME_RATES[1]:
-        log.warning("DAT at %s fps: Rhubarb only writes %g-%g fps, and cues may be dropped", frame_rate,
-                    *DAT_FRAME_RATES)
+        log.warning("DAT at %s fps: Rhubarb only writes %g-%g fps; short shapes other than closures may get no "
+                    "frame", frame_rate, *DAT_FRAME_RATES)
     timed, duration = _centisecond_cues(cues)
+    snapped = MouthCues(tuple(MouthCue(s / 100, e / 100, v) for s, e, v in timed), duration / 100)
 
     def name(shape: str) -> str:
         return PRESTON_BLAIR_NAMES[shape] if prestonBlair else shape
 
     lines = ["MohoSwitch1"]
-    last_frame = 0
-    for start, _, shape in timed:
-        frame = _dat_frame(start, frame_rate)
-        if frame == last_frame:
-            continue
-        lines.append(f"{frame} {name(shape)}")
-        last_frame = frame
-    frame = _dat_frame(duration, frame_rate)
-    if frame == last_frame:
-        frame += 1
+    last_frame, previous = 0, None
+    for index, shape in enumerate(frame_shapes(snapped, frame_rate, frames_for(snapped.duration, frame_rate))):
+        if shape != previous:
+            lines.append(f"{index + 1} {name(shape)}")
+            last_frame, previous = index + 1, shape
+    frame = max(_dat_frame(duration, frame_rate), last_frame + 1)
     lines.append(f"{frame} {name(_closed_shape(cues.extended_shapes))}")
     return "\n".join(lines) + "\n"
 

@@ -12,16 +12,19 @@ import numpy as np
 from .. import boundary
 from .engine import ENGINES, lipsync_audio
 from .formats import FORMATS, write_cues
-from .mouths import MouthBox, MouthRig, box_from_mask, builtin_mouth_set, load_mouth_folder, mouth_set_from_batch, talking_frames
+from .mouths import (MouthBox, MouthRig, box_from_mask, builtin_mouth_set, frame_count, load_mouth_folder,
+                     mouth_set_from_batch, talking_frames)
 from .visemes import to_viseme_json
 
 MOUTH_CUES = "MOUTH_CUES"
 
 
 class AnimStudioLipSync:
-    DESCRIPTION = ("Times mouth shapes to speech in Rhubarb Lip Sync's shapes (A-F, extended G, H, X). Uses the "
-                   "rhubarb binary when RHUBARB_PATH or PATH has it, else the built-in aligner (pocketsphinx, "
-                   "about 30x real time). Give the dialogue text for better timing.")
+    DESCRIPTION = ("Times mouth shapes to speech in Rhubarb Lip Sync's shapes (A-F, extended G, H, X). Audio from "
+                   "the TTS node carries the voice's own phone timings, used exactly, in any language. Otherwise: "
+                   "English uses the rhubarb binary when RHUBARB_PATH or PATH has it, else the built-in aligner "
+                   "(pocketsphinx, about 30x real time); other languages align the dialogue text with espeak-ng. "
+                   "Give the dialogue text for better timing.")
     CATEGORY = "animstudio/lipsync"
     RETURN_TYPES = (MOUTH_CUES, "STRING")
     RETURN_NAMES = ("mouth_cues", "rhubarb_json")
@@ -37,15 +40,23 @@ class AnimStudioLipSync:
                                                                          "mouth set has (Rhubarb's --extendedShapes)."}),
         }, "optional": {
             "dialogue_text": ("STRING", {"multiline": True, "default": "",
-                                         "tooltip": "What is said (English): aligning to it beats recognising it."}),
+                                         "tooltip": "What is said: aligning to it beats recognising it."}),
+            "language": ("STRING", {"default": "en",
+                                    "tooltip": "Language spoken, as an espeak-ng code (en, cmn, ru, ko, it, es, de, "
+                                               "fr, ...). Not needed for audio straight from the TTS node."}),
         }}
 
-    def lipsync(self, audio, engine, extended_shapes, dialogue_text=""):
+    def lipsync(self, audio, engine, extended_shapes, dialogue_text="", language="en"):
+        carried = boundary.audio_phones(audio)
+        phones, phone_set = carried if carried else (None, "ipa")
         cues = lipsync_audio(boundary.audio_from_comfy(audio), dialogue_text or None, engine, extended_shapes,
-                             work_dir=boundary.temp_directory())
+                             work_dir=boundary.temp_directory(), language=(language or "en").strip() or "en",
+                             phones=phones, phone_set=phone_set)
         rhubarb = write_cues(cues, "json")
-        # ui: the editor extension draws these as the node's mouth-cue timeline (js/animstudio.js)
-        return {"ui": {"animstudio_cues": [json.loads(rhubarb)]}, "result": (cues, rhubarb)}
+        # ui: the editor extension draws the cues as the node's timeline and plays the line under it
+        # (js/animstudio.js); the WAV goes to ComfyUI's temp folder, as core's audio previews do
+        preview = boundary.save_preview_audio(boundary.audio_from_comfy(audio))
+        return {"ui": {"animstudio_cues": [json.loads(rhubarb)], "audio": [preview]}, "result": (cues, rhubarb)}
 
 
 class AnimStudioSaveMouthCues:
@@ -80,8 +91,9 @@ class AnimStudioSaveMouthCues:
 
 
 class AnimStudioTalkingMouth:
-    DESCRIPTION = ("Animates a mouth: for each frame at the given rate, the mouth image of the cue active then is "
-                   "composited into the mouth box of the base frame (or frame sequence).")
+    DESCRIPTION = ("Animates a mouth: each frame at the given rate shows the mouth of the cue covering most of that "
+                   "frame (a closed mouth shorter than a frame still gets one), composited into the mouth box of the "
+                   "base frame (or frame sequence).")
     CATEGORY = "animstudio/lipsync"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
@@ -112,7 +124,7 @@ class AnimStudioTalkingMouth:
         mouths = _mouth_set(mouth_images, mouth_masks, mouth_folder)
         frames = boundary.image_to_frames(base)
         box = MouthBox(x, y, width, height) if mouth_region is None else box_from_mask(boundary.mask_to_array(mouth_region))
-        count = max(len(frames), int(np.ceil(mouth_cues.duration * fps - 1e-9)))
+        count = max(len(frames), frame_count(mouth_cues, fps))
         progress = boundary.Progress(count)
         out = []
         for frame in talking_frames(mouth_cues, mouths, list(frames), box, fps, count):

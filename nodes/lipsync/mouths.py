@@ -2,7 +2,8 @@
 
 A mouth set is one RGBA image per shape (A–H, X): from a folder of ``A.png`` … ``X.png`` (missing
 extended shapes fall back as Rhubarb's do), from an image batch in shape order, or the built-in
-drawn set. Frame ``n`` shows the cue active at ``n / fps``.
+drawn set. Frame ``n`` shows the shape :func:`.cues.frame_shapes` gives it: the cue covering most of
+``[n/fps, (n+1)/fps)``, with every closure kept however short.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .cues import ALL_SHAPES, EXTENDED_FALLBACK, MouthCues
+from .cues import ALL_SHAPES, EXTENDED_FALLBACK, MouthCues, frame_shapes, frames_for
 
 MouthSet = dict[str, np.ndarray]  # shape → uint8 RGBA [h, w, 4]
 
@@ -148,15 +149,17 @@ def scaled_mouths(mouths: MouthSet, box: MouthBox) -> dict[str, tuple[np.ndarray
 
 
 def frame_count(cues: MouthCues, fps: float) -> int:
-    return max(1, int(np.ceil(cues.duration * fps - 1e-9)))
+    """Frames the cues' audio fills at ``fps``: ``round(duration × fps)``, so a film of these frames runs as
+    long as its sound (to half a frame), at least one frame."""
+    return max(1, frames_for(cues.duration, fps))
 
 
 def talking_frames(cues: MouthCues, mouths: MouthSet, base: Sequence[np.ndarray], box: MouthBox,
                    fps: float, count: int | None = None) -> Iterator[np.ndarray]:
-    """Frames at ``fps``: frame n is base frame n (the last one held) with the mouth of the cue at n/fps."""
+    """Frames at ``fps``: frame n is base frame n (the last one held) with the mouth frame_shapes gives frame n."""
     h, w = base[0].shape[:2]
     check_box(box, w, h)
     scaled = scaled_mouths(mouths, box)
-    total = count if count is not None else frame_count(cues, fps)
-    for n in range(total):
-        yield composite_mouth(base[min(n, len(base) - 1)], scaled, cues.shape_at(n / fps), box)
+    shapes = frame_shapes(cues, fps, count if count is not None else frame_count(cues, fps))
+    for n, shape in enumerate(shapes):
+        yield composite_mouth(base[min(n, len(base) - 1)], scaled, shape, box)

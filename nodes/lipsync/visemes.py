@@ -16,7 +16,8 @@ Entries are contiguous from 0 to ``duration`` and every entry lists every channe
 From Rhubarb shapes (:data:`SHAPE_VISEME`), one per cue: A→PP, B→SS (clenched teeth), C→E, D→aa, E→oh,
 F→ou, G→FF, H→nn (L), X→sil. Phones are more precise (TH, CH, kk, RR have no Rhubarb shape), so when
 ARPAbet phone timings are given they are used instead (:data:`PHONE_VISEME`); time the phones do not
-cover is silence.
+cover is silence. IPA timings (from a voice's own phoneme events, any language) go through the same table
+by way of each phone's nearest ARPAbet phone (:func:`.ipa.phone_viseme`).
 """
 from __future__ import annotations
 
@@ -116,16 +117,22 @@ def _phone_fields(phone) -> tuple[str, float, float]:
     return str(name), float(start), float(end)
 
 
-def _track_from_phones(phones: Iterable, duration: float) -> list[tuple[float, float, str]]:
+def _track_from_phones(phones: Iterable, duration: float, phone_set: str = "arpabet") -> list[tuple[float, float, str]]:
+    viseme_of = phone_viseme
+    fields = [_phone_fields(p) for p in phones]
+    if phone_set == "ipa":
+        from .ipa import group_phones, phone_viseme as ipa_viseme
+
+        viseme_of, fields = ipa_viseme, group_phones(fields)
     track: list[tuple[float, float, str]] = []
     cursor = 0.0
-    for name, start, end in sorted((_phone_fields(p) for p in phones), key=lambda p: p[1]):
+    for name, start, end in sorted(fields, key=lambda p: p[1]):
         start, end = max(start, cursor), min(end, duration)
         if end <= start:
             continue  # overlapped by an earlier phone, or past the end
         if start > cursor:
             track.append((cursor, start, "sil"))
-        track.append((start, end, phone_viseme(name)))
+        track.append((start, end, viseme_of(name)))
         cursor = end
     if cursor < duration:
         track.append((cursor, duration, "sil"))
@@ -148,11 +155,12 @@ def _merged(track: list[tuple[float, float, str]], digits: int = 3) -> list[tupl
     return [tuple(entry) for entry in out]
 
 
-def viseme_track(cues: MouthCues, phones: Sequence | None = None) -> dict:
-    """The viseme export as a dict (see the module docstring); from ``phones`` when given, else from cues."""
+def viseme_track(cues: MouthCues, phones: Sequence | None = None, phone_set: str = "arpabet") -> dict:
+    """The viseme export as a dict (see the module docstring); from ``phones`` (in ``phone_set``, ``arpabet``
+    or ``ipa``) when given, else from cues."""
     duration = float(cues.duration)
     if phones:
-        track = _track_from_phones(phones, duration)
+        track = _track_from_phones(phones, duration, phone_set)
     else:
         track = [(c.start, min(c.end, duration), SHAPE_VISEME[c.shape]) for c in cues.cues]
         if track and track[0][0] > 0:
@@ -170,6 +178,6 @@ def viseme_track(cues: MouthCues, phones: Sequence | None = None) -> dict:
     }
 
 
-def to_viseme_json(cues: MouthCues, phones: Sequence | None = None) -> str:
+def to_viseme_json(cues: MouthCues, phones: Sequence | None = None, phone_set: str = "arpabet") -> str:
     """:func:`viseme_track` as JSON text."""
-    return json.dumps(viseme_track(cues, phones), indent=2) + "\n"
+    return json.dumps(viseme_track(cues, phones, phone_set), indent=2) + "\n"
