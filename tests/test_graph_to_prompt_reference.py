@@ -237,21 +237,6 @@ def hand_written_cases() -> dict[str, dict]:
         unit._find(w, 3)["inputs"][4]["link"] = 12
         w["links"].append([12, 14, 0, 3, 4, "INT"])
 
-    def reroutes(w):
-        w["nodes"] += [
-            {"id": 11, "type": "Reroute", "pos": [900, 200], "size": [75, 26], "flags": {}, "order": 6, "mode": 0,
-             "inputs": [{"name": "", "type": "*", "link": 9}],
-             "outputs": [{"name": "", "type": "IMAGE", "links": [10], "slot_index": 0}],
-             "properties": {"showOutputText": False, "horizontal": False}},
-            {"id": 12, "type": "Reroute", "pos": [1000, 200], "size": [75, 26], "flags": {}, "order": 7, "mode": 0,
-             "inputs": [{"name": "", "type": "*", "link": 10}],
-             "outputs": [{"name": "", "type": "IMAGE", "links": [11], "slot_index": 0}],
-             "properties": {"showOutputText": False, "horizontal": False}},
-        ]
-        w["links"][8] = [9, 8, 0, 11, 0, "IMAGE"]
-        w["links"] += [[10, 11, 0, 12, 0, "*"], [11, 12, 0, 9, 0, "IMAGE"]]
-        unit._find(w, 9)["inputs"][0]["link"] = 11
-
     def native_reroute(w):
         w["extra"]["reroutes"] = [{"id": 1, "pos": [1100, 300], "linkIds": [9]}]
         w["extra"]["linkExtensions"] = [{"id": 9, "parentId": 1}]
@@ -292,7 +277,7 @@ def hand_written_cases() -> dict[str, dict]:
         "muted VAEDecode": edit(unit.txt2img, muted),
         "bypassed ImageInvert": unit._with_invert(4),
         "active ImageInvert": unit._with_invert(0),
-        "legacy reroute chain": edit(unit.txt2img, reroutes),
+        "legacy reroute chain": edit(unit.txt2img, unit._legacy_reroutes),
         "native reroute": edit(unit.txt2img, native_reroute),
         "PrimitiveNode feeds width": edit(unit.txt2img, primitive),
         "PrimitiveInt linked to seed": edit(unit.txt2img, primitive_int),

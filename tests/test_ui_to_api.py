@@ -179,9 +179,8 @@ def test_bypass_with_no_matching_input_drops_the_consumers_input(info):
     assert "images" not in api["9"]["inputs"] and "10" not in api
 
 
-def test_legacy_reroute_chain(info):
-    # extensions/core/rerouteNode.ts:250 (isVirtualNode); ExecutableNodeDTO.ts:290-292 (virtual: output n = input n)
-    workflow = txt2img()
+def _legacy_reroutes(workflow: dict) -> None:
+    """Two legacy Reroute nodes between VAEDecode and SaveImage."""
     workflow["nodes"] += [
         {"id": 11, "type": "Reroute", "pos": [900, 200], "size": [75, 26], "flags": {}, "order": 6, "mode": 0,
          "inputs": [{"name": "", "type": "*", "link": 9}],
@@ -195,6 +194,12 @@ def test_legacy_reroute_chain(info):
     workflow["links"][8] = [9, 8, 0, 11, 0, "IMAGE"]
     workflow["links"] += [[10, 11, 0, 12, 0, "*"], [11, 12, 0, 9, 0, "IMAGE"]]
     _find(workflow, 9)["inputs"][0]["link"] = 11
+
+
+def test_legacy_reroute_chain(info):
+    # extensions/core/rerouteNode.ts:250 (isVirtualNode); ExecutableNodeDTO.ts:290-292 (virtual: output n = input n)
+    workflow = txt2img()
+    _legacy_reroutes(workflow)
     assert ui_to_api(workflow, info) == TXT2IMG_API
 
 

@@ -397,9 +397,7 @@ class _Converter:
                 # getWidgetFromSlot(resolved.input): the slot is the link's target_slot in the inputs as
                 # ComfyNode.configure rebuilt them (definition order, extra saved ones after), which need not
                 # be the saved order: the promoted widget copies whatever widget sits at that slot
-                saved = [s["name"] for s in target.get("inputs") or [] if isinstance(s, Mapping) and "name" in s]
-                defined = {n for n, _, _ in node_type.inputs}
-                rebuilt = [(n, w) for n, _, w in node_type.inputs] + [(n, False) for n in saved if n not in defined]
+                rebuilt = self.rebuilt_inputs(target, node_type)
                 if not 0 <= link.target_slot < len(rebuilt) or not rebuilt[link.target_slot][1]:
                     continue
                 name = rebuilt[link.target_slot][0]
@@ -411,6 +409,14 @@ class _Converter:
                 break
         self.apply_widgets_values(widgets, raw, place, None)
         return widgets
+
+    @staticmethod
+    def rebuilt_inputs(target: dict, node_type: _NodeType) -> list[tuple[str, bool]]:
+        """(name, has a widget) of a node's inputs as ComfyNode.configure rebuilds them: the definition's order,
+        then extra saved inputs (litegraphService.ts:304-331), before onGraphConfigured removes any."""
+        saved = [s["name"] for s in target.get("inputs") or [] if isinstance(s, Mapping) and "name" in s]
+        defined = {n for n, _, _ in node_type.inputs}
+        return [(n, w) for n, _, w in node_type.inputs] + [(n, False) for n in saved if n not in defined]
 
     @staticmethod
     def target_input_name(target: dict, link: _Link) -> str | None:
