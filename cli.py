@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .translator.errors import AnimStudioError, RenderInterrupted
+from .common.errors import AnimStudioError, RenderInterrupted
 
 log = logging.getLogger("animstudio")
 

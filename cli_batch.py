@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli import _emit
-from .translator.errors import AnimStudioError
+from .common.errors import AnimStudioError
 
 
 def _batch_paths(args) -> tuple[Path, Path]:

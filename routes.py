@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .translator.errors import AnimStudioError, Problem
+from .common.errors import AnimStudioError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _stage_uploads(graphs) -> None:
     of them by content, so queuing the built graph finds them)."""
     import shutil
 
-    from .translator.paths import resolve_inside
+    from .common.paths import resolve_inside
 
     input_dir = _input_dir()
     for graph in graphs:

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..translator.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
+from ..common.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
 from ..translator.render import Reporter, ServerEngine
-from ..translator.urls import redact
+from ..common.urls import redact
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow

@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..translator.client import write_atomically
-from ..translator.errors import AnimStudioError
-from ..translator.paths import PathEscapeError, resolve_inside
+from ..common.errors import AnimStudioError
+from ..common.paths import PathEscapeError, resolve_inside
 from ..translator.render import (Engine, RenderReport, Reporter, ShotResult, chosen_keyframe, compose_film,
                                  render_keyframe, render_shot, shot_video)
 from ..translator.storyboard import Storyboard, load_storyboard

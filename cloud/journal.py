@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..translator.urls import redact
+from ..common.urls import redact
 from .jobs import Film, Job
 
 STATES = ("pending", "running", "completed", "failed", "retry_pending", "manual_review", "cancelled")

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..translator.client import ComfyClient
-from ..translator.errors import AnimStudioError, Problem, ServerError
-from ..translator.urls import redact, split_credentials
+from ..common.errors import AnimStudioError, Problem, ServerError
+from ..common.urls import redact, split_credentials
 from .jobs import Job
 
 SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "authorization", "headers")

@@ -125,7 +125,7 @@ def list_input_files(suffixes: tuple[str, ...]) -> list[str]:
 
 def input_file(name: str) -> Path:
     """A file named by a graph, inside the input folder (never outside it)."""
-    from ..translator.paths import PathEscapeError, resolve_inside
+    from ..common.paths import PathEscapeError, resolve_inside
 
     try:
         return resolve_inside(input_directory(), name)
@@ -248,7 +248,7 @@ def next_output_path(filename_prefix: str, suffix: str) -> tuple[Path, str, str]
     Returns the absolute path, the subfolder and the file name (the parts ComfyUI's ``/view`` takes).
     The prefix may hold subfolders but may not leave the output folder.
     """
-    from ..translator.paths import PathEscapeError, resolve_inside
+    from ..common.paths import PathEscapeError, resolve_inside
 
     root = output_directory()
     prefix = filename_prefix.replace("\\", "/").strip("/") or "animstudio"

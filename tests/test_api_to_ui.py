@@ -11,7 +11,7 @@ import animstudio
 from animstudio.translator.api_to_ui import api_ids, api_to_ui, node_widgets, ui_node_ids
 from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.embedded import EmbeddedEngine
-from animstudio.translator.errors import GraphValidationError
+from animstudio.common.errors import GraphValidationError
 from animstudio.translator.graph_check import is_link
 from animstudio.translator.storyboard import load_storyboard
 

@@ -231,7 +231,7 @@ def test_cancel_revokes_the_batch(redis_url, tmp_path):
 
 
 def test_broker_not_answering_is_one_clear_message(tmp_path):
-    from animstudio.translator.errors import ServerError
+    from animstudio.common.errors import ServerError
 
     films = plan_batch([film_storyboard(tmp_path / "a", "Alpha", shots=1)])
     with pytest.raises(ServerError, match=r"cannot reach the Celery broker at redis://127\.0\.0\.1:9/0") as caught:

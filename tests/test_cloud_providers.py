@@ -35,7 +35,7 @@ from animstudio.cloud.providers.runpod_serverless import RunPodServerlessEngine,
 from animstudio.cloud.providers.static import StaticProvider
 from animstudio.cloud.runpod_worker import handler as worker
 from animstudio.translator.client import ComfyClient, OutputFile
-from animstudio.translator.errors import GraphValidationError, RenderInterrupted, ServerError
+from animstudio.common.errors import GraphValidationError, RenderInterrupted, ServerError
 from comfy_env import free_port
 from conftest import write_panel
 

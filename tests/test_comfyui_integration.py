@@ -13,7 +13,7 @@ from PIL import Image
 from animstudio.translator.client import ComfyClient
 from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.embedded import EmbeddedEngine
-from animstudio.translator.errors import GraphValidationError, ServerError
+from animstudio.common.errors import GraphValidationError, ServerError
 from animstudio.translator.graph_check import graph_problems
 from animstudio.translator.render import LocalEngine, ServerEngine, render
 from animstudio.translator.storyboard import load_storyboard
@@ -187,7 +187,7 @@ def test_polling_only_client_runs_a_graph(comfy_server, tmp_path):
 
 
 def test_interrupt_stops_the_server_run(comfy_server, tmp_path):
-    from animstudio.translator.errors import RenderInterrupted
+    from animstudio.common.errors import RenderInterrupted
 
     compiled, graph = _heavy_graph(tmp_path / "story")
     client = ComfyClient(comfy_server.url)

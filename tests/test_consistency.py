@@ -356,7 +356,7 @@ def test_two_reference_batch(comfy_server, clip_vision_name, uploaded):
 @comfyui
 def test_unreadable_reference_is_refused_at_validation_naming_the_node(comfy_server, clip_vision_name, uploaded):
     from animstudio.translator.client import ComfyClient
-    from animstudio.translator.errors import GraphValidationError
+    from animstudio.common.errors import GraphValidationError
 
     client = ComfyClient(comfy_server.url)
     graph = consistency_graph(clip_vision_name, uploaded["warm"], [uploaded["warm"], "no-such-reference.png"], 0.62)

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from animstudio.translator.client import ComfyClient
 from animstudio.translator.compile import keyframe_seed
-from animstudio.translator.errors import GraphValidationError
+from animstudio.common.errors import GraphValidationError
 from animstudio.translator.render import ServerEngine, render
 from animstudio.translator.storyboard import load_storyboard
 from comfy_env import comfyui_paths

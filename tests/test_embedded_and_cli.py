@@ -10,7 +10,7 @@ import pytest
 
 from animstudio.cli import main
 from animstudio.translator.embedded import EmbeddedEngine
-from animstudio.translator.errors import EngineUnavailableError, ServerError
+from animstudio.common.errors import EngineUnavailableError, ServerError
 from conftest import EXAMPLE, write_panel, write_storyboard
 
 

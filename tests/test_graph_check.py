@@ -9,7 +9,7 @@ import pytest
 import animstudio
 from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.embedded import EmbeddedEngine
-from animstudio.translator.errors import GraphValidationError
+from animstudio.common.errors import GraphValidationError
 from animstudio.translator.graph_check import check_graph, find_cycle, graph_problems
 from animstudio.translator.storyboard import load_storyboard
 

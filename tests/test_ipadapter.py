@@ -12,7 +12,7 @@ import pytest
 from animstudio.nodes.picture import ipadapter as ip
 from animstudio.nodes.picture.ipadapter_nodes import AnimStudioIPAdapter
 from animstudio.translator.client import ComfyClient
-from animstudio.translator.errors import GraphValidationError, ServerError
+from animstudio.common.errors import GraphValidationError, ServerError
 from comfy_env import comfyui_paths
 from conftest import TINY_CHECKPOINT, write_panel
 from test_picture_integration import run_graph, txt2img_nodes

@@ -11,7 +11,7 @@ import pytest
 from animstudio.translator.compile import (MOTION_NODES, compile_keyframe, compile_shot, compile_storyboard,
                                            consistency_node, keyframe_seed, motion_family, motion_length)
 from animstudio.translator.embedded import EmbeddedEngine
-from animstudio.translator.errors import GraphValidationError, StoryboardError
+from animstudio.common.errors import GraphValidationError, StoryboardError
 from animstudio.translator.graph_check import graph_problems, load_object_info
 from animstudio.translator.storyboard import load_storyboard
 from conftest import write_panel, write_storyboard

@@ -7,8 +7,8 @@ import pytest
 
 import animstudio
 from animstudio.translator.client import ComfyClient, local_output_path
-from animstudio.translator.urls import redact
-from animstudio.translator.paths import PathEscapeError, resolve_inside, safe_filename
+from animstudio.common.urls import redact
+from animstudio.common.paths import PathEscapeError, resolve_inside, safe_filename
 
 
 def test_importing_the_translator_loads_no_node_module_and_no_torch():

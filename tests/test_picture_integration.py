@@ -12,7 +12,7 @@ from PIL import Image
 from animstudio.nodes.picture import lora as lora_stage
 from animstudio.nodes.picture.picture_nodes import AnimStudioCharacterLoRA
 from animstudio.translator.client import ComfyClient
-from animstudio.translator.errors import GraphValidationError, ServerError
+from animstudio.common.errors import GraphValidationError, ServerError
 from comfy_env import comfyui_paths
 from conftest import TINY_CHECKPOINT
 

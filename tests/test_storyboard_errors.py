@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from animstudio.cli import main
-from animstudio.translator.errors import StoryboardError
+from animstudio.common.errors import StoryboardError
 from animstudio.translator.storyboard import load_storyboard
 
 BASE = {

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import GraphValidationError, Problem
+from ..common.errors import GraphValidationError, Problem
 from .graph_check import _combo_options, _spec_parts, is_link, node_place
 
 WORKFLOW_VERSION = 0.4

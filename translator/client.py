@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import GraphValidationError, Problem, RenderInterrupted, ServerError
+from ..common.errors import GraphValidationError, Problem, RenderInterrupted, ServerError
 from .graph_check import node_place
-from .paths import safe_filename
-from .urls import redact, split_credentials
+from ..common.paths import safe_filename
+from ..common.urls import redact, split_credentials
 
 log = logging.getLogger(__name__)
 

@@ -232,7 +232,7 @@ def motion_family(board: Storyboard, shot: Shot, object_info: dict | None = None
         for family in configured:
             if all(node in object_info for node in MOTION_NODES[family]):
                 return family
-        from .errors import GraphValidationError, Problem
+        from ..common.errors import GraphValidationError, Problem
 
         raise GraphValidationError(
             f"shot {shot.id}: no motion family can run here",

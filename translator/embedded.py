@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import EngineUnavailableError, GraphValidationError, Problem, RenderInterrupted, ServerError
+from ..common.errors import EngineUnavailableError, GraphValidationError, Problem, RenderInterrupted, ServerError
 from .graph_check import check_graph, is_link, node_place
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class EmbeddedEngine:
 
     # ------------------------------------------------------------------ files in and out
     def upload(self, local_path: str | Path, subfolder: str, filename: str) -> str:
-        from .paths import resolve_inside
+        from ..common.paths import resolve_inside
 
         target = resolve_inside(self.input_dir, f"{subfolder}/{filename}" if subfolder else filename)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ class EmbeddedEngine:
 
     def output_file(self, item: Mapping[str, str]) -> Path:
         """The file a history output item names, inside this engine's output folder."""
-        from .paths import resolve_inside
+        from ..common.paths import resolve_inside
 
         sub = item.get("subfolder") or ""
         return resolve_inside(self.output_dir, f"{sub}/{item['filename']}" if sub else item["filename"])

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import GraphValidationError, Problem
+from ..common.errors import GraphValidationError, Problem
 
 ObjectInfo = Mapping[str, Mapping[str, Any]]
 

@@ -22,7 +22,7 @@ from .client import ComfyClient, OutputFile, local_output_path, write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, consistency_node, keyframe_seed, scored_characters, slug)
 from .embedded import EmbeddedEngine
-from .errors import AnimStudioError
+from ..common.errors import AnimStudioError
 from .graph_check import check_graph
 from .storyboard import Shot, Storyboard
 

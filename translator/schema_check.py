@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem
+from ..common.errors import Problem
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "storyboard.v1.schema.json"
 FIT_TO_DIALOGUE = "fit_to_dialogue"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import Problem, StoryboardError
-from .paths import PathEscapeError, resolve_inside
+from ..common.errors import Problem, StoryboardError
+from ..common.paths import PathEscapeError, resolve_inside
 from .schema_check import FIT_TO_DIALOGUE, NonFiniteNumber, close_match, json_path, schema_problems
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")

@@ -25,7 +25,7 @@ from itertools import zip_longest
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import AnimStudioError, Problem
+from ..common.errors import AnimStudioError, Problem
 from .graph_check import _spec_parts
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .errors import AnimStudioError, Problem
+from ..common.errors import AnimStudioError, Problem
 
 WorkflowKind = Literal["ui", "api"]
 

@@ -2,7 +2,7 @@
 
 A provider's instances are recorded in the scheduler's journal when opened, so a scheduler that crashed
 closes them when it restarts (:meth:`Provider.close`, by id). Credentials come from environment variables
-the pool file names, never from the file; they are never logged (see :mod:`animstudio.translator.urls`).
+the pool file names, never from the file; they are never logged (see :mod:`animstudio.common.urls`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...translator.errors import AnimStudioError
+from ...common.errors import AnimStudioError
 
 
 class ProviderError(AnimStudioError):

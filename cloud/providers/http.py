@@ -15,8 +15,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterable, Mapping
 
-from ...translator.errors import AnimStudioError, Problem
-from ...translator.urls import redact, split_credentials
+from ...common.errors import AnimStudioError, Problem
+from ...common.urls import redact, split_credentials
 from .base import ProviderError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Callable, Iterable, Sequence
 
-from ...translator.errors import AnimStudioError, Problem
+from ...common.errors import AnimStudioError, Problem
 from .base import Instance, ProviderError
 
 log = logging.getLogger(__name__)

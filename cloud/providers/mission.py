@@ -40,8 +40,8 @@ import time
 import urllib.parse
 from typing import Any, Callable, Mapping
 
-from ...translator.errors import Problem
-from ...translator.urls import redact, split_credentials
+from ...common.errors import Problem
+from ...common.urls import redact, split_credentials
 from .base import Instance, ProviderError, secret_from_env
 from .http import ApiClient, comfy_answers, scrub
 from .lifecycle import check_cancelled, close_after_failure, wait_until_ready

@@ -33,8 +33,8 @@ import urllib.parse
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
-from ...translator.errors import Problem
-from ...translator.urls import redact
+from ...common.errors import Problem
+from ...common.urls import redact
 from .base import Instance, ProviderError, secret_from_env
 from .http import ApiClient, comfy_answers, scrub
 from .lifecycle import check_cancelled, close_after_failure, wait_until_ready

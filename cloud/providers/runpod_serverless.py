@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ...translator.client import OutputFile, local_output_path, write_atomically
-from ...translator.errors import AnimStudioError, GraphValidationError, Problem, RenderInterrupted, ServerError
+from ...common.errors import AnimStudioError, GraphValidationError, Problem, RenderInterrupted, ServerError
 from ...translator.graph_check import check_graph
-from ...translator.urls import redact
+from ...common.urls import redact
 from .base import ProviderError, secret_from_env
 from .http import ApiClient
 

@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-from ...translator.errors import Problem
-from ...translator.urls import redact, split_credentials
+from ...common.errors import Problem
+from ...common.urls import redact, split_credentials
 from .base import Instance, ProviderError
 from .http import comfy_answers, scrub
 from .lifecycle import check_cancelled

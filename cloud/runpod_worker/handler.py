@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 if __package__:
     from ...translator.client import ComfyClient
-    from ...translator.errors import AnimStudioError, Problem, ServerError
+    from ...common.errors import AnimStudioError, Problem, ServerError
 else:  # run as a script (RunPod's CMD): import the package this file belongs to, installed or not
     def _load_package() -> None:
         try:
@@ -50,7 +50,7 @@ else:  # run as a script (RunPod's CMD): import the package this file belongs to
 
     _load_package()
     from animstudio.translator.client import ComfyClient
-    from animstudio.translator.errors import AnimStudioError, Problem, ServerError
+    from animstudio.common.errors import AnimStudioError, Problem, ServerError
 
 log = logging.getLogger("animstudio.runpod_worker")
 

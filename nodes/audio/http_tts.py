@@ -20,7 +20,7 @@ import urllib.request
 
 import numpy as np
 
-from ...translator.urls import redact, split_credentials
+from ...common.urls import redact, split_credentials
 from .clip import AudioClip
 from .tts import TTSError
 

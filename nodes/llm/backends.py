@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ...translator.errors import AnimStudioError, Problem
-from ...translator.urls import redact
+from ...common.errors import AnimStudioError, Problem
+from ...common.urls import redact
 from ..audio.http_tts import _scrub, _server_message
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import tempfile
 from typing import Any
 
 from ...translator.compile import shot_prompt
-from ...translator.errors import Problem, StoryboardError
+from ...common.errors import Problem, StoryboardError
 from ...translator.schema_check import storyboard_schema
 from ...translator.storyboard import Storyboard, parse_storyboard
 from .backends import PlanError
