@@ -411,6 +411,7 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
 LINE_GAP_SECONDS = 0.35
 MOUTH_SUBFOLDER = "animstudio/mouths"
 MUSIC_SUBFOLDER = "animstudio/music"
+FONT_SUBFOLDER = "animstudio/fonts"
 FINAL_CRF = 18         # visually lossless H.264
 INTERMEDIATE_CRF = 10  # per-shot videos are encoded again when composed: keep generation loss invisible
 
@@ -442,8 +443,8 @@ def _mouth_rig_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: di
     for cid, box in shot.mouths.items():
         character = board.characters[cid]
         folder = ""
-        if character.mouth_shapes and character.mouth_shapes not in BUILTIN_MOUTH_SETS:
-            files = mouth_set_uploads(board.base_dir / character.mouth_shapes)
+        if character.mouth_files:
+            files = mouth_set_uploads(character.mouth_files)
             uploads.extend(files)
             folder = files[0].subfolder
         rigs = instantiate("mouth_rig", f"{shot.id}:mouth-{cid}", graph, node_shots, shot.id, {
@@ -452,9 +453,9 @@ def _mouth_rig_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: di
     return rigs
 
 
-def mouth_set_uploads(folder: Path) -> list[Upload]:
-    """A mouth-set folder's shape images, uploaded together under a subfolder named by their content."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".png", ".webp", ".jpg", ".jpeg"))
+def mouth_set_uploads(files: tuple[Path, ...]) -> list[Upload]:
+    """A mouth set's shape images (checked by the storyboard loader), uploaded together under a subfolder
+    named by their content."""
     digest = hashlib.sha256()
     for path in files:
         stat = path.stat()
@@ -587,11 +588,18 @@ def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix:
         upload = content_upload(cue.file, MUSIC_SUBFOLDER)
         uploads.append(upload)
         music = instantiate("music", FILM_SCOPE, graph, node_shots, None, {"music": upload.name})["audio"]
+    font = subtitles.font
+    if subtitles.font_file is not None:  # a font beside the storyboard travels with the graph, like a panel
+        font = ""
+        if uploads is not None:
+            upload = content_upload(subtitles.font_file, FONT_SUBFOLDER)
+            uploads.append(upload)
+            font = upload.name
     instantiate("save_film", FILM_SCOPE, graph, node_shots, shot_id, {
         "filename_prefix": prefix,
         "burn_subtitles": subtitles.burn if shot_id is None else False,
         "subtitle_files": subtitles.files if shot_id is None else "srt",
-        "subtitle_size": subtitles.size, "subtitle_font": subtitles.font, "subtitle_position": subtitles.position,
+        "subtitle_size": subtitles.size, "subtitle_font": font, "subtitle_position": subtitles.position,
         "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
         else -60.0,
         "crf": FINAL_CRF if shot_id is None else INTERMEDIATE_CRF,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.errors import Problem
+from ..common.jsonio import json_path
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "storyboard.v1.schema.json"
 FIT_TO_DIALOGUE = "fit_to_dialogue"
@@ -24,18 +25,6 @@ def storyboard_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def json_path(parts) -> str:
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
-
-
 def schema_problems(data: Any) -> list[Problem]:
     """Every schema violation, as a problem with its JSON path and a plain-words message."""
     import jsonschema
@@ -43,11 +32,6 @@ def schema_problems(data: Any) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(storyboard_schema())
     problems = [Problem(json_path(err.absolute_path), _explain(err)) for err in validator.iter_errors(data)]
     return sorted(set(problems), key=lambda p: (p.where, p.message))
-
-
-class NonFiniteNumber(str):
-    """``NaN`` / ``Infinity`` in the file: Python's JSON reader accepts them, JSON does not; kept as a
-    non-number so the schema reports them at their path instead of letting NaN slip past every range check."""
 
 
 def _json_type(value: Any) -> str:
@@ -63,8 +47,6 @@ def close_match(word: str, options) -> str:
 def _explain(err) -> str:
     """Turn one jsonschema error into a sentence that says what was expected."""
     kind, schema, value = err.validator, err.schema, err.instance
-    if isinstance(value, NonFiniteNumber):
-        return f"{value} is not a number JSON allows; write a finite number"
     if kind == "required":
         missing = re.match(r"'(.*)' is a required property", err.message)
         return f"missing required property {missing.group(1)!r}" if missing else err.message

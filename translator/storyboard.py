@@ -7,18 +7,16 @@ missing or escaping files). Every problem found is reported at once, each with i
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
 from ..common.errors import Problem, StoryboardError
-from ..common.paths import PathEscapeError, resolve_inside
-from .schema_check import FIT_TO_DIALOGUE, NonFiniteNumber, close_match, json_path, schema_problems
+from ..common.inputs import AUDIO_SUFFIXES, FONT_SUFFIXES, IMAGE_SUFFIXES, InputFileProblem, checked_file, checked_folder
+from ..common.jsonio import MAX_FILE_BYTES, check_data, json_path, parse_json
+from .schema_check import FIT_TO_DIALOGUE, close_match, schema_problems
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
 
 
@@ -126,8 +124,9 @@ class SubtitleSettings:
     burn: bool = True
     files: str = "srt+vtt"
     size: int = 0
-    font: str = ""
+    font: str = ""               # a font family by name, or a font file in the storyboard's folder
     position: str = "bottom"
+    font_file: Path | None = None  # the checked file, when ``font`` names one
 
 
 @dataclass(frozen=True)
@@ -172,6 +171,7 @@ class Character:
     voice: Voice = field(default_factory=Voice)
     mouth_shapes: str | None = None
     ip_adapter: IPAdapterSpec | None = None
+    mouth_files: tuple[Path, ...] = ()  # a mouth-set folder's shape pictures, each checked at load
 
     @property
     def display_name(self) -> str:
@@ -317,21 +317,21 @@ def load_storyboard(path: str | Path) -> Storyboard:
     """Read, validate and type a storyboard file; raise :class:`StoryboardError` listing every problem."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise StoryboardError(f"{path}: too large for a storyboard",
+                                  [Problem("$", f"{path.stat().st_size} bytes; the limit is {MAX_FILE_BYTES}")])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StoryboardError(f"{path}: no such storyboard file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StoryboardError(f"{path}: cannot read the storyboard ({exc})") from None
-    try:
-        data = json.loads(text, parse_constant=NonFiniteNumber)
-    except json.JSONDecodeError as exc:
-        raise StoryboardError(f"{path}: not valid JSON",
-                              [Problem(f"line {exc.lineno}, column {exc.colno}", exc.msg)]) from None
+    data = parse_json(text, str(path), error=StoryboardError)
     return parse_storyboard(data, base_dir=path.resolve().parent, source=str(path))
 
 
 def parse_storyboard(data: Any, base_dir: str | Path, source: str = "<storyboard>") -> Storyboard:
     """Validate ``data`` (the parsed JSON) against the schema and the cross-reference rules."""
+    check_data(data, source, error=StoryboardError)  # depth, numbers and text no file or graph can hold
     problems = schema_problems(data)
     if problems:
         raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
@@ -351,40 +351,64 @@ def _count(n: int, word: str) -> str:
 # --------------------------------------------------------------------------------------------- typing
 
 def _file(raw: str, where: str, base_dir: Path, suffixes: tuple[str, ...], problems: list[Problem]) -> Path | None:
-    """Resolve a storyboard-relative path; record a problem if it escapes, is missing or has the wrong kind."""
+    """A storyboard-relative file through the one input check; a problem at ``where`` when it fails."""
     try:
-        path = resolve_inside(base_dir, raw)
-        exists = path.is_file()
-    except PathEscapeError:
-        problems.append(Problem(where, f"path {raw!r} leaves the storyboard's folder {base_dir}"))
+        return checked_file(base_dir, raw, suffixes)
+    except InputFileProblem as exc:
+        problems.append(Problem(where, str(exc)))
         return None
-    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
-        problems.append(Problem(where, f"path {raw[:80]!r} is not usable ({type(exc).__name__}: {exc})"))
-        return None
-    if not exists:
-        problems.append(Problem(where, f"file not found: {raw!r} (looked in {path.parent})"))
-        return None
-    if suffixes and path.suffix.lower() not in suffixes:
-        problems.append(Problem(where, f"{raw!r} is not a supported file ({', '.join(suffixes)})"))
-        return None
-    if suffixes == IMAGE_SUFFIXES:
-        unreadable = _image_problem(path)
-        if unreadable:
-            problems.append(Problem(where, f"{raw!r} is not a readable image ({unreadable})"))
-            return None
-    return path
 
 
-def _image_problem(path: Path) -> str | None:
-    """Why a picture cannot be read, found now (from its header) rather than on a GPU server mid-render."""
-    from PIL import Image, UnidentifiedImageError
-
+def _mouth_files(raw: str | None, where: str, base_dir: Path, problems: list[Problem]) -> tuple[Path, ...]:
+    """The shape pictures of a mouth-set folder, every one through the input check (a symlink out of the
+    storyboard's folder is refused like a path that leaves it); A–F must be there."""
+    if not raw or raw in BUILTIN_MOUTH_SETS:
+        return ()
     try:
-        with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return str(exc).replace(str(path), path.name) or type(exc).__name__
-    return None
+        files = checked_folder(base_dir, raw, IMAGE_SUFFIXES)
+    except InputFileProblem as exc:
+        missing = str(exc).startswith("folder not found")
+        problems.append(Problem(where, f"{raw!r} is neither a built-in mouth set ({', '.join(BUILTIN_MOUTH_SETS)}) "
+                                       "nor a folder beside the storyboard" if missing else str(exc)))
+        return ()
+    shapes = {p.stem.upper() for p in files}
+    missing = [s for s in "ABCDEF" if s not in shapes]
+    if missing:
+        problems.append(Problem(where, f"the mouth set {raw!r} lacks shape(s) {', '.join(missing)} "
+                                       "(needs A.png … F.png; G, H, X optional)"))
+        return ()
+    return tuple(files)
+
+
+def _voice(raw: dict, where: str, base_dir: Path, problems: list[Problem]) -> Voice:
+    """A character's voice. Voices are named, never reached by a path on this machine: a Piper voice by its file
+    name in the voices folders; an XTTS reference recording is a file in the storyboard's folder (checked)."""
+    voice = Voice(**raw)
+    name = voice.name or ""
+    if voice.engine == "xtts" and name:
+        path = _file(name, where, base_dir, AUDIO_SUFFIXES, problems)
+        return Voice(**{**raw, "name": str(path)}) if path else voice
+    if voice.engine in ("piper", "espeak", "openai") and ("/" in name or "\\" in name):
+        problems.append(Problem(where, f"a {voice.engine} voice is named, not a path: give the voice's name "
+                                       f"(a Piper voice: its file name in the voices folder)"))
+    return voice
+
+
+def is_font_file(name: str) -> bool:
+    """Whether ``project.subtitles.font`` names a file (beside the storyboard) rather than a font family."""
+    return "/" in name or "\\" in name or name.lower().endswith(FONT_SUFFIXES)
+
+
+def _subtitle_font(project: Project, base_dir: Path, problems: list[Problem]) -> Project:
+    """``project.subtitles.font``: a font file in the storyboard's folder (checked now, uploaded with the graph),
+    or a font family that the rendering machine's font list is asked for by name."""
+    from dataclasses import replace
+
+    font = project.subtitles.font
+    if not font or not is_font_file(font):
+        return project
+    path = _file(font, "$.project.subtitles.font", base_dir, FONT_SUFFIXES, problems)
+    return replace(project, subtitles=replace(project.subtitles, font_file=path))
 
 
 _INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps")
@@ -393,6 +417,7 @@ _INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps")
 def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> Storyboard:
     # JSON Schema counts 512.0 as an integer; the graph should carry 512
     project = Project(**{k: int(v) if k in _INTEGER_FIELDS else v for k, v in data["project"].items()})
+    project = _subtitle_font(project, base_dir, problems)
     characters: dict[str, Character] = {}
     for cid, raw in (data.get("characters") or {}).items():
         where = json_path(["characters", cid])
@@ -400,22 +425,13 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
         refs = tuple(p for i, r in enumerate(raw.get("reference_images", []))
                      if (p := _file(r, f"{where}.reference_images[{i}]", base_dir, IMAGE_SUFFIXES, problems)))
         mouths = raw.get("mouth_shapes")
-        if mouths and mouths not in BUILTIN_MOUTH_SETS:
-            try:
-                folder = resolve_inside(base_dir, mouths)
-                if not folder.is_dir():
-                    problems.append(Problem(f"{where}.mouth_shapes",
-                                            f"{mouths!r} is neither a built-in mouth set "
-                                            f"({', '.join(BUILTIN_MOUTH_SETS)}) nor a folder"))
-            except PathEscapeError:
-                problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths!r} leaves the storyboard's folder"))
-            except (OSError, ValueError, RuntimeError) as exc:
-                problems.append(Problem(f"{where}.mouth_shapes", f"path {mouths[:80]!r} is not usable ({exc})"))
+        mouth_files = _mouth_files(mouths, f"{where}.mouth_shapes", base_dir, problems)
         characters[cid] = Character(
             id=cid, description=raw["description"], name=raw.get("name"),
             lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ())),
                       tuple(lora["weight_range"]) if "weight_range" in lora else None) if lora else None,
-            reference_images=refs, voice=Voice(**raw.get("voice", {})), mouth_shapes=mouths,
+            reference_images=refs, voice=_voice(raw.get("voice", {}), f"{where}.voice.name", base_dir, problems), mouth_shapes=mouths,
+            mouth_files=mouth_files,
             ip_adapter=IPAdapterSpec(**raw["ip_adapter"]) if "ip_adapter" in raw else None)
     scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
     shots = []

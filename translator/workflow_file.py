@@ -6,11 +6,11 @@ conversions take the engine's ``/object_info``.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ..common.errors import AnimStudioError, Problem
+from ..common.errors import AnimStudioError
+from ..common.jsonio import read_json
 
 WorkflowKind = Literal["ui", "api"]
 
@@ -22,15 +22,6 @@ def workflow_kind(data: Any) -> WorkflowKind | None:
     if isinstance(data, Mapping) and data and all(isinstance(v, Mapping) and "class_type" in v for v in data.values()):
         return "api"
     return None
-
-
-def read_json(path: str | Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AnimStudioError(f"cannot read {path}", [Problem(str(path), exc.strerror or str(exc))]) from None
-    except ValueError as exc:
-        raise AnimStudioError(f"{path}: not JSON", [Problem(str(path), str(exc))]) from None
 
 
 def read_workflow(path: str | Path) -> tuple[WorkflowKind, dict] | None:

@@ -10,12 +10,13 @@ import logging
 
 import numpy as np
 
+from ...common.inputs import FONT_SUFFIXES
 from .. import boundary
 from .camera import CAMERA_MOVES
 from .clips import TRANSITIONS, Clip, Film, Transition, iter_film_frames, sequence_clip, still_clip, video_clip
 from .frames import load_rgb
 from .soundtrack import Soundtrack
-from .subtitles import SubtitleStyle, active_caption, burn_in, find_font, to_srt, to_webvtt
+from .subtitles import FontError, SubtitleStyle, active_caption, burn_in, find_font, system_font, to_srt, to_webvtt
 from .video_io import CONTAINERS, write_video
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,10 @@ class AnimStudioSaveFilm:
                                                                    "tooltip": "Subtitle sidecar files next to the film."}),
             "subtitle_size": ("INT", {"default": 0, "min": 0, "max": 400,
                                       "tooltip": "Caption height in pixels; 0 = 5.5% of the frame height."}),
-            "subtitle_font": ("STRING", {"default": "", "tooltip": "Font file for captions; empty = one that covers the "
-                                                                   "text (CJK included) from the system's fonts."}),
+            "subtitle_font": ("STRING", {"default": "", "tooltip": "Caption font: a family from this machine's font "
+                                                                   "list (\"DejaVu Sans\") or a .ttf/.otf/.ttc file in the "
+                                                                   "input folder; empty = one that covers the text (CJK "
+                                                                   "included)."}),
             "subtitle_position": (["bottom", "top"], {"default": "bottom", "tooltip": "Where captions sit."}),
             "music": ("AUDIO", {"tooltip": "A music bed under the whole film (cut or padded to its length)."}),
             "music_gain_db": ("FLOAT", {"default": -14.0, "min": -60.0, "max": 12.0, "step": 0.5,
@@ -247,7 +250,7 @@ class AnimStudioSaveFilm:
              subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
              format="mp4"):
         path, subfolder, name = boundary.next_output_path(filename_prefix, format)
-        style = SubtitleStyle(font=subtitle_font, size=subtitle_size, position=subtitle_position)
+        style = SubtitleStyle(font=_font_file(subtitle_font), size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
         render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf)
         files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
@@ -259,6 +262,19 @@ class AnimStudioSaveFilm:
                 files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
         return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]},
                 "result": (boundary.video_output(path),)}
+
+
+def _font_file(name: str) -> str:
+    """A caption font named by a graph: a file inside the input folder, or a family of the font list; never a
+    path elsewhere on this machine."""
+    if not name:
+        return ""
+    if name.lower().endswith(FONT_SUFFIXES):
+        path = boundary.input_file(name)
+        if not path.is_file():
+            raise FontError(f"subtitle font {name!r} not found in the input folder")
+        return str(path)
+    return system_font(name)
 
 
 def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,

@@ -143,6 +143,38 @@ def _fontconfig_match(text: str) -> list[str]:
     return [line for line in out.splitlines()[:12] if line]
 
 
+@lru_cache(maxsize=1)
+def _font_list() -> dict[str, str]:
+    """Family name (lower case) → font file, from fontconfig's list of installed fonts, plus the known files
+    by their stem; the only fonts a family name can reach."""
+    families: dict[str, str] = {}
+    if shutil.which("fc-list"):
+        try:
+            out = subprocess.run(["fc-list", "-f", "%{family}\t%{style}\t%{file}\n"], capture_output=True,
+                                 text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        # regular faces first, so "DejaVu Sans" is the upright one
+        rows = sorted((line.split("\t") for line in out.splitlines() if line.count("\t") == 2),
+                      key=lambda r: ("regular" not in r[1].lower() and "book" not in r[1].lower(), r[2]))
+        for family, _style, path in rows:
+            for name in family.split(","):
+                families.setdefault(name.strip().lower(), path)
+    for path in KNOWN_FONTS:
+        if Path(path).is_file():
+            families.setdefault(Path(path).stem.lower(), path)
+    return families
+
+
+def system_font(family: str) -> str:
+    """The font file of an installed font family (``"DejaVu Sans"``), by name only: never a path."""
+    found = _font_list().get(family.strip().lower())
+    if not found:
+        raise FontError(f"no font family {family[:80]!r} in this machine's font list; name an installed family "
+                        "(fc-list : family) or a font file in the input folder")
+    return found
+
+
 def find_font(text: str, preferred: str = "") -> str:
     """A font file whose character map covers every character of ``text``."""
     needed = _needed(text)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ...translator.compile import shot_prompt
 from ...common.errors import Problem, StoryboardError
+from ...common.jsonio import check_data, parse_json
 from ...translator.schema_check import storyboard_schema
 from ...translator.storyboard import Storyboard, parse_storyboard
 from .backends import PlanError
@@ -233,11 +234,10 @@ def plan_storyboard(request: str, backend, seed: int = 0, shots_hint: int | None
     text = backend.complete_json(system_prompt(language, max_shots), request, schema, seed=seed)
     who = backend.describe()
     try:
-        reply = json.loads(text)
-    except ValueError as exc:
-        raise PlanError(f"{who} did not answer with JSON",
-                        [Problem(f"reply, character {getattr(exc, 'pos', '?')}",
-                                 f"{exc}; the reply began {text[:120]!r}")]) from None
+        reply = parse_json(text, error=PlanError)
+    except PlanError as exc:
+        raise PlanError(f"{who} did not answer with JSON ({exc.summary}); the reply began {text[:120]!r}",
+                        [Problem(f"reply, {p.where}", p.message) for p in exc.problems]) from None
     if not isinstance(reply, dict):
         raise PlanError(f"{who} answered with JSON that is not an object", [Problem("$", f"got {text[:120]!r}")])
     board = repair(reply, language=language, seed=seed, checkpoint=checkpoint, width=width, height=height, fps=fps,
@@ -258,7 +258,7 @@ _FILE_FIELDS = {"keyframe", "mouths"}
 
 def _prompt_board(data: dict) -> Storyboard:
     """A storyboard dict validated for prompting only: file fields (irrelevant to prompts) are set aside."""
-    data = json.loads(json.dumps(data))
+    data = json.loads(json.dumps(check_data(data, "the storyboard", error=PlanError)))
     if not isinstance(data, dict):
         raise PlanError("the storyboard is not a JSON object", [Problem("$", "expected an object")])
     data.pop("music", None)
@@ -282,10 +282,7 @@ def _prompt_board(data: dict) -> Storyboard:
 def shot_prompts(storyboard: Storyboard | dict | str, shot_id: str) -> tuple[str, str]:
     """(positive, negative) image prompts for one shot: the compiler's prompt plus the mood of its lines."""
     if isinstance(storyboard, str):
-        try:
-            storyboard = json.loads(storyboard)
-        except ValueError as exc:
-            raise PlanError("the storyboard is not valid JSON", [Problem("$", str(exc))]) from None
+        storyboard = parse_json(storyboard, "the storyboard", error=PlanError)
     board = storyboard if isinstance(storyboard, Storyboard) else _prompt_board(storyboard)
     shot = next((s for s in board.shots if s.id == shot_id), None)
     if shot is None:
