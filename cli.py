@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -164,6 +165,17 @@ class BarReporter:
                 bar.close()
 
 
+def _minutes(text: str) -> float:
+    """``--max-minutes``: a finite number of minutes, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, 0 or more (0: no limit), got {text!r}")
+    return value
+
+
 def _load(args):
     """The storyboard, with keyframes generated instead of taken from panels when ``--generate`` asks."""
     from .translator.storyboard import load_storyboard
@@ -179,11 +191,14 @@ def _render_workflow(args, kind: str, data: dict) -> int:
     from .translator.workflow_file import to_api
 
     engine = _engine(args)
-    graph = to_api(kind, data, engine.object_info())
-    check_graph(graph, engine.object_info(), name=args.storyboard)
-    out = Path(args.output)
-    outputs = engine.run(graph, {}, lambda event, data: None)
-    files = [engine.fetch(item, out / "outputs") for item in ComfyClient.output_files(outputs)]
+    try:
+        graph = to_api(kind, data, engine.object_info())
+        check_graph(graph, engine.object_info(), name=args.storyboard)
+        out = Path(args.output)
+        outputs = engine.run(graph, {}, lambda event, data: None)
+        files = [engine.fetch(item, out / "outputs") for item in ComfyClient.output_files(outputs)]
+    finally:
+        engine.close()
     _emit(args, {"ok": True, "format": kind, "outputs": [str(f) for f in files]},
           f"ran {args.storyboard} ({kind.upper()} format, {len(graph)} nodes) on {engine.name}: "
           + (", ".join(str(f) for f in files) or "no files"))
@@ -208,19 +223,22 @@ def cmd_convert(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .translator.render import render
+    from .translator.render import check_film_length, render
     from .translator.workflow_file import read_workflow
 
     workflow = read_workflow(args.storyboard)
     if workflow is not None:
         return _render_workflow(args, *workflow)
     board = _load(args)
+    check_film_length(board, args.max_minutes)  # before an engine is made: a refused film costs nothing
     engine = _engine(args)
     bars = BarReporter(enabled=not args.json and not args.quiet and sys.stderr.isatty())
     try:
-        report = render(board, args.output, engine, "film" if args.single_graph else "per_shot", bars)
+        report = render(board, args.output, engine, "film" if args.single_graph else "per_shot", bars,
+                        max_minutes=args.max_minutes)
     finally:
         bars.close()
+        engine.close()  # the embedded engine's temporary folder goes; the film and outputs are in args.output
     film = Path(args.output) / report.film if report.film else None
     cached = sum(1 for s in report.shots.values() if s.status == "cached")
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
@@ -438,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-shot", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     p.add_argument("--models-dir", help="embedded engine: extra models folder (checkpoints/, loras/, …)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--max-minutes", type=_minutes, metavar="N",
+                   help="refuse a film longer than N minutes before rendering anything (default: "
+                        "$ANIMSTUDIO_MAX_FILM_MINUTES, else 180; 0: no limit)")
     generation(p)
     common(p)
     p.set_defaults(func=cmd_render)

@@ -10,14 +10,18 @@
     POST /animstudio/camera_path   {"move", "width", "height", "seed"}       → {"ok", "aspect", "windows": [[l, t, r, b]]}
 
 A posted storyboard's files are looked up in ComfyUI's input folder and may not leave it. Every error is a
-JSON answer ``{"ok": false, "error", "problems": [{"where", "message"}]}`` with a 4xx status; bodies over
-:data:`MAX_BODY` bytes are refused before they are read. The handlers are plain functions over dicts
+JSON answer ``{"ok": false, "error", "problems": [{"where", "message"}]}`` with a 4xx status. A body is read to
+its end (however many pieces it arrives in) and parsed by the project's one JSON reader, which names the place
+of anything it refuses (NaN, 1e400, 30-digit integers, deep nesting, bytes that are not UTF-8); a body over
+:data:`MAX_BODY` bytes is 413, before it is read when its ``Content-Length`` says so, else as soon as it passes the
+limit (chunked). Numbers are range-checked before any arithmetic. The handlers are plain functions over dicts
 (:func:`handle`), so they are tested without a server; :func:`register` adds them to ComfyUI's routes.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -166,28 +170,38 @@ def tts_preview(body: dict) -> dict:
 CAMERA_PREVIEW_SAMPLES = 48
 
 
+MAX_SEED = (1 << 64) - 1  # ComfyUI's seeds are unsigned 64-bit
+
+
+def _whole_number(body: dict, key: str, default: int, low: int, high: int, summary: str) -> int:
+    """``body[key]`` as a whole number in ``low..high``, checked before any arithmetic: JSON's ``true`` is no
+    number, ``512.0`` is 512 but ``512.5`` is not whole, and infinities and NaN are refused, not converted."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RouteError(summary, [Problem(f"$.{key}", f"expected a whole number, got {type(value).__name__}")])
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise RouteError(summary, [Problem(f"$.{key}", f"expected a whole number, got {value!r}")])
+        value = int(value)
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 24 else f"a number of {len(str(value))} digits"
+        raise RouteError(summary, [Problem(f"$.{key}", f"expected {low} to {high}, got {shown}")])
+    return value
+
+
 def camera_path(body: dict) -> dict:
     """The crop window of a camera move at evenly spaced moments, as fractions of the fitted picture: the
     editor animates it on nodes with a camera move, drawn by the same function that renders the frames."""
     from .nodes.film.camera import CAMERA_MOVES, crop_window
 
     move = body.get("move")
-    if move not in CAMERA_MOVES:
+    if not isinstance(move, str) or move not in CAMERA_MOVES:
         raise RouteError("unknown camera move", [Problem("$.move", f"expected one of {', '.join(CAMERA_MOVES)}")])
-    sizes = {}
-    for key in ("width", "height"):
-        value = body.get(key, 16)
-        try:
-            sizes[key] = int(value)
-        except (TypeError, ValueError):
-            raise RouteError("bad film size", [Problem(f"$.{key}", "expected a whole number")]) from None
-        if not 1 <= sizes[key] <= 16384:
-            raise RouteError("bad film size", [Problem(f"$.{key}", "expected 1 to 16384")])
-    try:
-        seed = int(body.get("seed") or 0)
-    except (TypeError, ValueError):
-        raise RouteError("bad seed", [Problem("$.seed", "expected a whole number")]) from None
-    width, height = sizes["width"], sizes["height"]
+    width = _whole_number(body, "width", 16, 1, 16384, "bad film size")
+    height = _whole_number(body, "height", 16, 1, 16384, "bad film size")
+    seed = _whole_number(body, "seed", 0, 0, MAX_SEED, "bad seed")
     windows = []
     for i in range(CAMERA_PREVIEW_SAMPLES):
         left, top, right, bottom = crop_window(move, i / (CAMERA_PREVIEW_SAMPLES - 1), (0.0, 0.0, width, height),
@@ -205,7 +219,10 @@ HANDLERS: dict[tuple[str, str], Callable[[dict], dict]] = {
 
 
 def handle(method: str, name: str, body: Any) -> tuple[int, dict]:
-    """Run one route on a parsed body; returns (HTTP status, JSON answer). Never raises."""
+    """Run one route on a parsed body; returns (HTTP status, JSON answer). Never raises: input the routes
+    cannot take is a 4xx naming its JSON path; anything else is a bug, logged, and a 500."""
+    from .common.jsonio import check_data
+
     handler = HANDLERS.get((method, name))
     if handler is None:
         return 404, {"ok": False, "error": f"no route {method} /animstudio/{name}", "problems": []}
@@ -213,14 +230,60 @@ def handle(method: str, name: str, body: Any) -> tuple[int, dict]:
         return 400, {"ok": False, "error": "the body must be a JSON object", "problems": [{"where": "$", "message":
                                                                                         "expected an object"}]}
     try:
+        # a body that did not come through parse_json (a caller's dict) meets the same rules: no inf, NaN,
+        # 100-digit integers or lone surrogates reach a handler's arithmetic
+        check_data(body, "the body", error=RouteError)
         return 200, handler(body if isinstance(body, dict) else {})
     except AnimStudioError as exc:
-        return getattr(exc, "status", 400), {"ok": False, "error": exc.summary,
-                                             "problems": [{"where": p.where, "message": p.message}
-                                                          for p in exc.problems]}
+        return error_answer(exc)
     except Exception:  # a bug: logged with its traceback here, a clean answer there
         log.exception("animstudio route %s %s failed", method, name)
         return 500, {"ok": False, "error": "internal error in the animstudio pack (see ComfyUI's log)", "problems": []}
+
+
+READ_CHUNK = 64 << 10
+
+
+def _too_large() -> tuple[int, dict]:
+    return 413, {"ok": False, "error": f"the body is over {MAX_BODY} bytes",
+                 "problems": [{"where": "$", "message": f"too large: a body takes at most {MAX_BODY} bytes"}]}
+
+
+async def read_body(request) -> bytes | None:
+    """The whole body, read to its end (with or without ``Content-Length``, chunked or not), or None as soon as
+    it passes :data:`MAX_BODY`. ``StreamReader.read(n)`` answers with what has arrived so far, so one read is not
+    the body: a large one comes in many pieces."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = await request.content.read(READ_CHUNK)
+        if not piece:  # the end of the body
+            return b"".join(pieces)
+        size += len(piece)
+        if size > MAX_BODY:
+            return None
+        pieces.append(piece)
+
+
+def parse_body(raw: bytes) -> Any:
+    """The body as JSON through the project's one reader (None when empty); a refusal is a :class:`RouteError`
+    naming the place: the JSON path of a value it will not take, or the line and column where the text breaks."""
+    from .common.jsonio import parse_json
+
+    if not raw.strip():
+        return None
+    try:
+        return parse_json(raw, error=RouteError, max_bytes=MAX_BODY)
+    except RouteError as exc:
+        syntax = not any(p.where.startswith("$") for p in exc.problems)
+        raise RouteError("the body is not JSON" if syntax else f"the body: {exc.summary}", exc.problems) from None
+
+
+def error_answer(exc: AnimStudioError) -> tuple[int, dict]:
+    return getattr(exc, "status", 400), {"ok": False, "error": exc.summary,
+                                         "problems": [{"where": p.where, "message": p.message} for p in exc.problems]}
 
 
 def register(prompt_server) -> None:
@@ -236,18 +299,15 @@ def register(prompt_server) -> None:
         name = request.match_info["name"]
         body: Any = None
         if request.method == "POST":
-            if request.content_length is not None and request.content_length > MAX_BODY:
-                return web.json_response({"ok": False, "error": f"the body is over {MAX_BODY} bytes",
-                                          "problems": [{"where": "$", "message": "too large"}]}, status=413)
-            raw = await request.content.read(MAX_BODY + 1)
-            if len(raw) > MAX_BODY:
-                return web.json_response({"ok": False, "error": f"the body is over {MAX_BODY} bytes",
-                                          "problems": [{"where": "$", "message": "too large"}]}, status=413)
+            raw = await read_body(request)
+            if raw is None:
+                status, answer = _too_large()
+                return web.json_response(answer, status=status)
             try:
-                body = json.loads(raw or b"null")
-            except (ValueError, UnicodeDecodeError) as exc:
-                return web.json_response({"ok": False, "error": "the body is not JSON",
-                                          "problems": [{"where": "$", "message": str(exc)}]}, status=400)
+                body = parse_body(raw)
+            except RouteError as exc:
+                status, answer = error_answer(exc)
+                return web.json_response(answer, status=status)
         status, answer = handle(request.method, name, body)
         return web.json_response(answer, status=status)
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -69,6 +70,15 @@ def comfyui_location() -> tuple[Path, str] | None:
     return comfy_dir, python or sys.executable
 
 
+TEMP_PREFIX = "animstudio-engine-"
+
+
+def remove_work_dir(folder: Path) -> None:
+    """Remove an engine's temporary folder (a finalizer: it must not hold the engine)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    log.debug("removed the embedded engine's folder %s", folder)
+
+
 GET_COMFYUI_HINT = ("install ComfyUI (comfy-cli: `comfy install`, or clone it to ~/comfy/ComfyUI with its "
                     "requirements in ~/comfy/venv), set COMFYUI_DIR to it, or pass --server URL of a running one")
 
@@ -79,13 +89,33 @@ class EmbeddedEngine:
     name = "embedded"
 
     def __init__(self, models_dir: str | Path | None = None, work_dir: str | Path | None = None):
+        """``work_dir`` holds the engine's input and output folders and is kept; without one the engine makes a
+        temporary folder (``animstudio-engine-*``) and removes it on :meth:`close` (or ``with``), and, should
+        nobody close it, when the engine is dropped or Python exits."""
         self.models_dir = Path(models_dir) if models_dir else None
-        self._work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="animstudio-engine-"))
+        self._cleanup: weakref.finalize | None = None
+        if work_dir:
+            self._work_dir = Path(work_dir)
+        else:
+            self._work_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+            self._cleanup = weakref.finalize(self, remove_work_dir, self._work_dir)
         self.input_dir = self._work_dir / "input"
         self.output_dir = self._work_dir / "output"
         self.input_dir.mkdir(parents=True, exist_ok=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._classes: dict[str, type] | None = None
+
+    def close(self) -> None:
+        """Remove the temporary folder with every copy of the inputs and outputs (fetch what you need first);
+        a ``work_dir`` the caller gave is left alone. Safe to call twice."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> "EmbeddedEngine":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ what the engine offers
     @property
@@ -221,7 +251,11 @@ class EmbeddedEngine:
             proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:  # gone before the engine's folder is removed under it
+                proc.kill()
+                proc.wait()
             raise RenderInterrupted("interrupted; files already written are kept") from None
         finally:
             drain.join(5)
