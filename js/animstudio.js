@@ -1,6 +1,7 @@
 // Animation Studio's graph-editor extension: a Storyboard sidebar tab (validate, edit shots, build the graph, queue
-// the film, per-shot progress), settings, a command, a mouth-cue timeline with audio on Lip Sync nodes and a
-// camera-move preview on nodes with a camera move (shot nodes show their first frame through core's ui.images).
+// the film and show ComfyUI's answer, per-shot progress), settings, a command, a mouth-cue timeline with audio on Lip
+// Sync nodes, a camera-move preview on nodes with a camera move (shot nodes show their first frame through core's
+// ui.images), and core's audio player on the pack's Load Audio.
 // Extension API only.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -10,7 +11,7 @@ const SHAPES = ["A", "B", "C", "D", "E", "F", "G", "H", "X"];
 const SHAPE_COLORS = { A: "#4e79a7", B: "#f28e2b", C: "#e15759", D: "#76b7b2", E: "#59a14f",
                        F: "#edc948", G: "#b07aa1", H: "#ff9da7", X: "#555" };
 
-const state = { panel: null, nodeIds: {}, shots: [], promptId: null, progress: {} };
+const state = { panel: null, nodeIds: {}, shots: [], promptId: null, refused: false, progress: {} };
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -120,6 +121,8 @@ async function build(panel) {
   if (!answer.ok) { showProblems(panel, answer.error, answer.problems); return null; }
   await app.loadGraphData(answer.workflow);
   state.nodeIds = answer.workflow?.extra?.animstudio?.node_ids || {};
+  state.promptId = null;
+  state.refused = false;
   state.shots = [...new Set(Object.values(state.nodeIds).map(shotOf).filter(Boolean))];
   state.progress = {};
   panel.result.replaceChildren(
@@ -130,26 +133,89 @@ async function build(panel) {
   return answer;
 }
 
+// The film goes to ComfyUI through the extension API's api.queuePrompt, with the graph exactly as the editor sends
+// it (app.graphToPrompt), so the answer is read where it arrives: {prompt_id, number, node_errors} (HTTP 200), or a
+// PromptExecutionError carrying the 400 body {error, node_errors}. app.queuePrompt hands back no answer worth reading:
+// its lastNodeErrors is {} both when the prompt is queued and when it is refused for a reason that names no node
+// ("a node is missing the class_type property", "Prompt has no outputs").
+async function queueAndReadAnswer() {
+  const prompt = await app.graphToPrompt();
+  try {
+    return { accepted: true, body: (await api.queuePrompt(0, prompt)) || {} };
+  } catch (exc) {
+    return { accepted: false, body: exc?.response || { error: { message: String(exc?.message || exc) } } };
+  }
+}
+
+// the storyboard id of a node the server names (the UI id it was sent under), else the id itself
+function storyboardId(uiId) {
+  return state.nodeIds[String(uiId)] || String(uiId);
+}
+
+// the node ids ComfyUI names in an error: the keys of node_errors, and "#12" in details like "Node ID '#12'"
+function refusedNodes(body) {
+  const ids = new Set(Object.keys(body?.node_errors || {}));
+  const details = typeof body?.error === "object" ? String(body.error?.details || "") : "";
+  for (const match of details.matchAll(/Node ID '#([^']+)'/g)) ids.add(match[1]);
+  return [...ids];
+}
+
+// the shots ComfyUI holds back: those of the nodes it names, and of the outputs it drops for their errors
+// (node_errors[id].dependent_outputs, e.g. a shared checkpoint loader names each keyframe it feeds and the film)
+function shotsConcerned(body) {
+  const ids = refusedNodes(body);
+  for (const info of Object.values(body?.node_errors || {})) ids.push(...(info?.dependent_outputs || []));
+  return new Set(ids.map((id) => shotOf(storyboardId(id))).filter(Boolean));
+}
+
+function refusalProblems(body) {
+  const problems = [];
+  const error = body?.error;
+  const nodeErrors = body?.node_errors || {};
+  if (!Object.keys(nodeErrors).length && error) {
+    // a refusal of the whole prompt: its message, at the node its details name (if any)
+    const message = typeof error === "object" ? error.message || error.type || "refused" : String(error);
+    const nodes = refusedNodes(body);
+    const details = typeof error === "object" && error.details ? ` (${error.details})` : "";
+    if (nodes.length) for (const id of nodes) problems.push({ where: storyboardId(id), message: message + details });
+    else problems.push({ where: "prompt", message: message + details });
+  }
+  for (const [uiId, info] of Object.entries(nodeErrors)) {
+    for (const e of info?.errors?.length ? info.errors : [{ message: "has errors" }]) {
+      problems.push({ where: storyboardId(uiId), message: `${e.message}${e.details ? `: ${e.details}` : ""}` });
+    }
+  }
+  return problems;
+}
+
 async function queueFilm(panel) {
   const built = await build(panel);
   if (!built) return;
   panel.status.textContent = "Queueing…";
-  await app.queuePrompt(0);
-  // queuePrompt's boolean is not reliable (an empty node_errors {} reads as failure); the node errors are
-  const nodeErrors = app.lastNodeErrors || {};
-  if (Object.keys(nodeErrors).length) {
-    // the server refused the prompt: name each failing node by its storyboard id (s1:panel, film:save, ...)
-    const problems = [];
-    for (const [uiId, info] of Object.entries(nodeErrors)) {
-      for (const error of info.errors || []) {
-        problems.push({ where: state.nodeIds[uiId] || uiId, message: `${error.message}: ${error.details || ""}` });
-      }
-    }
-    panel.status.textContent = "";
-    showProblems(panel, "ComfyUI refused the film", problems);
+  const answer = await queueAndReadAnswer();
+  const problems = refusalProblems(answer.body);
+  if (!answer.accepted && !problems.length) problems.push({ where: "prompt", message: "refused, with no reason given" });
+  if (!problems.length) {
+    state.promptId = answer.body.prompt_id || null;
+    panel.status.textContent = "Queued.";
     return;
   }
-  panel.status.textContent = "Queued.";
+  // refused, all of it (HTTP 400) or the outputs with errors (HTTP 200 with node_errors): say so, at the nodes by
+  // their storyboard ids, and mark the shots held back; no shot is left "waiting" for a run that will not come
+  const concerned = shotsConcerned(answer.body);
+  for (const shot of state.shots) {
+    if (concerned.has(shot)) state.progress[shot] = { status: "refused" };
+    else if (!answer.accepted) state.progress[shot] = { status: "not-queued" };
+  }
+  const error = answer.body?.error;
+  const summary = !answer.accepted
+    ? `ComfyUI refused the film${typeof error === "object" && error?.message ? `: ${error.message}` : ""}`
+    : "ComfyUI refused part of the film: only the outputs without errors were queued";
+  state.promptId = answer.accepted ? answer.body.prompt_id || null : null;
+  state.refused = !answer.accepted;
+  panel.status.textContent = answer.accepted ? "Queued in part." : "Refused by ComfyUI.";
+  showProblems(panel, summary, problems);
+  renderProgress();
 }
 
 function shotOf(apiId) {
@@ -166,10 +232,13 @@ function renderProgress() {
   if (!panel) return;
   panel.progress.replaceChildren(...state.shots.map((shot) => {
     const p = state.progress[shot] || { status: "waiting" };
-    const text = p.status === "running" && p.max ? `${shot}: ${p.node || ""} ${p.value}/${p.max}` : `${shot}: ${p.status}`;
+    const label = p.status.replace("-", " ");
+    const text = p.status === "running" && p.max ? `${shot}: ${p.node || ""} ${p.value}/${p.max}` : `${shot}: ${label}`;
     return el("div", { className: `animstudio-shot animstudio-shot-${p.status}`, textContent: text });
   }));
 }
+
+const HELD_BACK = new Set(["refused", "not-queued"]);
 
 function onExecuting(event) {
   const detail = event.detail;
@@ -178,11 +247,12 @@ function onExecuting(event) {
     for (const shot of state.shots) {
       if (state.progress[shot]?.status === "running") state.progress[shot].status = "done";
     }
-    if (state.panel) state.panel.status.textContent = state.shots.length ? "Finished." : "";
+    if (state.panel && !state.refused) state.panel.status.textContent = state.shots.length ? "Finished." : "";
     renderProgress();
     return;
   }
   const shot = shotOfUiNode(nodeId);
+  if (HELD_BACK.has(state.progress[shot]?.status)) return;
   for (const other of state.shots) {
     if (other !== shot && state.progress[other]?.status === "running") state.progress[other].status = "done";
   }
@@ -196,7 +266,7 @@ function onExecuting(event) {
 function onProgress(event) {
   const { value, max, node } = event.detail || {};
   const shot = shotOfUiNode(node);
-  if (!shot) return;
+  if (!shot || HELD_BACK.has(state.progress[shot]?.status)) return;
   state.progress[shot] = { status: "running", node: state.nodeIds[String(node)] || String(node), value, max };
   renderProgress();
 }
@@ -374,6 +444,28 @@ function onExecuted(event) {
   if (cues) node.animstudioTimeline.set(cues.mouthCues || [], cues.metadata?.duration, output.audio?.[0]);
 }
 
+// ---- core's audio player on the pack's Load Audio -------------------------------------------------------------
+
+// Core's Comfy.UploadAudio gives every node whose ``audio`` combo has ``audio_upload`` an upload button that drives
+// an ``audioUI`` player widget, but core's Comfy.AudioWidget adds that player (a ``required.audioUI`` AUDIO_UI input,
+// added in beforeRegisterNodeDef) only to core's own audio nodes. Without it the upload widget throws while the node
+// is built (TypeError in onAudioWidgetUpdate) and the editor keeps a stub that goes out without its class_type.
+// The pack's loader gets the player the way core's LoadAudio gets it; it is put right after ``audio`` because
+// widgets are made in input order and the upload widget looks the player up when it is made. Like core's, the
+// player is frontend-only: ComfyUI ignores the ``audioUI`` value, an input the node does not declare.
+const AUDIO_PLAYER_NODES = new Set(["AnimStudioLoadAudio"]);
+
+function addAudioPlayerInput(nodeData) {
+  const required = nodeData?.input?.required;
+  if (!required?.audio || required.audioUI) return;
+  const entries = Object.entries(required);
+  for (const [name] of entries) delete required[name];
+  for (const [name, spec] of entries) {
+    required[name] = spec;
+    if (name === "audio") required.audioUI = ["AUDIO_UI", {}];
+  }
+}
+
 // ---- registration ---------------------------------------------------------------------------------------------
 
 app.registerExtension({
@@ -398,6 +490,9 @@ app.registerExtension({
     api.addEventListener("executing", onExecuting);
     api.addEventListener("progress", onProgress);
     api.addEventListener("executed", onExecuted);
+  },
+  async beforeRegisterNodeDef(_nodeType, nodeData) {
+    if (AUDIO_PLAYER_NODES.has(nodeData?.name)) addAudioPlayerInput(nodeData);
   },
   async nodeCreated(node) {
     if (node.comfyClass === "AnimStudioLipSync") addTimeline(node);

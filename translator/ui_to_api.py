@@ -42,6 +42,7 @@ WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMB
                           "SELECTBUTTON", "TEXTAREA", "AUDIO_UI", "PREVIEW_3D", "AUDIOUPLOAD"})
 # extensions/core/uploadAudio.ts (Comfy.AudioWidget): these node types gain a ``required.audioUI`` DOM widget
 AUDIO_UI_TYPES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus"})
+PACK_AUDIO_UI_TYPES = frozenset({"AnimStudioLoadAudio"})
 _UNSET = object()  # a JS ``undefined`` value: JSON.stringify leaves such an input out
 
 
@@ -86,6 +87,11 @@ def _ordered_specs(definition: Mapping[str, Any]) -> list[tuple[str, Any, bool]]
     # extension-added inputs (beforeRegisterNodeDef): uploadAudio.ts audioUI then upload, saveMesh.ts SaveGLB image
     if definition.get("name") in AUDIO_UI_TYPES:
         required["audioUI"] = ["AUDIO_UI", {}]
+    elif definition.get("name") in PACK_AUDIO_UI_TYPES and "audio" in required:
+        # the pack's extension (js/animstudio.js) gives its Load Audio core's player, right after ``audio``
+        required = {k: v for name, spec in required.items()
+                    for k, v in ((name, spec), ("audioUI", ["AUDIO_UI", {}]))[: 2 if name == "audio" else 1]}
+    if definition.get("name") in AUDIO_UI_TYPES | PACK_AUDIO_UI_TYPES:
         for name, spec in list(required.items()):
             kind, opts = _spec_parts(spec)
             if opts.get("audio_upload") is True:
