@@ -108,7 +108,7 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
     if not args.pool:
         raise AnimStudioError("batch: --pool pool.yaml is required (the ComfyUI endpoints and providers)")
     pool = load_pool(args.pool)
-    films = plan_batch(args.items)
+    films = plan_batch(args.items, args.max_minutes)
     batch = args.batch or _batch_id(args.items, out)
     settings = Settings(max_tries=args.max_tries, job_timeout=args.job_timeout)
     if args.engine == "celery":
@@ -182,6 +182,9 @@ def add_batch_commands(sub) -> None:
     p.add_argument("--batch", help="batch id (default: derived from the storyboards and the output folder)")
     p.add_argument("--max-tries", type=int, default=3, help="tries per job before it waits for review (default 3)")
     p.add_argument("--job-timeout", type=float, default=3600.0, help="seconds a job may run (default 3600)")
+    p.add_argument("--max-minutes", type=float, metavar="N",
+                   help="refuse the batch if a film is longer than N minutes (default: $ANIMSTUDIO_MAX_FILM_MINUTES, "
+                        "else 180; 0: no limit)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live table")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_batch)

@@ -16,6 +16,7 @@ from typing import Iterable, Literal, Mapping
 
 from ..translator.compile import CompiledGraph, compile_compose, compile_keyframe, compile_shot, slug
 from ..translator.graph_check import model_folder
+from ..translator.render import check_film_length
 from ..translator.storyboard import Storyboard, load_storyboard
 
 JobKind = Literal["keyframe", "shot", "compose"]
@@ -116,10 +117,13 @@ def film_jobs(board: Storyboard, film: str) -> list[Job]:
     return jobs
 
 
-def plan_batch(storyboards: Iterable[str | Path]) -> list[Film]:
-    """Load and check every storyboard first (a bad one stops the batch before anything is queued), then
-    name each film's folder after its title (``-2``, ``-3`` when titles repeat) and make its jobs."""
+def plan_batch(storyboards: Iterable[str | Path], max_minutes: float | None = None) -> list[Film]:
+    """Load and check every storyboard first (a bad one, or a film longer than the render limit, stops the batch
+    before anything is queued), then name each film's folder after its title (``-2``, ``-3`` when titles repeat)
+    and make its jobs."""
     boards = [load_storyboard(path) for path in storyboards]
+    for board in boards:
+        check_film_length(board, max_minutes)
     films: list[Film] = []
     used: dict[str, int] = {}
     for board in boards:

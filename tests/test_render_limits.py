@@ -179,3 +179,22 @@ def test_the_flag_through_a_real_render(tmp_path, temp_root, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["render", str(path), "-o", str(tmp_path / "out"), "--max-minutes", "-1"])
     assert caught.value.code == 2
+
+
+def test_a_batch_refuses_a_film_over_the_limit_before_queueing(tmp_path, monkeypatch, capsys):
+    from animstudio.cloud.jobs import plan_batch
+
+    monkeypatch.delenv(ENV, raising=False)
+    short = small_story(tmp_path / "short")
+    long = long_story(tmp_path / "long", shots=200, seconds=1.0)  # 3 min 20 s
+    assert len(plan_batch([short, long])) == 2
+    with pytest.raises(pipeline.FilmTooLong) as info:
+        plan_batch([short, long], max_minutes=3)
+    assert "3 min 00 s" in str(info.value) and "--max-minutes" in str(info.value)
+    (tmp_path / "pool.yaml").write_text("endpoints: [{name: a, url: 'http://127.0.0.1:9'}]\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(short), str(long), "--pool", str(tmp_path / "pool.yaml"), "-o", str(out),
+                 "--max-minutes", "3", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "longer than the render limit of 3 min 00 s" in err and "Traceback" not in err
+    assert not (out / "short").exists()  # nothing was queued or made
