@@ -13,7 +13,9 @@ from PIL import Image
 
 import animstudio
 from animstudio.cli import main
-from animstudio.translator.compile import compile_storyboard, graph_json, shot_seed
+from animstudio.translator.compile import compile_storyboard
+from animstudio.translator.keyframes import shot_seed
+from animstudio.translator.templates import graph_json
 from animstudio.translator.storyboard import load_storyboard
 
 EXAMPLE = Path(animstudio.__file__).resolve().parent / "workflows" / "examples" / "lighthouse" / "storyboard.json"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from animstudio.translator.client import ComfyClient
-from animstudio.translator.compile import keyframe_seed
+from animstudio.translator.keyframes import keyframe_seed
 from animstudio.common.errors import GraphValidationError
 from animstudio.translator.render import ServerEngine, render
 from animstudio.translator.storyboard import load_storyboard

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from animstudio.translator.compile import (MOTION_NODES, compile_keyframe, compile_shot, compile_storyboard,
-                                           consistency_node, keyframe_seed, motion_family, motion_length)
+from animstudio.translator.compile import compile_keyframe, compile_shot, compile_storyboard
+from animstudio.translator.keyframes import consistency_node, keyframe_seed
+from animstudio.translator.motion import MOTION_NODES, motion_family, motion_length
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.common.errors import GraphValidationError, StoryboardError
 from animstudio.translator.graph_check import graph_problems, load_object_info

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from animstudio.translator.client import ComfyClient
-from animstudio.translator.compile import keyframe_seed
+from animstudio.translator.keyframes import keyframe_seed
 from animstudio.translator.render import ServerEngine, render
 from animstudio.translator.storyboard import load_storyboard
 from conftest import TINY_CHECKPOINT, write_panel, write_storyboard
@@ -66,7 +66,8 @@ def test_motion_subgraphs_fit_the_live_servers_definitions(comfy_server, tmp_pat
     """Every video family this ComfyUI offers (core 0.3.64: Wan and LTX-Video; AnimateDiff-Evolved only when that
     pack is installed): the compiled motion subgraph passes the live /object_info but for the model files, which
     are named with the folder each belongs in."""
-    from animstudio.translator.compile import MOTION_NODES, compile_shot
+    from animstudio.translator.compile import compile_shot
+    from animstudio.translator.motion import MOTION_NODES
     from animstudio.translator.graph_check import graph_problems
 
     info = ComfyClient(comfy_server.url).object_info()

@@ -21,10 +21,11 @@ from typing import Any, Callable, Literal, Mapping, Protocol
 
 from .client import ComfyClient, OutputFile, local_output_path, write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
-                      compile_shot, compile_storyboard, consistency_node, keyframe_seed, scored_characters, slug)
+                      compile_shot, compile_storyboard, slug)
 from .embedded import EmbeddedEngine
 from ..common.errors import AnimStudioError, Problem, StoryboardError
 from .graph_check import check_graph
+from .keyframes import consistency_node, keyframe_seed, scored_characters
 from .storyboard import Shot, Storyboard
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import re
 import tempfile
 from typing import Any
 
-from ...translator.compile import shot_prompt
+from ...translator.keyframes import shot_prompt
 from ...common.errors import Problem, StoryboardError
 from ...common.jsonio import check_data, parse_json
 from ...translator.schema_check import storyboard_schema
