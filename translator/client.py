@@ -4,7 +4,10 @@ Used by the CLI, the render pipeline and (later) every cloud worker, so retries,
 error mapping are written once. Blocking and thread-safe enough for one render per client.
 
 * Follows a prompt on ``/ws`` (websocket-client), connected *before* queueing so no event is
-  missed; if the socket drops it falls back to polling ``/history/{id}``.
+  missed; if the socket drops it falls back to polling ``/history/{id}``. A prompt that is neither in the
+  history nor in ``/queue`` for a few polls (the server was restarted) ends the wait with a ServerError.
+* Every request goes through :func:`animstudio.common.http.send`: credentials never follow a redirect to another
+  address, and nothing the server says is shown unmasked.
 * Connection faults are retried with exponential backoff; a refused graph (HTTP 400 with
   ``node_errors``) is not, and comes back as problems naming node id, class and shot.
 * Downloads go to ``<file>.partial`` then are renamed, under names made safe, inside the chosen
@@ -17,9 +20,7 @@ import logging
 import mimetypes
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,16 @@ from typing import Any, Callable, Mapping
 from ..common.errors import GraphValidationError, Problem, RenderInterrupted, ServerError
 from .graph_check import node_place
 from ..common.paths import safe_filename
+from ..common.http import Answer, Unreachable, mask, secrets_of, send
 from ..common.urls import redact, split_credentials
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[str, dict], None]
-RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, OSError)
+# a prompt neither in /history nor in /queue this many polls in a row, over at least this long, is lost: the
+# server was restarted (or its history cleared) and will never finish it
+LOST_PROMPT_POLLS = 3
+LOST_PROMPT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,14 @@ class ComfyClient:
                  client_id: str | None = None, headers: Mapping[str, str] | None = None,
                  use_websocket: bool = True):
         self.base_url = base_url.rstrip("/")
-        if not urllib.parse.urlsplit(self.base_url).scheme:
+        if "://" not in self.base_url:  # host:port (urlsplit would take "localhost:" for a scheme)
             self.base_url = "http://" + self.base_url
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.client_id = client_id or uuid.uuid4().hex
         self.headers = dict(headers or {})
+        self._secrets = tuple(secrets_of(self.base_url, self.headers))  # masked in whatever the server says back
         self.base_url, basic = split_credentials(self.base_url)  # user:password@ never stays in a URL
         if basic:
             self.headers.setdefault("Authorization", basic)
@@ -86,43 +92,47 @@ class ComfyClient:
     # ------------------------------------------------------------------ HTTP with retries
     def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None,
                  idempotent: bool = True) -> bytes:
-        """One HTTP call. Connection faults are retried with backoff; for a call that must not happen
+        """One HTTP call through the project's one helper (credentials never follow a redirect to another
+        address). Connection faults and 5xx answers are retried with backoff; for a call that must not happen
         twice (queueing a graph) only faults where the request surely never arrived (refused) are."""
-        url = self.base_url + path
         headers = dict(self.headers)
         if content_type:
             headers["Content-Type"] = content_type
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            request = urllib.request.Request(url, data=body, method=method, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.read()
-            except urllib.error.HTTPError as exc:
-                payload = exc.read()
-                if exc.code >= 500 and attempt + 1 < attempts:
-                    time.sleep(self.backoff * 2 ** attempt)
-                    continue
-                raise _HTTPFailure(exc.code, payload) from None
-            except RETRYABLE as exc:
-                never_arrived = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
-                if attempt + 1 >= attempts or not (idempotent or never_arrived):
-                    raise ServerError(f"cannot reach ComfyUI at {self.name}",
-                                      [Problem(f"{method} {path.split('?')[0]}", _reason(exc))]) from None
-                delay = self.backoff * 2 ** attempt
-                log.debug("%s %s failed (%s); retrying in %.1fs", method, path, _reason(exc), delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+
+        def retry(outcome: Answer | Unreachable) -> bool:
+            return outcome.status >= 500 if isinstance(outcome, Answer) else (idempotent or outcome.refused)
+
+        try:
+            answer = send(self.base_url + path, method=method, body=body, headers=headers, timeout=self.timeout,
+                          retries=self.retries, backoff=self.backoff, retry_if=retry, service="ComfyUI")
+        except Unreachable as fault:
+            raise ServerError(f"cannot reach ComfyUI at {self.name}",
+                              [Problem(f"{method} {path.split('?')[0]}", fault.reason)]) from None
+        if not answer.ok:
+            raise _HTTPFailure(answer.status, answer.body)
+        return answer.body
 
     def get_json(self, path: str) -> Any:
         try:
-            return json.loads(self._request("GET", path))
+            raw = self._request("GET", path)
         except _HTTPFailure as exc:
             raise ServerError(f"ComfyUI at {self.name} answered {exc.code} to GET {path}") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ServerError(f"ComfyUI at {self.name} did not answer JSON to GET {path.split('?')[0]}",
+                              [Problem("answer", self._mask(raw[:4096].decode("utf-8", "replace"))[:200])]) from None
 
     def post_json(self, path: str, payload: Any, idempotent: bool = True) -> Any:
         raw = self._request("POST", path, json.dumps(payload).encode(), "application/json", idempotent=idempotent)
         return json.loads(raw) if raw.strip() else None
+
+    def _mask(self, text: str) -> str:
+        return mask(text, self._secrets)
+
+    def _masked(self, problems: list[Problem]) -> list[Problem]:
+        """Problems built from what the server said, with nothing of the credentials left in them."""
+        return [Problem(p.where, self._mask(p.message)) for p in problems]
 
     # ------------------------------------------------------------------ the API
     def system_stats(self) -> dict:
@@ -161,13 +171,32 @@ class ComfyClient:
             try:
                 refusal = json.loads(exc.payload)
             except ValueError:
+                refusal = None
+            if not isinstance(refusal, dict):
                 raise ServerError(f"ComfyUI at {self.name} answered {exc.code} to the graph") from None
             problems = prompt_error_problems(refusal.get("error") or {}, refusal.get("node_errors") or {}, node_shots)
-            raise GraphValidationError(f"ComfyUI at {self.name} refused the graph", problems) from None
+            raise GraphValidationError(f"ComfyUI at {self.name} refused the graph", self._masked(problems)) from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("prompt_id"), str):
+            raise ServerError(f"ComfyUI at {self.name} queued the graph without naming a prompt id")
         return answer["prompt_id"]
 
     def history(self, prompt_id: str) -> dict | None:
-        return self.get_json(f"/history/{urllib.parse.quote(prompt_id)}").get(prompt_id)
+        found = self.get_json(f"/history/{urllib.parse.quote(prompt_id)}")
+        entry = found.get(prompt_id) if isinstance(found, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    def queued(self) -> set[str] | None:
+        """The ids of the prompts the server is running or holds in its queue (``GET /queue``: each item's index 1);
+        None when it cannot say."""
+        try:
+            queue = json.loads(self._request("GET", "/queue"))
+        except (_HTTPFailure, ValueError):
+            log.info("ComfyUI at %s cannot list its queue", self.name)
+            return None
+        lists = [queue.get(key) for key in ("queue_running", "queue_pending")] if isinstance(queue, dict) else []
+        if not all(isinstance(items, list) for items in lists) or not lists:
+            return None
+        return {str(item[1]) for items in lists for item in items if isinstance(item, list) and len(item) > 1}
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running prompt (and drop ``prompt_id`` from the queue if it has not started)."""
@@ -216,7 +245,7 @@ class ComfyClient:
         failure = next((data for event, data in messages if event == "execution_error"), None)
         if failure or status.get("status_str") == "error":
             problems = prompt_error_problems(failure or {"message": "failed"}, {}, node_shots)
-            raise ServerError(f"the graph failed on ComfyUI at {self.name}", problems)
+            raise ServerError(f"the graph failed on ComfyUI at {self.name}", self._masked(problems))
         return entry.get("outputs", {})
 
     def _connect_ws(self):
@@ -225,18 +254,20 @@ class ComfyClient:
         try:
             import websocket
 
-            socket = websocket.create_connection(self._ws_url(), timeout=self.timeout,
+            # no redirects: websocket-client would send every header, credentials too, to wherever they point
+            socket = websocket.create_connection(self._ws_url(), timeout=self.timeout, redirect_limit=0,
                                                  header=[f"{k}: {v}" for k, v in self.headers.items()])
             socket.settimeout(1.0)
             return socket
         except Exception as exc:  # noqa: BLE001 - any socket trouble means: poll instead
-            log.info("no websocket to %s (%s); following by polling /history", self.name, _reason(exc))
+            log.info("no websocket to %s (%s); following by polling /history", self.name, self._mask(_reason(exc)))
             return None
 
     def _follow(self, socket, prompt_id: str, on_event: EventHandler, poll_interval: float,
                 timeout: float | None) -> dict:
         deadline = time.monotonic() + timeout if timeout else None
         last_poll = 0.0
+        lost = _LostPrompt(prompt_id, self.name)
         while True:
             if deadline and time.monotonic() > deadline:
                 self.interrupt(prompt_id)
@@ -252,8 +283,14 @@ class ComfyClient:
                 entry = self.history(prompt_id)
                 if entry is not None and (entry.get("status") or {}).get("completed") is not None:
                     return entry
+                # not in the history: the server must still hold it, else it was restarted and never will finish it
+                lost.check(entry is not None or self._still_queued(prompt_id))
                 if socket is None:
                     time.sleep(poll_interval)
+
+    def _still_queued(self, prompt_id: str) -> bool:
+        queued = self.queued()
+        return queued is None or prompt_id in queued  # a server that cannot say is given the benefit of the doubt
 
     def _history_when_ready(self, prompt_id: str, attempts: int = 20) -> dict | None:
         for _ in range(attempts):
@@ -331,6 +368,27 @@ def write_atomically(target: Path, data: bytes) -> Path:
     partial.write_bytes(data)
     os.replace(partial, target)
     return target
+
+
+class _LostPrompt:
+    """Counts the polls in a row in which the server knew nothing of the prompt; past the grace it is lost."""
+
+    def __init__(self, prompt_id: str, server: str):
+        self.prompt_id, self.server = prompt_id, server
+        self.misses, self.since = 0, 0.0
+
+    def check(self, known: bool) -> None:
+        if known:
+            self.misses = 0
+            return
+        self.misses += 1
+        if self.misses == 1:
+            self.since = time.monotonic()
+        if self.misses >= LOST_PROMPT_POLLS and time.monotonic() - self.since >= LOST_PROMPT_SECONDS:
+            raise ServerError(
+                f"ComfyUI at {self.server} no longer knows prompt {self.prompt_id}: it is neither running, queued nor "
+                "in its history (the server was probably restarted)",
+                [Problem(f"prompt {self.prompt_id}", "render again: what already finished is kept and not redone")])
 
 
 class _HTTPFailure(Exception):

@@ -1,37 +1,30 @@
 """JSON over HTTP for the providers' own APIs, with every failure turned into one :class:`ProviderError`.
 
 Written once so that each provider's errors read the same way (which provider, which call, what went
-wrong) and so that no API key can leak: keys travel only in headers, and any text a server sends back is
-scrubbed of them before it is shown (some APIs echo the token they refused). Uses ``urllib`` like
-:class:`~animstudio.translator.client.ComfyClient`, so the providers need nothing beyond the core.
+wrong) and so that no API key can leak: keys travel only in headers, never follow a redirect to another
+address, and any text a server sends back is masked before it is shown (some APIs echo the token they refused).
+The requests themselves go through :func:`animstudio.common.http.send`, like every outgoing request of the project.
 """
 from __future__ import annotations
 
 import json
 import logging
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Iterable, Mapping
 
 from ...common.errors import AnimStudioError, Problem
+from ...common.http import Answer, Unreachable, mask, send
 from ...common.urls import redact, split_credentials
 from .base import ProviderError
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, OSError)
 # envelope codes that mean success, for APIs that wrap answers as {"code": ..., "msg": ..., "data": ...}
 SUCCESS_CODES = {0, 200, 20000, "0", "200", "20000", "OK", "ok", "success"}
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (only secrets of 4 characters or more are looked for)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret (4 characters or more) and anything shaped like a credential replaced by ``***``."""
+    return mask(text, secrets)
 
 
 def reason(exc: BaseException) -> str:
@@ -87,40 +80,33 @@ class ApiClient:
         headers = {"Accept": "application/json", **self.headers}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                    raw = response.read()
-                break
-            except urllib.error.HTTPError as exc:
-                payload = _read(exc)
-                if missing_ok and exc.code == 404:
-                    return None
-                if exc.code >= 500 and idempotent and attempt + 1 < attempts:
-                    time.sleep(self.backoff * 2 ** attempt)
-                    continue
-                raise self.error(f"could not {what}: {self.name} answered {exc.code}", call,
-                                 _server_message(payload) or str(exc.reason or ""), exc.code) from None
-            except RETRYABLE as exc:
-                never_arrived = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
-                if attempt + 1 >= attempts or not (idempotent or never_arrived):
-                    hint = "" if idempotent or never_arrived else (
-                        " (the request may have arrived: check the provider's console for machines left running)")
-                    raise self.error(f"could not {what}: cannot reach {self.name}{hint}", call, reason(exc)) from None
-                delay = self.backoff * 2 ** attempt
-                log.debug("provider %r: %s failed (%s); retrying in %.1fs", self.provider, call,
-                          scrub(reason(exc), self.secrets), delay)
-                time.sleep(delay)
-        if not raw.strip():
+
+        def retry(outcome: Answer | Unreachable) -> bool:
+            if isinstance(outcome, Answer):
+                return outcome.status >= 500 and idempotent
+            return idempotent or outcome.refused  # a refused connection surely never arrived
+
+        try:
+            answer = send(self.base_url + path, method=method, body=data, headers=headers,
+                          timeout=timeout or self.timeout, secrets=self.secrets, retries=self.retries,
+                          backoff=self.backoff, retry_if=retry, service=f"provider {self.provider!r}")
+        except Unreachable as fault:
+            hint = "" if idempotent or fault.refused else (
+                " (the request may have arrived: check the provider's console for machines left running)")
+            raise self.error(f"could not {what}: cannot reach {self.name}{hint}", call, fault.reason) from None
+        if missing_ok and answer.status == 404:
+            return None
+        if not answer.ok:
+            raise self.error(f"could not {what}: {self.name} answered {answer.status}", call,
+                             answer.message(200) or answer.reason, answer.status)
+        if not answer.body.strip():
             return None
         try:
-            answer = json.loads(raw)
+            decoded = json.loads(answer.body)
         except ValueError:
             raise self.error(f"could not {what}: {self.name} answered something that is not JSON", call,
-                             raw[:200].decode(errors="replace")) from None
-        return self.unwrap(answer, what, call)
+                             answer.text(200)) from None
+        return self.unwrap(decoded, what, call)
 
     def unwrap(self, answer: Any, what: str, call: str) -> Any:
         """Open a ``{"code", "msg", "data"}`` envelope: its ``data``, or an error when its code is not a success."""
@@ -134,42 +120,17 @@ class ApiClient:
 
 def comfy_answers(url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> str | None:
     """None when a ComfyUI at ``url`` answers ``/system_stats`` with JSON; otherwise why not (no secrets in it)."""
-    base, basic = split_credentials(url.rstrip("/"))
-    headers = dict(headers or {})
-    if basic:
-        headers.setdefault("Authorization", basic)
-    request = urllib.request.Request(base + "/system_stats", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            stats = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return f"/system_stats answered {exc.code}"
-    except RETRYABLE as exc:
-        return reason(exc)
+        answer = send(url.rstrip("/") + "/system_stats", headers=headers, timeout=timeout)
+    except Unreachable as fault:
+        return fault.reason
+    if not answer.ok:
+        return f"/system_stats answered {answer.status}"
+    try:
+        stats = json.loads(answer.body)
     except ValueError:
         return "/system_stats did not answer JSON (is it ComfyUI?)"
     if not isinstance(stats, dict) or "system" not in stats:
         return "/system_stats did not answer as ComfyUI does"
     return None
 
-
-def _read(exc: urllib.error.HTTPError) -> bytes:
-    try:
-        return exc.read()
-    except Exception:  # noqa: BLE001 - an unreadable error body says nothing more
-        return b""
-
-
-def _server_message(payload: bytes) -> str:
-    """What a refusal says: its ``msg``/``message``/``error``/``detail`` when it is JSON, else its first 200 bytes."""
-    text = payload.decode(errors="replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text[:200]
-    if isinstance(data, dict):
-        for key in ("msg", "message", "error", "detail", "errors"):
-            if data.get(key):
-                value = data[key]
-                return value if isinstance(value, str) else json.dumps(value)[:200]
-    return text[:200]

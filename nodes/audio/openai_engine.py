@@ -67,4 +67,4 @@ class OpenAISpeechEngine:
         url = speech_url(base)
         log.debug("speech request: model %s, voice %s, %d characters", model, body["voice"], len(sentence))
         answer = request_audio(url, service=SERVICE, json_body=body, headers=headers, secrets=(key,))
-        return Speech(decode_audio(answer, service=SERVICE, url=url), (), tuple(notes), sentence)
+        return Speech(decode_audio(answer, service=SERVICE, url=url, secrets=(key,)), (), tuple(notes), sentence)

@@ -7,21 +7,16 @@ asked for ``response_format`` json_schema, falling back to json_object. Nothing 
 """
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
-import socket
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from ...common.errors import AnimStudioError, Problem
+from ...common.http import Answer, Unreachable, mask, send
 from ...common.urls import redact
-from ..audio.http_tts import _scrub, _server_message
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +24,6 @@ MODEL_DIR_ENV = "ANIMSTUDIO_LLM_DIR"
 COMFY_FOLDER = "LLM"  # ComfyUI's models/LLM, the folder LLM node packs share
 TIMEOUT_ENV = "ANIMSTUDIO_LLM_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 class PlanError(AnimStudioError, ValueError):
@@ -186,48 +180,39 @@ class OpenAICompatibleBackend:
         formats = [{"type": "json_schema", "json_schema": {"name": "storyboard_plan", "strict": True, "schema": schema}},
                    {"type": "json_object", "schema": schema}]
         for i, response_format in enumerate(formats):
-            status, payload = self._post(dict(body, response_format=response_format))
-            if _refuses_format(status, payload) and i + 1 < len(formats):
+            answer = self._post(dict(body, response_format=response_format))
+            if _refuses_format(answer.status, answer.body) and i + 1 < len(formats):
                 log.info("%s refused response_format %s (HTTP %d); trying %s", self.describe(),
-                         response_format["type"], status, formats[i + 1]["type"])
+                         response_format["type"], answer.status, formats[i + 1]["type"])
                 continue
-            if status != 200:
-                raise PlanError(f"the server at {redact(self.url)} refused the request (HTTP {status})",
-                                [Problem("server", _scrub(_server_message(payload), self._secrets()))])
+            if answer.status != 200:
+                raise PlanError(f"the server at {redact(self.url)} refused the request (HTTP {answer.status})",
+                                [Problem("server", answer.message() or "(empty answer)")])
             try:
-                return json.loads(payload)["choices"][0]["message"]["content"] or ""
+                content = json.loads(answer.body)["choices"][0]["message"]["content"] or ""
+                return mask(content, answer.secrets, patterns=False)  # a reply echoing the key never shows it
             except (ValueError, KeyError, IndexError, TypeError):
                 raise PlanError(f"the server at {redact(self.url)} did not answer like an OpenAI-compatible server",
-                                [Problem("server", payload[:200].decode("utf-8", "replace"))]) from None
+                                [Problem("server", answer.text(200) or "(empty answer)")]) from None
         raise AssertionError("unreachable")
 
-    def _secrets(self) -> tuple[str, ...]:
-        return (os.environ.get(self.api_key_env) or "",)
-
-    def _post(self, body: dict) -> tuple[int, bytes]:
+    def _post(self, body: dict) -> Answer:
+        """One POST through the project's one HTTP helper (credentials in the URL become a header; the key never
+        follows a redirect to another address; everything the server says comes back masked)."""
         shown = redact(self.url)
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "animstudio-llm"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        handlers = []
-        if (urllib.parse.urlsplit(self.url).hostname or "") in _LOOPBACK:
-            handlers.append(urllib.request.ProxyHandler({}))
-        opener = urllib.request.build_opener(*handlers)
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
         try:
-            with opener.open(request, timeout=self.timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read() or b""
-        except (socket.timeout, TimeoutError):
-            raise PlanError(f"the LLM server at {shown} did not answer within {self.timeout:g} s",
-                            [Problem("server", f"raise ${TIMEOUT_ENV} for slow servers")]) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
+            return send(self.url, method="POST", body=json.dumps(body).encode("utf-8"), headers=headers,
+                        timeout=self.timeout, secrets=(key or "",), service="the LLM server")
+        except Unreachable as fault:
+            if fault.timed_out:
+                raise PlanError(f"the LLM server at {shown} did not answer within {self.timeout:g} s",
+                                [Problem("server", f"raise ${TIMEOUT_ENV} for slow servers")]) from None
             raise PlanError(f"cannot reach the LLM server at {shown}",
-                            [Problem("server", f"{_scrub(str(reason), self._secrets())}; is it running, and is the "
-                                               "URL right?")]) from None
+                            [Problem("server", f"{fault.reason}; is it running, and is the URL right?")]) from None
 
 
 def _refuses_format(status: int, payload: bytes) -> bool:
