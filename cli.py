@@ -223,7 +223,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .translator.render import check_film_length, render
+    from .translator.film_length import check_film_length
+    from .translator.render import render
     from .translator.workflow_file import read_workflow
 
     workflow = read_workflow(args.storyboard)

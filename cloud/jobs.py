@@ -16,7 +16,7 @@ from typing import Iterable, Literal, Mapping
 
 from ..translator.compile import CompiledGraph, compile_compose, compile_keyframe, compile_shot, slug
 from ..translator.graph_check import model_folder
-from ..translator.render import check_film_length
+from ..translator.film_length import check_film_length
 from ..translator.storyboard import Storyboard, load_storyboard
 
 JobKind = Literal["keyframe", "shot", "compose"]

@@ -14,6 +14,7 @@ import pytest
 
 from animstudio.cli import main
 from animstudio.common.errors import ServerError, StoryboardError
+from animstudio.translator import film_length
 from animstudio.translator import render as pipeline
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.translator.storyboard import load_storyboard
@@ -141,7 +142,7 @@ def test_the_pipeline_checks_first_and_fast(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     board = load_storyboard(long_story(tmp_path / "story"))
     started = time.monotonic()
-    with pytest.raises(pipeline.FilmTooLong) as caught:
+    with pytest.raises(film_length.FilmTooLong) as caught:
         pipeline.render(board, tmp_path / "out", NoEngine())
     assert time.monotonic() - started < 1.0
     assert isinstance(caught.value, StoryboardError) and caught.value.exit_code == 2
@@ -153,19 +154,19 @@ def test_a_film_just_under_the_limit_passes_the_check(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     # 10,000 one-second shots: 2 h 46 min 40 s, just under the default three hours
     board = load_storyboard(long_story(tmp_path / "story", seconds=1.0, dialogue_every=0))
-    assert pipeline.film_seconds(board) == 10_000.0
-    assert pipeline.check_film_length(board) == 10_000.0  # 166.7 minutes: under the default 180
-    with pytest.raises(pipeline.FilmTooLong, match="2 h 46 min.*2 h 45 min"):
-        pipeline.check_film_length(board, max_minutes=165)
+    assert film_length.film_seconds(board) == 10_000.0
+    assert film_length.check_film_length(board) == 10_000.0  # 166.7 minutes: under the default 180
+    with pytest.raises(film_length.FilmTooLong, match="2 h 46 min.*2 h 45 min"):
+        film_length.check_film_length(board, max_minutes=165)
     monkeypatch.setenv(ENV, "160")
-    with pytest.raises(pipeline.FilmTooLong, match="2 h 40 min"):
-        pipeline.check_film_length(board)
-    assert pipeline.check_film_length(board, max_minutes=170) == 10_000.0  # the flag wins over the variable
+    with pytest.raises(film_length.FilmTooLong, match="2 h 40 min"):
+        film_length.check_film_length(board)
+    assert film_length.check_film_length(board, max_minutes=170) == 10_000.0  # the flag wins over the variable
     monkeypatch.setenv(ENV, "0")
-    assert pipeline.check_film_length(board) == 10_000.0  # 0: no limit
+    assert film_length.check_film_length(board) == 10_000.0  # 0: no limit
     monkeypatch.setenv(ENV, "lots")
     with pytest.raises(StoryboardError, match=ENV):
-        pipeline.check_film_length(board)
+        film_length.check_film_length(board)
 
 
 def test_the_flag_through_a_real_render(tmp_path, temp_root, capsys):
@@ -188,7 +189,7 @@ def test_a_batch_refuses_a_film_over_the_limit_before_queueing(tmp_path, monkeyp
     short = small_story(tmp_path / "short")
     long = long_story(tmp_path / "long", shots=200, seconds=1.0)  # 3 min 20 s
     assert len(plan_batch([short, long])) == 2
-    with pytest.raises(pipeline.FilmTooLong) as info:
+    with pytest.raises(film_length.FilmTooLong) as info:
         plan_batch([short, long], max_minutes=3)
     assert "3 min 00 s" in str(info.value) and "--max-minutes" in str(info.value)
     (tmp_path / "pool.yaml").write_text("endpoints: [{name: a, url: 'http://127.0.0.1:9'}]\n")

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -23,7 +22,8 @@ from .client import ComfyClient, OutputFile, local_output_path, write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, slug)
 from .embedded import EmbeddedEngine
-from ..common.errors import AnimStudioError, Problem, StoryboardError
+from ..common.errors import AnimStudioError
+from .film_length import check_film_length
 from .graph_check import check_graph
 from .keyframes import consistency_node, keyframe_seed, scored_characters
 from .storyboard import Shot, Storyboard
@@ -200,62 +200,6 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
             report.film_seconds = round(probe_video(out_dir / report.film).seconds, 3)
         write_atomically(out_dir / "render-report.json", json.dumps(report.to_json(), indent=2).encode())
     return report
-
-
-MAX_FILM_MINUTES = 180.0  # three hours: generous for a film, and a stop for a runaway generated storyboard
-MAX_FILM_MINUTES_ENV = "ANIMSTUDIO_MAX_FILM_MINUTES"
-RAISE_LIMIT_HINT = f"raise it with --max-minutes N or {MAX_FILM_MINUTES_ENV}=N (0: no limit)"
-
-
-class FilmTooLong(StoryboardError):
-    """The storyboard's film is longer than the render limit (exit status 2, like any storyboard refusal)."""
-
-
-def film_minutes_limit(max_minutes: float | None = None) -> float | None:
-    """The longest film a render takes, in minutes: ``max_minutes`` if given, else ``$ANIMSTUDIO_MAX_FILM_MINUTES``,
-    else :data:`MAX_FILM_MINUTES`; ``None`` (no limit) for 0."""
-    where = "--max-minutes"
-    if max_minutes is None:
-        raw = os.environ.get(MAX_FILM_MINUTES_ENV, "").strip()
-        if not raw:
-            return MAX_FILM_MINUTES
-        where = MAX_FILM_MINUTES_ENV
-        try:
-            max_minutes = float(raw)
-        except ValueError:
-            max_minutes = math.nan
-    if not math.isfinite(max_minutes) or max_minutes < 0:
-        raise StoryboardError(f"{where}: not a length in minutes", [
-            Problem(where, f"expected a number of minutes, 0 or more (0: no limit), got {max_minutes}")])
-    return max_minutes or None
-
-
-def film_seconds(board: Storyboard) -> float:
-    """The film's estimated length from the storyboard alone (nothing synthesised): the shots' lengths (dialogue
-    estimated) less what the transitions overlap."""
-    total = sum(board.shot_seconds(shot) for shot in board.shots)
-    overlap = sum(shot.transition.seconds for shot in board.shots[1:])
-    return max(0.0, total - overlap)
-
-
-def check_film_length(board: Storyboard, max_minutes: float | None = None) -> float:
-    """Refuse, before anything is made, a film longer than the limit (:func:`film_minutes_limit`); returns its
-    estimated length in seconds. The render pipeline calls it first; so may any worker taking a whole film."""
-    limit = film_minutes_limit(max_minutes)
-    seconds = film_seconds(board)
-    if limit is not None and seconds > limit * 60:
-        raise FilmTooLong(
-            f"{board.source}: the film is {_duration(seconds)} long ({len(board.shots)} shots), longer than the "
-            f"render limit of {_duration(limit * 60)}",
-            [Problem("$.shots", f"{len(board.shots)} shots, about {seconds / 60:.1f} minutes in all; the limit is "
-                                f"{limit:g} minutes: {RAISE_LIMIT_HINT}")])
-    return seconds
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _events(compiled: CompiledGraph, reporter: Reporter, report: RenderReport):
