@@ -29,15 +29,8 @@ def checked_file(base_dir: str | Path, relative: str, suffixes: tuple[str, ...] 
                  folder_name: str = "the storyboard's folder") -> Path:
     """``relative`` resolved inside ``base_dir`` (symlinks resolved first), an existing file with one of
     ``suffixes``; pictures readable and within :data:`MAX_PIXELS`, fonts readable by fontTools."""
-    base = Path(base_dir)
-    try:
-        path = resolve_inside(base, relative)
-        exists = path.is_file()
-    except PathEscapeError:
-        raise InputFileProblem(f"path {relative[:80]!r} leaves {folder_name} {base}") from None
-    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
-        raise InputFileProblem(f"path {relative[:80]!r} is not usable ({type(exc).__name__}: {exc})") from None
-    if not exists:
+    path = _resolved(base_dir, relative, folder_name)
+    if not path.is_file():
         raise InputFileProblem(f"file not found: {relative!r} (looked in {path.parent})")
     if suffixes and path.suffix.lower() not in suffixes:
         raise InputFileProblem(f"{relative!r} is not a supported file ({', '.join(suffixes)})")
@@ -53,22 +46,28 @@ def checked_folder(base_dir: str | Path, relative: str, suffixes: tuple[str, ...
                    folder_name: str = "the storyboard's folder") -> list[Path]:
     """Every file with one of ``suffixes`` in the folder ``relative`` (not below it), each through
     :func:`checked_file`; a folder that leaves ``base_dir``, is missing, or holds none of them is refused."""
-    base = Path(base_dir)
-    try:
-        folder = resolve_inside(base, relative)
-        is_dir = folder.is_dir()
-    except PathEscapeError:
-        raise InputFileProblem(f"path {relative[:80]!r} leaves {folder_name} {base}") from None
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputFileProblem(f"path {relative[:80]!r} is not usable ({type(exc).__name__}: {exc})") from None
-    if not is_dir:
+    folder = _resolved(base_dir, relative, folder_name)
+    if not folder.is_dir():
         raise InputFileProblem(f"folder not found: {relative!r} (looked in {folder.parent})")
     names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if not names:
         raise InputFileProblem(f"the folder {relative!r} holds no {'/'.join(s.lstrip('.') for s in suffixes)} files")
-    base_resolved = base.resolve()
+    base_resolved = Path(base_dir).resolve()
     return [checked_file(base_resolved, (folder / name).relative_to(base_resolved).as_posix(), suffixes, folder_name)
             for name in names]
+
+
+def _resolved(base_dir: str | Path, relative: str, folder_name: str) -> Path:
+    """``relative`` inside ``base_dir`` with its symlinks resolved, or the reason it cannot be (never whether
+    something exists outside)."""
+    try:
+        path = resolve_inside(base_dir, relative)
+        path.exists()  # a name too long shows itself here (OSError), not in a later check
+    except PathEscapeError:
+        raise InputFileProblem(f"path {relative[:80]!r} leaves {folder_name} {Path(base_dir)}") from None
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        raise InputFileProblem(f"path {relative[:80]!r} is not usable ({type(exc).__name__}: {exc})") from None
+    return path
 
 
 def image_problem(path: Path, max_pixels: int = MAX_PIXELS) -> str | None:

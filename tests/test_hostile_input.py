@@ -25,6 +25,7 @@ from animstudio.nodes.boundary import use_folders
 from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.storyboard import load_storyboard
 from conftest import EXAMPLE, write_panel
+from test_routes import _post
 
 STORY = {"version": 1, "project": {"title": "Hostile", "width": 64, "height": 64, "fps": 8},
          "characters": {"mara": {"description": "a keeper", "voice": {"engine": "espeak"}}},
@@ -368,18 +369,6 @@ def test_the_project_error_type_is_what_the_reader_raises():
 
 # ---------------------------------------------------------------------------------------- a real ComfyUI
 
-def _post_raw(url: str, body: bytes):
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 @pytest.mark.comfyui
 def test_hostile_storyboards_through_a_real_comfyuis_routes(comfy_server, tmp_path):
     """Each hostile document as raw bytes on the wire, to every storyboard route: a 4xx naming the place, never a
@@ -414,7 +403,7 @@ def test_hostile_storyboards_through_a_real_comfyuis_routes(comfy_server, tmp_pa
     }
     for route in ("validate", "compile", "characters"):
         for name, (body, where) in cases.items():
-            status, answer = _post_raw(f"{comfy_server.url}/animstudio/{route}", body.encode("utf-8"))
+            status, answer = _post(f"{comfy_server.url}/animstudio/{route}", body.encode("utf-8"))
             assert status == 400, (route, name, status, answer)
             assert answer["ok"] is False and any(p["where"].startswith(where) for p in answer["problems"]), \
                 (route, name, answer)
