@@ -427,3 +427,51 @@ def test_storyboard_panel_shows_a_refused_prompt(comfy_server, artifacts):
             browser.close()
             (artifacts / "console-refused.log").write_text("\n".join(console))
     assert not _page_errors(console), _page_errors(console)
+
+
+# ---- a mouth placed by a click on the shot's keyframe (issue 16 part 3) ----------------------------------------
+
+@pytest.mark.comfyui
+def test_clicking_the_mouth_on_a_keyframe_sets_the_shots_mouth_box(comfy_server, artifacts):
+    """The shot editor shows each shot's keyframe; a click puts the chosen character's mouth box there (a default
+    size proportional to the picture, editable), written into the storyboard JSON as shots[i].mouths."""
+    sync_playwright = _playwright()
+    write_panel(comfy_server.base / "input" / "editor" / "mouth.png", size=(160, 90))
+    story = json.loads(json.dumps(STORY))
+    story["shots"] = [{"id": "m1", "description": "the keeper speaks", "keyframe": "editor/mouth.png",
+                       "duration": 1.0, "dialogue": [{"character": "mara", "text": "Hello."}]}]
+    _skip_first_run_dialog(comfy_server.url)
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = _open_editor(browser, comfy_server.url, console)
+            page.fill(".animstudio-storyboard-text", json.dumps(story, indent=2))
+            page.click(".animstudio-validate")
+            page.wait_for_function("() => document.querySelector('.animstudio-keyframe')?.naturalWidth === 160",
+                                   timeout=30_000)
+            assert page.input_value(".animstudio-mouth-character") == "mara"
+            # the default size: 12 % of the keyframe's width, 0.6 as high
+            assert (page.input_value(".animstudio-mouth-width"), page.input_value(".animstudio-mouth-height")) == ("19", "11")
+            shown = page.locator(".animstudio-keyframe").bounding_box()
+            # click where keyframe pixel (100, 30) is shown
+            page.locator(".animstudio-keyframe").click(position={"x": 100.5 * shown["width"] / 160,
+                                                                 "y": 30.5 * shown["height"] / 90})
+            box = json.loads(page.input_value(".animstudio-storyboard-text"))["shots"][0]["mouths"]["mara"]
+            assert (box["width"], box["height"]) == (19, 11)
+            assert abs(box["x"] + box["width"] / 2 - 100.5) <= 1 and abs(box["y"] + box["height"] / 2 - 30.5) <= 1, box
+            assert page.locator(".animstudio-mouth-box[data-character='mara']").count() == 1
+            page.screenshot(path=str(artifacts / "30-mouth-clicked.png"))
+            # the size edited: the box keeps its centre
+            page.fill(".animstudio-mouth-width", "30")
+            page.locator(".animstudio-mouth-width").dispatch_event("change")
+            resized = json.loads(page.input_value(".animstudio-storyboard-text"))["shots"][0]["mouths"]["mara"]
+            assert resized["width"] == 30 and resized["height"] == 11
+            assert abs((resized["x"] + 15) - (box["x"] + box["width"] / 2)) <= 1
+            # the storyboard with the clicked box is valid
+            page.click(".animstudio-validate")
+            page.wait_for_function("() => document.querySelector('.animstudio-result').innerText.includes('Valid')")
+        finally:
+            browser.close()
+            (artifacts / "console-mouth.log").write_text("\n".join(console))
+    assert not _page_errors(console), _page_errors(console)

@@ -6,6 +6,7 @@ a camera move, or decoded from a video file). A :class:`Film` is clips joined by
 """
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from .camera import crop_window
 from .dialogue import Dialogue
 from .subtitles import SubtitleCue, parse_srt
 from .frames import cover_box, crop_resize, pack_picture, unpack_picture
+
+log = logging.getLogger(__name__)
 
 TRANSITIONS = ("cut", "dissolve", "fade_black", "wipe_left", "wipe_right")
 
@@ -78,7 +81,8 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
         from ..lipsync.mouths import check_box
 
         for rig in rigs:  # a misplaced mouth fails now, not halfway through the render
-            check_box(rig.box, picture.shape[1], picture.shape[0])
+            if rig.box is not None and not rig.track:  # a found or tracked box may reach past the edge: clipped
+                check_box(rig.box, picture.shape[1], picture.shape[0])
     # kept PNG-compressed until the clip is drawn: a long film holds a few hundred kB per shot, not megabytes
     stored = pack_picture(picture)
     del picture
@@ -90,47 +94,77 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
             for _ in range(count):
                 yield frame
             return
-        draw = _mouth_drawer(source, dialogue, rigs, fps, count) if talking else None
+        draw = _mouth_drawer(dialogue, rigs, fps, count, label) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            yield crop_resize(draw(i) if draw else source, crop_window(move, t, box, seed, i), width, height)
+            yield crop_resize(draw(source, i, 0) if draw else source, crop_window(move, t, box, seed, i), width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
     return Clip(width, height, fps, count, make, label, audio, subtitles)
 
 
 def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, move: str = "static",
-                  seed: int = 0, label: str = "", audio: AudioClip | None = None) -> Clip:
-    """A clip of a frame sequence (its last frame held when the clip is longer), with a camera ``move`` over it."""
+                  seed: int = 0, label: str = "", audio: AudioClip | None = None,
+                  dialogue: Dialogue | None = None, rigs: tuple = ()) -> Clip:
+    """A clip of a frame sequence (its last frame held when the clip is longer), with a camera ``move`` over it.
+
+    With ``dialogue`` and mouth ``rigs`` (as :func:`still_clip`), each rig's mouth is drawn on source frame
+    ``i`` at the rig's box for that frame (its track through the moving shot), and hidden where the
+    track was lost.
+    """
     stored = [pack_picture(np.ascontiguousarray(f[..., :3], dtype=np.uint8)) for f in frames]
     box = cover_box(frames[0].shape[1], frames[0].shape[0], width, height)
     count = frame_count_for(seconds, fps)
+    if dialogue is not None and audio is None:
+        audio = dialogue.audio()
+    talking = dialogue is not None and bool(rigs)
 
     def make() -> Iterator[np.ndarray]:
+        draw = _mouth_drawer(dialogue, rigs, fps, count, label) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            source = unpack_picture(stored[min(i, len(stored) - 1)])
+            at = min(i, len(stored) - 1)
+            source = unpack_picture(stored[at])
+            if draw:
+                source = draw(source, i, at)
             window = box if move == "static" else crop_window(move, t, box, seed, i)
             yield crop_resize(source, window, width, height)
 
-    return Clip(width, height, fps, count, make, label, audio)
+    subtitles = dialogue.subtitles() if dialogue is not None else ()
+    return Clip(width, height, fps, count, make, label, audio, subtitles)
 
 
-def _mouth_drawer(picture: np.ndarray, dialogue: Dialogue, rigs: tuple, fps: float, count: int):
-    """A function of the frame number giving the picture with every rigged character's mouth on that frame.
+def _mouth_drawer(dialogue: Dialogue, rigs: tuple, fps: float, count: int, label: str = ""):
+    """A function ``draw(picture, index, source_index)``: the picture with every rigged character's mouth
+    on clip frame ``index`` (its shape) at the rig's box for source frame ``source_index`` (a still is
+    source frame 0 throughout; a moving shot's frames follow the rig's track).
 
     Each speaker's shapes for the clip's ``count`` frames are worked out once, on the clip's own frame
-    grid (a list of letters; the frames themselves are still drawn one at a time).
+    grid (a list of letters; the frames themselves are still drawn one at a time). A rig with no box
+    (no face was found) draws nothing; a track lost at some frame hides the mouth from there, with a
+    warning giving the shot, the character and the timecode.
     """
-    from ..lipsync.mouths import composite_mouth, scaled_mouths
+    from ..lipsync.mouth_track import timecode
+    from ..lipsync.mouths import ScaledMouths, composite_mouth
 
-    prepared = [(rig, scaled_mouths(rig.mouths, rig.box), dialogue.mouth_shapes(rig.speaker, fps, count))
-                for rig in rigs]
+    shot = label or "?"
+    prepared = []
+    for rig in rigs:
+        if rig.box is None and not any(rig.track):
+            log.warning("shot %s: %s's mouth is not drawn: %s", shot, rig.speaker, rig.note or "it has no box")
+            continue
+        lost = rig.lost_at
+        if lost is not None and lost < count:
+            log.warning("shot %s: %s's mouth track is lost at %s (frame %d); the mouth is hidden from there",
+                        shot, rig.speaker, timecode(lost, fps), lost)
+        prepared.append((rig, ScaledMouths(rig.mouths), dialogue.mouth_shapes(rig.speaker, fps, count)))
 
-    def draw(index: int) -> np.ndarray:
+    def draw(picture: np.ndarray, index: int, source_index: int = 0) -> np.ndarray:
         frame = picture
-        for rig, images, shapes in prepared:
-            frame = composite_mouth(frame, images, shapes[index], rig.box)
+        for rig, scaled, shapes in prepared:
+            where = rig.box_at(source_index)
+            if where is not None:
+                frame = composite_mouth(frame, scaled.for_box(where), shapes[index], where)
         return frame
     return draw
 

@@ -120,7 +120,7 @@ def clip_from_image(image, seconds: float, width: int, height: int, fps: int, ca
     frames = boundary.image_to_frames(image)
     if len(frames) == 1:
         return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
-    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio)
+    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
 
 
 class AnimStudioCameraMove:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .mouths import (MouthBox, MouthRig, box_from_mask, builtin_mouth_set, frame
 from .visemes import to_viseme_json
 
 MOUTH_CUES = "MOUTH_CUES"
+log = logging.getLogger(__name__)
 
 
 class AnimStudioLipSync:
@@ -144,11 +146,17 @@ def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
 
 
 MOUTH_RIGS = "ANIMSTUDIO_MOUTH_RIGS"
+LOCATE = ("box", "auto")
+#: x, y, width, height as the node's defaults: with locate auto and no face, a box still at these was not set.
+DEFAULT_BOX = MouthBox(0, 0, 64, 64)
 
 
 class AnimStudioMouthRig:
     DESCRIPTION = ("Where a character's mouth is on a keyframe, and which mouth set to draw there. Chain rigs for "
-                   "several characters; Shot Clip then animates each from that character's lines.")
+                   "several characters; Shot Clip then animates each from that character's lines. With locate "
+                   "'auto' the mouth is found on the first of frames by dlib's 68-point face landmarks (the "
+                   "'faces' extra); through a moving shot (several frames) the box follows the face by optical "
+                   "flow, and the mouth is hidden, with a warning, where the track is lost.")
     CATEGORY = "animstudio/lipsync"
     RETURN_TYPES = (MOUTH_RIGS,)
     RETURN_NAMES = ("mouth_rigs",)
@@ -169,11 +177,57 @@ class AnimStudioMouthRig:
             "mouth_images": ("IMAGE", {"tooltip": "Mouth shapes as a batch in order A, B, C, D, E, F[, G, H, X]."}),
             "mouth_masks": ("MASK", {"tooltip": "Alpha for mouth_images, same order."}),
             "previous": (MOUTH_RIGS, {"tooltip": "Rigs of other characters in the same shot."}),
+            "frames": ("IMAGE", {"tooltip": "The shot's keyframe, or its frames (a moving shot): with several, the "
+                                            "mouth box follows the face from frame to frame."}),
+            "locate": (LOCATE, {"default": "box", "tooltip": "box: x, y, width, height. auto: find the mouth on the "
+                                                             "first of frames (needs the 'faces' extra); when no face "
+                                                             "is found, x, y, width, height if set (not 0, 0, 64, 64), "
+                                                             "else the mouth is not drawn."}),
+            "face_index": ("INT", {"default": 0, "min": 0, "max": 64,
+                                   "tooltip": "Which face, counted from the left (0 = leftmost), with locate auto."}),
         }}
 
-    def rig(self, speaker, x, y, width, height, mouth_folder="", mouth_images=None, mouth_masks=None, previous=None):
-        rig = MouthRig(speaker, MouthBox(x, y, width, height), _mouth_set(mouth_images, mouth_masks, mouth_folder))
+    def rig(self, speaker, x, y, width, height, mouth_folder="", mouth_images=None, mouth_masks=None, previous=None,
+            frames=None, locate="box", face_index=0):
+        mouths = _mouth_set(mouth_images, mouth_masks, mouth_folder)
+        rig = locate_rig(speaker, MouthBox(x, y, width, height), mouths,
+                         boundary.image_to_frames(frames) if frames is not None else None, locate, face_index)
         return (tuple(previous or ()) + (rig,),)
+
+
+def locate_rig(speaker: str, box: MouthBox, mouths, pictures=None, locate: str = "box", face_index: int = 0,
+               where: str = "") -> MouthRig:
+    """A :class:`MouthRig`: its box given, or found on ``pictures[0]`` (``locate="auto"``), and with several
+    pictures its track through them. No face: a warning, and the given box if it was set, else no mouth."""
+    if locate not in LOCATE:
+        raise ValueError(f"locate must be one of {', '.join(LOCATE)}, not {locate!r}")
+    who = f"{speaker or 'the speaker'}" + (f" (mouth rig {where})" if where else "")
+    note = ""
+    if locate == "auto":
+        if pictures is None or not len(pictures):
+            raise ValueError(f"{who}: locate 'auto' needs the shot's keyframe or frames linked to 'frames'")
+        from .faces import find_mouths
+
+        found = find_mouths(pictures[0])
+        if face_index < len(found):
+            box = found[face_index].box
+            log.info("%s: mouth found at %s (face %d of %d, left to right)", who, box, face_index, len(found))
+        else:
+            note = ("no face found on the keyframe" if not found else
+                    f"face {face_index} asked for, {len(found)} found") + " (stylized art or a back view?)"
+            if box != DEFAULT_BOX:
+                log.warning("%s: %s; using the box given, %s", who, note, box)
+                note = ""
+            else:
+                log.warning("%s: %s; the mouth is not drawn (set its box: in the storyboard's shot 'mouths', or "
+                            "click the mouth on the keyframe in the Storyboard sidebar)", who, note)
+                return MouthRig(speaker, None, mouths, note=note)
+    track = ()
+    if pictures is not None and len(pictures) > 1:
+        from .mouth_track import track_box
+
+        track = track_box(list(pictures), box, label=who).boxes
+    return MouthRig(speaker, box, mouths, track, note)
 
 
 NODE_CLASS_MAPPINGS = {

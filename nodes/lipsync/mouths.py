@@ -111,24 +111,73 @@ def builtin_mouth_set(size: int = 96) -> MouthSet:
 
 @dataclass(frozen=True)
 class MouthRig:
-    """One character's mouth on a keyframe: whose it is, where it goes, and the shapes to draw."""
+    """One character's mouth on a keyframe: whose it is, where it goes, and the shapes to draw.
+
+    ``box`` is the mouth on the keyframe (the first frame); ``None`` draws nothing (the mouth was to be
+    found and no face was: ``note`` says why). ``track``, for a moving shot, is the box on each of its
+    frames (``None`` where the track was lost: the mouth is hidden there).
+    """
 
     speaker: str
-    box: MouthBox
+    box: MouthBox | None
     mouths: MouthSet = None  # type: ignore[assignment]
+    track: tuple[MouthBox | None, ...] = ()
+    note: str = ""
 
     def __hash__(self):
-        return hash((self.speaker, self.box))
+        return hash((self.speaker, self.box, self.track))
+
+    def box_at(self, index: int) -> MouthBox | None:
+        """The mouth box on source frame ``index`` (past the track's end, its last box: sources hold their last frame)."""
+        if not self.track:
+            return self.box
+        return self.track[min(index, len(self.track) - 1)]
+
+    @property
+    def lost_at(self) -> int | None:
+        """The first frame of the track where the mouth is hidden, if any."""
+        return next((i for i, b in enumerate(self.track) if b is None), None)
 
 
 def composite_mouth(frame: np.ndarray, rig_images: dict[str, tuple[np.ndarray, np.ndarray]], shape: str,
                     box: MouthBox) -> np.ndarray:
-    """``frame`` (a copy) with the scaled mouth for ``shape`` blended into ``box``."""
+    """``frame`` (a copy) with the scaled mouth for ``shape`` blended into ``box``.
+
+    A box reaching past the frame's edge (a tracked face near it) draws only the part inside.
+    """
     rgb, alpha = rig_images[shape]
     out = frame.copy()
-    region = out[box.y:box.y + box.height, box.x:box.x + box.width].astype(np.float32)
-    out[box.y:box.y + box.height, box.x:box.x + box.width] = (region * (1 - alpha) + rgb * alpha + 0.5).astype(np.uint8)
+    h, w = out.shape[:2]
+    x0, y0 = max(box.x, 0), max(box.y, 0)
+    x1, y1 = min(box.x + box.width, w), min(box.y + box.height, h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    sx, sy = x0 - box.x, y0 - box.y
+    rgb = rgb[sy:sy + y1 - y0, sx:sx + x1 - x0]
+    alpha = alpha[sy:sy + y1 - y0, sx:sx + x1 - x0]
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = (region * (1 - alpha) + rgb * alpha + 0.5).astype(np.uint8)
     return out
+
+
+class ScaledMouths:
+    """A mouth set resized to each box size it is asked for, the latest few sizes kept (a tracked box
+    changes size a little from frame to frame)."""
+
+    def __init__(self, mouths: MouthSet, keep: int = 16):
+        self.mouths = mouths
+        self.keep = keep
+        self._sizes: dict[tuple[int, int], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+
+    def for_box(self, box: MouthBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        key = (box.width, box.height)
+        found = self._sizes.pop(key, None)
+        if found is None:
+            found = scaled_mouths(self.mouths, box)
+            if len(self._sizes) >= self.keep:
+                self._sizes.pop(next(iter(self._sizes)))
+        self._sizes[key] = found
+        return found
 
 
 def check_box(box: MouthBox, width: int, height: int) -> None:
