@@ -409,3 +409,32 @@ def test_hostile_storyboards_through_a_real_comfyuis_routes(comfy_server, tmp_pa
                 (route, name, answer)
     face = secret.read_bytes()
     assert not [p for p in input_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.read_bytes() == face]
+
+
+def test_9_inside_comfyui_voices_are_names_and_references_stay_in_the_input_folder(tmp_path, monkeypatch):
+    """A graph on a ComfyUI server cannot probe the server's disk through a voice: a Piper path and an XTTS
+    reference outside the input folder read the same whether something exists there or not."""
+    import types
+
+    from animstudio.nodes.audio.piper_engine import resolve_voice
+    from animstudio.nodes.audio.tts import TTSError
+    from animstudio.nodes.audio.xtts_engine import find_reference
+
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "mara.wav").write_bytes(b"RIFF")
+    (tmp_path / "secret.onnx").write_bytes(b"model")
+    fake = types.SimpleNamespace(models_dir=str(tmp_path / "models"), get_folder_paths=lambda name: [],
+                                 get_input_directory=lambda: str(tmp_path / "input"),
+                                 get_output_directory=lambda: str(tmp_path / "output"))
+    monkeypatch.setitem(sys.modules, "folder_paths", fake)
+    messages = []
+    for path in (tmp_path / "secret.onnx", tmp_path / "missing.onnx"):
+        with pytest.raises(TTSError) as info:
+            resolve_voice(str(path))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "not by a path" in messages[0]
+    found, problems = find_reference("mara.wav")
+    assert found == (tmp_path / "input" / "mara.wav").resolve() and not problems
+    seen = [find_reference(str(p))[1] for p in (tmp_path / "secret.onnx", tmp_path / "gone.wav")]
+    assert [[m.replace(str(tmp_path / n), "PATH") for m in s] for s, n in zip(seen, ("secret.onnx", "gone.wav"))] \
+        == [["the reference recording 'PATH' must be a file in ComfyUI's input folder"]] * 2

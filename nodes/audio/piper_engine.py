@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip import AudioClip
+from ..boundary import comfy_folder_paths
 from .model_folders import comfy_model_dirs, default_model_dir
 from .tts import PHONE_SET, SENTENCE_PAUSE_SECONDS, PhoneTiming, Speech, TTSError, VoiceSettings
 
@@ -64,6 +65,9 @@ def resolve_voice(name: str | None) -> Path:
     filename = name if name.lower().endswith(".onnx") else f"{name}.onnx"
     candidate = Path(filename).expanduser()
     if candidate.is_absolute() or len(candidate.parts) > 1:
+        if comfy_folder_paths() is not None:  # a graph on a server names voices, never files elsewhere on it
+            raise TTSError(f"inside ComfyUI a Piper voice is named by its file name in {default_model_dir('tts/piper')} "
+                           "(or the folder named by $" + VOICES_ENV + "), not by a path")
         if candidate.is_file():
             return _with_config(candidate)
         raise TTSError(f"the Piper voice file {candidate} does not exist (nothing is downloaded; "

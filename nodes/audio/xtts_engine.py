@@ -79,15 +79,21 @@ def find_model(model: str | None) -> tuple[Path | None, list[str]]:
 def find_reference(voice: str | None) -> tuple[Path | None, list[str]]:
     if not voice:
         return None, ["no reference recording: set the voice to a WAV of the speaker (6-30 s of clean speech)"]
-    path = Path(voice).expanduser()
-    candidates = [path]
-    if not path.is_absolute():
-        from ..boundary import input_directory
+    from ..boundary import comfy_folder_paths, input_directory, input_file
 
+    if comfy_folder_paths() is not None:  # a graph on a server names a recording in the input folder, nothing else
         try:
-            candidates.append(input_directory() / path)
-        except RuntimeError:
-            pass
+            candidates = [input_file(voice)]
+        except ValueError:
+            return None, [f"the reference recording {voice!r} must be a file in ComfyUI's input folder"]
+    else:
+        path = Path(voice).expanduser()
+        candidates = [path]
+        if not path.is_absolute():
+            try:
+                candidates.append(input_directory() / path)
+            except RuntimeError:
+                pass
     for candidate in candidates:
         if candidate.is_file():
             return candidate, []
