@@ -66,8 +66,9 @@ def cmd_validate(args) -> int:
         return 0
     board = load_storyboard(args.storyboard)
     checked = ""
-    if args.object_info or _server_url(args):
-        _check_against(args, board, shape="per_shot" if args.per_shot else "film")
+    info = _engine_info(args)
+    if info is not None:
+        _check_against(args, board, "per_shot" if args.per_shot else "film", info)
         checked = f", and its graph fits {args.object_info or _server_url(args)}"
     total = sum(board.shot_seconds(s) for s in board.shots)
     _emit(args, {"ok": True, "shots": len(board.shots), "seconds": round(total, 3)},
@@ -75,15 +76,16 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _check_against(args, board, shape: str) -> None:
-    from .translator.compile import compile_storyboard
-    from .translator.graph_check import check_graph, load_object_info
+def _engine_info(args) -> dict | None:
+    """The node definitions to check against (``--object-info`` file or ``--server``), or None (no engine named)."""
+    return _object_info_for(args) if args.object_info or _server_url(args) else None
 
-    if args.object_info:
-        info = load_object_info(args.object_info)
-    else:
-        info = _engine(args).object_info()
-    for compiled in compile_storyboard(board, shape).graphs:
+
+def _check_against(args, board, shape: str, info: dict) -> None:
+    from .translator.compile import compile_storyboard
+    from .translator.graph_check import check_graph
+
+    for compiled in compile_storyboard(board, shape, info).graphs:  # `auto` families settle against the engine
         check_graph(compiled.graph, info, compiled.node_shots, [u.name for u in compiled.uploads]
                     + ([f"animstudio/shots/{s.id}.mp4" for s in board.shots] if compiled.name == "compose" else []),
                     name=compiled.name)
@@ -94,9 +96,10 @@ def cmd_compile(args) -> int:
 
     board = _load(args)
     shape = "per_shot" if args.per_shot else "film"
-    compiled = compile_storyboard(board, shape)
-    if args.object_info or _server_url(args):
-        _check_against(args, board, shape)
+    info = _engine_info(args)
+    compiled = compile_storyboard(board, shape, info)
+    if info is not None:
+        _check_against(args, board, shape, info)
     out = Path(args.output)
     written = []
     if shape == "film":

@@ -292,3 +292,22 @@ def test_node_without_a_face_warns_and_draws_nothing_or_the_box_given(torch, cap
     assert rigs[0].box == MouthBox(135, 100, 50, 35)  # set by hand: used when no face is found
     (rigs,) = node.rig("Eileen", 0, 0, 64, 64, frames=as_image(torch, [astronaut()]), locate="auto", face_index=1)
     assert rigs[0].box is None and "1 found" in rigs[0].note
+
+
+def test_without_the_faces_extra_auto_warns_and_the_render_goes_on(monkeypatch, caplog):
+    """A fresh machine (``pip install animstudio``, no extra) still renders a shot whose rig says ``auto``."""
+    from animstudio.nodes.lipsync import faces
+    from animstudio.nodes.lipsync.locate import locate_rig
+    from animstudio.nodes.lipsync.mouths import MouthBox, builtin_mouth_set
+
+    def unavailable(_rgb, **_kw):
+        raise faces.FacesUnavailable("finding mouths needs dlib: pip install 'animstudio[faces]'")
+
+    monkeypatch.setattr(faces, "find_mouths", unavailable)
+    picture = np.zeros((64, 64, 3), np.uint8)
+    with caplog.at_level("WARNING"):
+        rig = locate_rig("Ada", MouthBox(0, 0, 64, 64), builtin_mouth_set(), [picture], locate="auto")
+    assert rig.box is None and "animstudio[faces]" in rig.note
+    assert "animstudio[faces]" in caplog.text and "not drawn" in caplog.text
+    given = locate_rig("Ada", MouthBox(10, 10, 20, 12), builtin_mouth_set(), [picture], locate="auto")
+    assert given.box == MouthBox(10, 10, 20, 12)  # a box the user set is still used

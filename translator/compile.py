@@ -13,6 +13,7 @@ Two shapes:
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
-from .motion import motion_nodes
-from .storyboard import FIT_TO_DIALOGUE, Shot, Storyboard
+from .motion import motion_family, motion_nodes
+from .storyboard import FIT_TO_DIALOGUE, Shot, Storyboard, shot_speakers
+from .talk import talk_family, talk_nodes
 from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, file_digest, graph_json, instantiate
+
+log = logging.getLogger(__name__)
 
 PANEL_SUBFOLDER = "animstudio/panels"
 SHOT_VIDEO_SUBFOLDER = "animstudio/shots"
@@ -108,13 +112,38 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
 
 def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
                            image: Link, object_info: dict | None, film: Link | None = None) -> Link:
-    if shot.motion is not None:
+    """The shot's picture (talking through a video model, moving, or still), its sound and mouths, as a clip.
+
+    A talking shot's frames come from the model, driven by the dialogue's sound; the clip's sound stays the
+    dialogue's own (the pack's voices), its frames resampled from the model's rate to the film's."""
+    family = talk_family(board, shot, object_info) if shot.dialogue else None
+    rigs = None
+    if family is None and shot.motion is not None:
         image = motion_nodes(board, shot, graph, node_shots, image, object_info)
+    dialogue = _dialogue_nodes(board, shot, graph, node_shots)
+    if family is not None:
+        if shot.motion is not None:
+            log.info("shot %s: its movement comes from %s; motion is not used", shot.id, family)
+        audio = instantiate("talk_audio", f"{shot.id}:talk-audio", graph, node_shots, shot.id,
+                            {"seconds": board.shot_seconds(shot)}, {"dialogue": dialogue})["audio"]
+        image = talk_nodes(board, shot, graph, node_shots, image, audio, family)
+    else:
+        rigs = _mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
-    }, {"image": image, "film": film, "dialogue": _dialogue_nodes(board, shot, graph, node_shots),
-        "mouth_rigs": _mouth_rig_nodes(board, shot, graph, node_shots, uploads)})["film"]
+        "frames_fps": _frames_fps(board, shot, family, object_info),
+    }, {"image": image, "film": film, "dialogue": dialogue, "mouth_rigs": rigs})["film"]
+
+
+def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: dict | None) -> float | None:
+    """The rate a shot's frames are made at when a video model makes them (resampled to the film's by time);
+    None for a still."""
+    if talk is not None:
+        return float(getattr(board.project.talk_models, talk).fps)
+    if shot.motion is not None:
+        return float(getattr(board.project.motion_models, motion_family(board, shot, object_info)).fps)
+    return None
 
 
 LINE_GAP_SECONDS = 0.35
@@ -146,19 +175,27 @@ def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dic
 
 
 def _mouth_rig_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict,
-                     uploads: list[Upload]) -> Link | None:
-    """A mouth rig for every character the shot places a mouth box for, with that character's mouth set."""
+                     uploads: list[Upload], picture: Link) -> Link | None:
+    """A mouth rig for every character the shot places a mouth box for, with that character's mouth set; then one
+    for every other speaker, found on the shot's ``picture`` (keyframe or moving frames) by face landmarks:
+    face number = the speaker's place among the shot's characters, left to right."""
     rigs: Link | None = None
-    for cid, box in shot.mouths.items():
+    placed = [(cid, box) for cid, box in shot.mouths.items()]
+    placed += [(cid, None) for cid in shot_speakers(shot) if cid not in shot.mouths]
+    for cid, box in placed:
         character = board.characters[cid]
         folder = ""
         if character.mouth_files:
             files = mouth_set_uploads(character.mouth_files)
             uploads.extend(files)
             folder = files[0].subfolder
+        where = ({"x": box.x, "y": box.y, "width": box.width, "height": box.height, "locate": None,
+                  "face_index": None} if box is not None else
+                 {"x": 0, "y": 0, "width": 64, "height": 64, "locate": "auto",
+                  "face_index": shot.characters.index(cid) if cid in shot.characters else 0})
         rigs = instantiate("mouth_rig", f"{shot.id}:mouth-{cid}", graph, node_shots, shot.id, {
-            "speaker": character.display_name, "x": box.x, "y": box.y, "width": box.width, "height": box.height,
-            "mouth_folder": folder}, {"previous": rigs})["mouth_rigs"]
+            "speaker": character.display_name, **where, "mouth_folder": folder},
+            {"previous": rigs, "frames": picture if box is None else None})["mouth_rigs"]
     return rigs
 
 

@@ -63,7 +63,7 @@ MODEL_FOLDERS = {
     "unet_name": "diffusion_models", "clip_name": "text_encoders", "clip_name1": "text_encoders",
     "clip_name2": "text_encoders", "upscale_model": "upscale_models", "ipadapter_file": "ipadapter",
     "style_model_name": "style_models", "gligen_name": "gligen", "hypernetwork_name": "hypernetworks",
-    "ipadapter_name": "ipadapter",
+    "ipadapter_name": "ipadapter", "audio_encoder_name": "audio_encoders",
 }
 # the same input name meaning another folder on some node types
 MODEL_FOLDERS_BY_CLASS = {

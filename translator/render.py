@@ -180,8 +180,8 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
     started = time.monotonic()
     report = RenderReport(board.source, engine.name, shape, shots={s.id: ShotResult() for s in board.shots})
     with report.timed("compile"):
-        # the engine's node definitions pick the video family of `auto` motion shots
-        object_info = engine.object_info() if any(s.motion for s in board.shots) else None
+        # the engine's node definitions pick the video family of `auto` motion and talking shots
+        object_info = engine.object_info() if uses_video_models(board) else None
         compiled = compile_storyboard(board, shape, object_info)
     reporter.start([s.id for s in board.shots], len(compiled.graphs))
     try:
@@ -295,11 +295,18 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
     for shot in board.shots:
         if shot.keyframe is None:
             keyframes[shot.id] = render_keyframe(board, shot, out_dir, engine, reporter, report)
-    if keyframes and any(s.motion for s in board.shots):
+    if keyframes and uses_video_models(board):
         engine.free()
     for shot in board.shots:
         render_shot(board, shot, out_dir, engine, reporter, report, keyframes.get(shot.id), object_info)
     compose_film(board, out_dir, engine, reporter, report)
+
+
+def uses_video_models(board: Storyboard) -> bool:
+    """Whether a shot may be made by a video model (motion, or a talking family configured for its lines): the
+    engine's node definitions then settle the family, and the image model is freed before the shots."""
+    talking = bool(board.project.talk_models.configured) and any(s.dialogue for s in board.shots)
+    return talking or any(s.motion for s in board.shots)
 
 
 def shot_video(out_dir: Path, shot_id: str) -> Path:

@@ -7,6 +7,7 @@ missing or escaping files). Every problem found is reported at once, each with i
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class Project:
     clip_vision: str | None = None
     consistency: "ConsistencySettings" = None  # type: ignore[assignment]
     motion_models: "MotionModels" = None  # type: ignore[assignment]
+    talk_models: "TalkModels" = None  # type: ignore[assignment]
+    talk_style: str = "auto"
 
     def __post_init__(self):
         for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings)):
@@ -49,6 +52,15 @@ class Project:
                 object.__setattr__(self, name, kind(**value))
         if self.motion_models is None or isinstance(self.motion_models, dict):
             object.__setattr__(self, "motion_models", MotionModels.from_json(self.motion_models or {}))
+        if self.talk_models is None or isinstance(self.talk_models, dict):
+            object.__setattr__(self, "talk_models", TalkModels.from_json(self.talk_models or {}))
+
+    @property
+    def stylized(self) -> bool:
+        """Whether ``talk: auto`` keeps 2D mouths: ``talk_style``, else words of ``style`` (cartoon, anime, …)."""
+        if self.talk_style != "auto":
+            return self.talk_style == "stylized"
+        return bool(STYLIZED_WORDS.search(self.style))
 
     @property
     def scores_consistency(self) -> bool:
@@ -119,6 +131,85 @@ class MotionModels:
         return tuple(name for name in MOTION_FAMILIES if getattr(self, name) is not None)
 
 
+# project.style words that make a project stylized: realistic talking models give cartoon faces real lips
+STYLIZED_WORDS = re.compile(r"\b(cartoon\w*|anime|manga|2d|toon\w*|illustrat\w*|storybook|comic\w*|cel[- ]?shad\w*|"
+                            r"chibi|pixel[- ]?art|gouache|watercolou?r|flat colou?rs?|hand[- ]drawn|clay\w*|puppet\w*)\b",
+                            re.IGNORECASE)
+TALK_FAMILIES = ("s2v", "humo")
+TALK_CHOICES = ("auto", "s2v", "humo", "mouths")
+
+
+@dataclass(frozen=True)
+class S2VModels:
+    """Wan2.2-S2V: frames at 16 fps in windows of ``window_frames`` (4k+1), chained up to ``max_windows``."""
+    unet: str
+    text_encoder: str
+    vae: str
+    audio_encoder: str
+    steps: int = 20
+    cfg: float = 6.0
+    shift: float = 8.0
+    fps: int = 16
+    window_frames: int = 77
+    max_windows: int = 12
+    sampler: str = "uni_pc"
+    scheduler: str = "simple"
+
+
+@dataclass(frozen=True)
+class HuMoModels:
+    """HuMo: one window of at most ``max_frames`` (4k+1) at 25 fps."""
+    unet: str
+    text_encoder: str
+    vae: str
+    audio_encoder: str
+    steps: int = 30
+    cfg: float = 5.0
+    shift: float = 8.0
+    fps: int = 25
+    max_frames: int = 97
+    sampler: str = "euler"
+    scheduler: str = "simple"
+
+
+@dataclass(frozen=True)
+class TalkModels:
+    """The audio-driven video model files per talking family (``project.talk_models``)."""
+    s2v: S2VModels | None = None
+    humo: HuMoModels | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "TalkModels":
+        kinds = {"s2v": S2VModels, "humo": HuMoModels}
+        ints = ("steps", "fps", "window_frames", "max_windows", "max_frames")
+        return cls(**{name: kinds[name](**{k: int(v) if k in ints else v for k, v in value.items()})
+                      for name, value in raw.items()})
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(name for name in TALK_FAMILIES if getattr(self, name) is not None)
+
+
+def _grid(frames: int) -> int:
+    """The least frame count on Wan's 4k+1 grid that holds ``frames``."""
+    return 4 * math.ceil((max(1, frames) - 1) / 4) + 1
+
+
+def s2v_windows(settings: S2VModels, seconds: float) -> tuple[int, ...]:
+    """S2V window lengths (each 4k+1 frames) covering ``seconds``: the latent frames shared evenly over the fewest
+    windows of at most ``window_frames``; the chain decodes to ``4 * (latents - 1) + 1`` frames."""
+    latents = (_grid(round(seconds * settings.fps)) - 1) // 4 + 1
+    per_window = (settings.window_frames - 1) // 4 + 1
+    count = math.ceil(latents / per_window)
+    base, extra = divmod(latents, count)
+    return tuple(4 * (base + (k < extra) - 1) + 1 for k in range(count))
+
+
+def humo_length(settings: HuMoModels, seconds: float) -> int:
+    """HuMo frames (4k+1) for ``seconds`` at its 25 fps."""
+    return _grid(round(seconds * settings.fps))
+
+
 @dataclass(frozen=True)
 class SubtitleSettings:
     burn: bool = True
@@ -172,6 +263,7 @@ class Character:
     mouth_shapes: str | None = None
     ip_adapter: IPAdapterSpec | None = None
     mouth_files: tuple[Path, ...] = ()  # a mouth-set folder's shape pictures, each checked at load
+    talk: str = "auto"
 
     @property
     def display_name(self) -> str:
@@ -243,6 +335,9 @@ class Shot:
     mouths: dict[str, MouthBoxSpec] = field(default_factory=dict)
     motion: Motion | None = None
     control: Control | None = None
+    talk: str | None = None                 # overrides the speaking characters' own choice
+    close_ups: dict[str, Path] = field(default_factory=dict)  # speaker → close-up panel (shot / reverse shot)
+    parent: str | None = None               # set on a close-up derived from a shot with several speakers
 
     @property
     def json_path(self) -> str:
@@ -341,7 +436,7 @@ def parse_storyboard(data: Any, base_dir: str | Path, source: str = "<storyboard
     problems += _cross_reference_problems(board, data)
     if problems:
         raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
-    return board
+    return with_close_ups(board)
 
 
 def _count(n: int, word: str) -> str:
@@ -431,7 +526,7 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ())),
                       tuple(lora["weight_range"]) if "weight_range" in lora else None) if lora else None,
             reference_images=refs, voice=_voice(raw.get("voice", {}), f"{where}.voice.name", base_dir, problems), mouth_shapes=mouths,
-            mouth_files=mouth_files,
+            mouth_files=mouth_files, talk=raw.get("talk", "auto"),
             ip_adapter=IPAdapterSpec(**raw["ip_adapter"]) if "ip_adapter" in raw else None)
     scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
     shots = []
@@ -447,7 +542,10 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             seed=int(raw["seed"]) if "seed" in raw else None,
             mouths={cid: MouthBoxSpec(**box) for cid, box in raw.get("mouths", {}).items()},
             motion=Motion(**raw["motion"]) if "motion" in raw else None,
-            control=_control(raw.get("control"), f"$.shots[{i}].control", base_dir, problems)))
+            control=_control(raw.get("control"), f"$.shots[{i}].control", base_dir, problems),
+            talk=raw.get("talk"),
+            close_ups={cid: p for cid, r in raw.get("close_ups", {}).items()
+                       if (p := _file(r, f"$.shots[{i}].close_ups.{cid}", base_dir, IMAGE_SUFFIXES, problems))}))
     music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
                   for i, m in enumerate(data.get("music", []))
                   if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
@@ -539,6 +637,7 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
         problems.append(Problem("$.project.clip_vision", "required: the consistency score compares CLIP vision "
                                                          "image embeddings"))
     problems += _character_problems(board)
+    problems += _talk_problems(board, data)
     for i, cue in enumerate(board.music):
         if cue.start_shot is not None and cue.start_shot not in first_seen:
             problems.append(Problem(f"$.music[{i}].start_shot", f"unknown shot {cue.start_shot!r}"
@@ -555,3 +654,158 @@ def _known(name: str, known) -> str:
     if not known:
         return " (none are defined)"
     return close_match(name, known) or f" (known: {', '.join(sorted(known)[:8])})"
+
+
+# ----------------------------------------------------------------------------------------------- talking
+
+TALK_NAMES = {"s2v": "Wan2.2-S2V", "humo": "HuMo"}
+# words in a file name that give away another model family
+_OTHER_FAMILY_WORDS = {"s2v": ("humo", "i2v", "t2v", "ti2v", "vace", "animate", "fun"),
+                       "humo": ("s2v", "i2v", "t2v", "ti2v", "vace", "animate", "fun")}
+_AUDIO_ENCODERS = {"s2v": ("wav2vec", "whisper"), "humo": ("whisper", "wav2vec")}  # (wanted, wrong)
+
+
+def shot_speakers(shot: Shot) -> tuple[str, ...]:
+    """The characters who speak in a shot, in the order they first speak."""
+    return tuple(dict.fromkeys(line.character for line in shot.dialogue))
+
+
+def talk_candidates(board: Storyboard, shot: Shot, cid: str) -> tuple[str, ...]:
+    """The talking families a speaker may use here, best first, before the engine is asked: the one the shot (else
+    the character) names; for ``auto`` the configured ones, none for stylized projects. Empty: 2D mouths."""
+    character = board.characters.get(cid)
+    choice = shot.talk or (character.talk if character else "mouths")
+    if choice == "mouths":
+        return ()
+    if choice != "auto":
+        return (choice,)
+    return () if board.project.stylized else board.project.talk_models.configured
+
+
+def cuts_between_speakers(board: Storyboard, shot: Shot) -> bool:
+    """A shot where several characters speak through a video model becomes a cut between their close-ups
+    (shot / reverse shot); ``camera.shot: two_shot`` keeps them in one frame with 2D mouths."""
+    speakers = shot_speakers(shot)
+    return (len(speakers) > 1 and shot.parent is None and shot.camera.shot != "two_shot"
+            and any(talk_candidates(board, shot, cid) for cid in speakers))
+
+
+def close_up_shots(board: Storyboard, shot: Shot) -> list[Shot]:
+    """The close-ups a multi-speaker shot is cut into: one per run of lines by one speaker, ``<shot>~<speaker>``
+    (``-2``, ``-3`` … when they speak again), each with that speaker's lines and close-up panel (else generated).
+    A fixed length is shared by the time each run takes to say; the first keeps the shot's transition."""
+    from dataclasses import replace
+
+    runs: list[list[DialogueLine]] = []
+    for line in shot.dialogue:
+        if runs and runs[-1][0].character == line.character:
+            runs[-1].append(line)
+        else:
+            runs.append([line])
+    spoken = [sum(estimate_speech_seconds(line.text, board._voice_rate(line.character)) for line in run) for run in runs]
+    seen: dict[str, int] = {}
+    out: list[Shot] = []
+    for k, run in enumerate(runs):
+        cid = run[0].character
+        seen[cid] = seen.get(cid, 0) + 1
+        duration: Any = FIT_TO_DIALOGUE
+        if shot.duration != FIT_TO_DIALOGUE:
+            duration = round(shot.duration * spoken[k] / sum(spoken), 3) if k < len(runs) - 1 else \
+                round(shot.duration - sum(float(s.duration) for s in out), 3)
+        out.append(replace(
+            shot, id=f"{shot.id}~{cid}" + (f"-{seen[cid]}" if seen[cid] > 1 else ""), characters=(cid,),
+            camera=Camera("close_up", "static"), duration=duration, dialogue=tuple(run),
+            transition=shot.transition if k == 0 else Transition("cut", shot.transition.duration),
+            keyframe=shot.close_ups.get(cid), mouths={}, control=None, close_ups={}, parent=shot.id))
+    return out
+
+
+def with_close_ups(board: Storyboard) -> Storyboard:
+    """The storyboard with every multi-speaker talking shot cut into its speakers' close-ups."""
+    from dataclasses import replace
+
+    shots: list[Shot] = []
+    for shot in board.shots:
+        shots += close_up_shots(board, shot) if cuts_between_speakers(board, shot) else [shot]
+    return replace(board, shots=tuple(shots)) if len(shots) != len(board.shots) else board
+
+
+def _talk_problems(board: Storyboard, data: dict) -> list[Problem]:
+    """Talking families with no models, model files of another family, shots longer than a family allows,
+    close-ups with no picture to start from."""
+    problems: list[Problem] = []
+    models = board.project.talk_models
+    asked: dict[str, str] = {}
+    for cid, character in board.characters.items():
+        if character.talk in TALK_FAMILIES:
+            asked.setdefault(character.talk, f"{json_path(['characters', cid])}.talk")
+    for shot in board.shots:
+        if shot.talk in TALK_FAMILIES:
+            asked.setdefault(shot.talk, f"{shot.json_path}.talk")
+        for cid in shot.close_ups:
+            if cid not in board.characters:
+                problems.append(Problem(f"{shot.json_path}.close_ups.{cid}", f"unknown character {cid!r}"
+                                        + _known(cid, board.characters)))
+    for family, where in asked.items():
+        if getattr(models, family) is None:
+            problems.append(Problem(f"$.project.talk_models.{family}",
+                                    f"required: {where} asks for {family} ({TALK_NAMES[family]}); name its unet, "
+                                    "text_encoder, vae and audio_encoder files here"))
+    problems += _talk_model_problems(models)
+    if problems or any(line.character not in board.characters for s in board.shots for line in s.dialogue):
+        return problems
+    for shot in with_close_ups(board).shots:
+        problems += _talk_length_problems(board, shot)
+        if shot.parent and shot.keyframe is None and not board.project.checkpoint:
+            cid = shot.characters[0]
+            problems.append(Problem(f"{shot.json_path}.close_ups.{cid}",
+                                    f"shot {shot.parent!r} cuts between its speakers' close-ups: give a panel of "
+                                    f"{cid!r} here, or project.checkpoint to generate it (or camera.shot two_shot "
+                                    "keeps them in one frame with 2D mouths)"))
+    return problems
+
+
+def _talk_model_problems(models: TalkModels) -> list[Problem]:
+    problems = []
+    for family in models.configured:
+        settings = getattr(models, family)
+        where = f"$.project.talk_models.{family}"
+        name = settings.unet.lower()
+        other = next((w for w in _OTHER_FAMILY_WORDS[family] if re.search(rf"(^|[^a-z0-9]){w}([^a-z0-9]|$)", name)), None)
+        if other:
+            problems.append(Problem(f"{where}.unet", f"{settings.unet!r} looks like a Wan {other} model, not "
+                                                     f"{TALK_NAMES[family]}: give the {TALK_NAMES[family]} diffusion model"))
+        wanted, wrong = _AUDIO_ENCODERS[family]
+        if wrong in settings.audio_encoder.lower():
+            problems.append(Problem(f"{where}.audio_encoder", f"{settings.audio_encoder!r} is a {wrong} encoder; "
+                                                              f"{TALK_NAMES[family]} reads {wanted} features"))
+        if family == "s2v" and (settings.window_frames - 1) % 4:
+            problems.append(Problem(f"{where}.window_frames", f"{settings.window_frames} is not on Wan's 4k+1 grid "
+                                                              "(e.g. 77 or 81)"))
+        if family == "humo" and (settings.max_frames - 1) % 4:
+            problems.append(Problem(f"{where}.max_frames", f"{settings.max_frames} is not on Wan's 4k+1 grid (e.g. 97)"))
+    return problems
+
+
+def _talk_length_problems(board: Storyboard, shot: Shot) -> list[Problem]:
+    """A speaker who names a family (not ``auto``, which falls back) in a shot longer than that family allows."""
+    speakers = shot_speakers(shot)
+    if len(speakers) != 1:  # several speakers in one frame talk through 2D mouths
+        return []
+    seconds = board.shot_seconds(shot)
+    family = shot.talk or board.characters[speakers[0]].talk
+    settings = getattr(board.project.talk_models, family) if family in TALK_FAMILIES else None
+    where = f"{shot.json_path}.dialogue"
+    problems = []
+    if settings is not None:
+        if family == "s2v" and len(s2v_windows(settings, seconds)) > settings.max_windows:
+            problems.append(Problem(where, f"shot {shot.id!r} lasts about {seconds:.1f} s: "
+                                           f"{len(s2v_windows(settings, seconds))} S2V windows of up to "
+                                           f"{settings.window_frames} frames, more than project.talk_models.s2v."
+                                           f"max_windows ({settings.max_windows}); split the shot"))
+        if family == "humo" and humo_length(settings, seconds) > settings.max_frames:
+            problems.append(Problem(where, f"shot {shot.id!r} lasts about {seconds:.1f} s: "
+                                           f"{humo_length(settings, seconds)} HuMo frames at {settings.fps} fps, more "
+                                           f"than project.talk_models.humo.max_frames ({settings.max_frames}, "
+                                           f"{settings.max_frames / settings.fps:.1f} s); split the line or use s2v"))
+    return problems

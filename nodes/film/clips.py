@@ -105,8 +105,10 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
 
 def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, move: str = "static",
                   seed: int = 0, label: str = "", audio: AudioClip | None = None,
-                  dialogue: Dialogue | None = None, rigs: tuple = ()) -> Clip:
+                  dialogue: Dialogue | None = None, rigs: tuple = (), source_fps: float = 0.0) -> Clip:
     """A clip of a frame sequence (its last frame held when the clip is longer), with a camera ``move`` over it.
+    Frames made at ``source_fps`` (a video model's rate) are shown by time: film frame ``i`` shows source frame
+    ``floor(i * source_fps / fps)``; 0 shows one source frame per film frame.
 
     With ``dialogue`` and mouth ``rigs`` (as :func:`still_clip`), each rig's mouth is drawn on source frame
     ``i`` at the rig's box for that frame (its track through the moving shot), and hidden where the
@@ -123,7 +125,7 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
         draw = _mouth_drawer(dialogue, rigs, fps, count, label) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            at = min(i, len(stored) - 1)
+            at = min(int(i * source_fps / fps + 1e-9) if source_fps > 0 else i, len(stored) - 1)
             source = unpack_picture(stored[at])
             if draw:
                 source = draw(source, i, at)

@@ -89,3 +89,11 @@ def _placed(line: SpokenLine, not_before: float) -> list[MouthCue]:
     bounds = [line.start] + [line.start + c.start for c in cues[1:]] + [line.end]
     placed = [MouthCue(max(a, not_before), min(b, line.end), c.shape) for a, b, c in zip(bounds, bounds[1:], cues)]
     return [c for c in placed if c.end > c.start]
+
+
+def dialogue_sound(dialogue: Dialogue, min_seconds: float = 0.0, sample_rate: int = 16000) -> AudioClip:
+    """The dialogue's sound from its start (every line at its time, silence between), mono, at least
+    ``min_seconds`` long: what an audio-driven video model listens to. An empty dialogue is silence."""
+    seconds = max(dialogue.seconds, min_seconds, 1.0 / sample_rate)
+    lines = [(line.start, line.audio) for line in dialogue.lines]
+    return place(lines, seconds, max([sample_rate] + [line.audio.sample_rate for line in dialogue.lines]), 1)

@@ -6,7 +6,7 @@ its subtitles and, with mouth rigs, its moving mouths.
 from __future__ import annotations
 
 from .. import boundary
-from .dialogue import Dialogue, SpokenLine
+from .dialogue import Dialogue, SpokenLine, dialogue_sound
 
 DIALOGUE = "ANIMSTUDIO_DIALOGUE"
 
@@ -56,11 +56,36 @@ class AnimStudioJoinDialogue:
         return (first.then(second, gap_seconds),)
 
 
+class AnimStudioDialogueAudio:
+    DESCRIPTION = ("A dialogue's sound as core AUDIO (every line at its time, silence between, mono): for nodes that "
+                   "listen to speech, such as Audio Encoder Encode before Wan S2V or HuMo. The film keeps the "
+                   "dialogue's own sound.")
+    CATEGORY = "animstudio/film"
+    RETURN_TYPES = ("AUDIO",)
+    RETURN_NAMES = ("audio",)
+    OUTPUT_TOOLTIPS = ("The dialogue's sound from its first moment.",)
+    FUNCTION = "audio"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "dialogue": (DIALOGUE, {"tooltip": "The shot's dialogue (Dialogue Line / Join Dialogue)."}),
+        }, "optional": {
+            "min_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 600.0, "step": 0.05,
+                                      "tooltip": "Pad with silence to at least this long (the shot's length)."}),
+        }}
+
+    def audio(self, dialogue, min_seconds=0.0):
+        return (boundary.audio_to_comfy(dialogue_sound(dialogue, min_seconds)),)
+
+
 NODE_CLASS_MAPPINGS = {
     "AnimStudioDialogueLine": AnimStudioDialogueLine,
     "AnimStudioJoinDialogue": AnimStudioJoinDialogue,
+    "AnimStudioDialogueAudio": AnimStudioDialogueAudio,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "AnimStudioDialogueLine": "Dialogue Line",
     "AnimStudioJoinDialogue": "Join Dialogue",
+    "AnimStudioDialogueAudio": "Dialogue to Audio",
 }

@@ -91,10 +91,14 @@ class AnimStudioShotClip:
                                                             "timing (used instead of audio)."}),
             "mouth_rigs": ("ANIMSTUDIO_MOUTH_RIGS", {"tooltip": "Where each character's mouth is on the keyframe; "
                                                                 "their mouths then move with their lines."}),
+            "frames_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.001,
+                                     "tooltip": "The rate a frame batch was made at (a video model's: Wan 16, HuMo "
+                                                "25); its frames are resampled to the film's rate by time. 0: one "
+                                                "frame per film frame."}),
         }}
 
     def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label="", audio=None,
-                  fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None):
+                  fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None, frames_fps=0.0):
         sound = boundary.audio_from_comfy(audio) if audio is not None else None
         spoken = dialogue.seconds if dialogue is not None else (sound.seconds if sound is not None else 0.0)
         if fit_to_audio and spoken:
@@ -103,7 +107,7 @@ class AnimStudioShotClip:
             log.warning("shot %s: its sound (%.2f s) is longer than the shot (%.2f s) and is cut at the shot's end",
                         label or "?", spoken, seconds)
         clip = clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
-                               tuple(mouth_rigs or ()))
+                               tuple(mouth_rigs or ()), frames_fps)
         # ui.images: the editor shows the shot's first frame on the node, as it does for core previews
         first = next(iter(clip.frames()), None)
         thumbnails = [boundary.save_preview_image(first)] if first is not None else []
@@ -111,8 +115,10 @@ class AnimStudioShotClip:
 
 
 def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
-                    seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = ()) -> Clip:
-    """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames."""
+                    seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = (),
+                    frames_fps: float = 0.0) -> Clip:
+    """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames (made at
+    ``frames_fps``, resampled to ``fps`` by time; 0: one per film frame)."""
     if width % 2 or height % 2:
         raise ValueError(f"film size {width}x{height} must be even: video is stored as 4:2:0, which halves both")
     if seconds <= 0:
@@ -120,7 +126,8 @@ def clip_from_image(image, seconds: float, width: int, height: int, fps: int, ca
     frames = boundary.image_to_frames(image)
     if len(frames) == 1:
         return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
-    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
+    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs,
+                         source_fps=frames_fps)
 
 
 class AnimStudioCameraMove:

@@ -13,8 +13,9 @@ import numpy as np
 from .. import boundary
 from .engine import ENGINES, lipsync_audio
 from .formats import FORMATS, write_cues
-from .mouths import (MouthBox, MouthRig, box_from_mask, builtin_mouth_set, frame_count, load_mouth_folder,
+from .mouths import (MouthBox, box_from_mask, builtin_mouth_set, frame_count, load_mouth_folder,
                      mouth_set_from_batch, talking_frames)
+from .locate import LOCATE, locate_rig
 from .visemes import to_viseme_json
 
 MOUTH_CUES = "MOUTH_CUES"
@@ -146,9 +147,7 @@ def _mouth_set(mouth_images, mouth_masks, mouth_folder: str):
 
 
 MOUTH_RIGS = "ANIMSTUDIO_MOUTH_RIGS"
-LOCATE = ("box", "auto")
 #: x, y, width, height as the node's defaults: with locate auto and no face, a box still at these was not set.
-DEFAULT_BOX = MouthBox(0, 0, 64, 64)
 
 
 class AnimStudioMouthRig:
@@ -193,41 +192,6 @@ class AnimStudioMouthRig:
         rig = locate_rig(speaker, MouthBox(x, y, width, height), mouths,
                          boundary.image_to_frames(frames) if frames is not None else None, locate, face_index)
         return (tuple(previous or ()) + (rig,),)
-
-
-def locate_rig(speaker: str, box: MouthBox, mouths, pictures=None, locate: str = "box", face_index: int = 0,
-               where: str = "") -> MouthRig:
-    """A :class:`MouthRig`: its box given, or found on ``pictures[0]`` (``locate="auto"``), and with several
-    pictures its track through them. No face: a warning, and the given box if it was set, else no mouth."""
-    if locate not in LOCATE:
-        raise ValueError(f"locate must be one of {', '.join(LOCATE)}, not {locate!r}")
-    who = f"{speaker or 'the speaker'}" + (f" (mouth rig {where})" if where else "")
-    note = ""
-    if locate == "auto":
-        if pictures is None or not len(pictures):
-            raise ValueError(f"{who}: locate 'auto' needs the shot's keyframe or frames linked to 'frames'")
-        from .faces import find_mouths
-
-        found = find_mouths(pictures[0])
-        if face_index < len(found):
-            box = found[face_index].box
-            log.info("%s: mouth found at %s (face %d of %d, left to right)", who, box, face_index, len(found))
-        else:
-            note = ("no face found on the keyframe" if not found else
-                    f"face {face_index} asked for, {len(found)} found") + " (stylized art or a back view?)"
-            if box != DEFAULT_BOX:
-                log.warning("%s: %s; using the box given, %s", who, note, box)
-                note = ""
-            else:
-                log.warning("%s: %s; the mouth is not drawn (set its box: in the storyboard's shot 'mouths', or "
-                            "click the mouth on the keyframe in the Storyboard sidebar)", who, note)
-                return MouthRig(speaker, None, mouths, note=note)
-    track = ()
-    if pictures is not None and len(pictures) > 1:
-        from .mouth_track import track_box
-
-        track = track_box(list(pictures), box, label=who).boxes
-    return MouthRig(speaker, box, mouths, track, note)
 
 
 NODE_CLASS_MAPPINGS = {
