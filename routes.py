@@ -132,7 +132,7 @@ def voices(_body: dict | None = None) -> dict:
 
 
 def mouth_sets(_body: dict | None = None) -> dict:
-    from .translator.storyboard import BUILTIN_MOUTH_SETS
+    from .translator.storyboard_model import BUILTIN_MOUTH_SETS
 
     folder = _input_dir() / "animstudio" / "mouths"
     found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []

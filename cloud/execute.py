@@ -18,7 +18,8 @@ from ..common.errors import AnimStudioError
 from ..common.paths import PathEscapeError, resolve_inside
 from ..translator.render import (Engine, RenderReport, Reporter, ShotResult, chosen_keyframe, compose_film,
                                  render_keyframe, render_shot, shot_video)
-from ..translator.storyboard import Storyboard, load_storyboard
+from ..translator.storyboard import load_storyboard
+from ..translator.storyboard_model import Storyboard
 from .jobs import Job
 
 

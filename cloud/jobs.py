@@ -17,7 +17,8 @@ from typing import Iterable, Literal, Mapping
 from ..translator.compile import CompiledGraph, compile_compose, compile_keyframe, compile_shot, slug
 from ..translator.graph_check import model_folder
 from ..translator.film_length import check_film_length
-from ..translator.storyboard import Storyboard, load_storyboard
+from ..translator.storyboard import load_storyboard
+from ..translator.storyboard_model import Storyboard
 
 JobKind = Literal["keyframe", "shot", "compose"]
 KIND_PRIORITY = {"keyframe": 20, "shot": 10, "compose": 0}  # earlier stages first: films finish sooner

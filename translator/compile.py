@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
 from .motion import motion_family, motion_nodes
-from .storyboard import FIT_TO_DIALOGUE, Shot, Storyboard, shot_speakers
+from .schema_check import FIT_TO_DIALOGUE
+from .storyboard_model import Shot, Storyboard
+from .talk_plan import shot_speakers
 from .talk import talk_family, talk_nodes
 from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, file_digest, graph_json, instantiate
 
@@ -307,7 +309,7 @@ def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
 def _as_cut(shot: Shot) -> Shot:
     from dataclasses import replace
 
-    from .storyboard import Transition
+    from .storyboard_model import Transition
 
     return replace(shot, transition=Transition("cut", shot.transition.duration))
 

@@ -6,7 +6,7 @@ import math
 import os
 
 from ..common.errors import Problem, StoryboardError
-from .storyboard import Storyboard
+from .storyboard_model import Storyboard
 
 MAX_FILM_MINUTES = 180.0  # three hours: generous for a film, and a stop for a runaway generated storyboard
 MAX_FILM_MINUTES_ENV = "ANIMSTUDIO_MAX_FILM_MINUTES"

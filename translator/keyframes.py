@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .storyboard import Shot, Storyboard
+from .storyboard_model import Shot, Storyboard
 from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, instantiate
 
 CAMERA_SHOT_WORDS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .keyframes import checkpoint_nodes, shot_prompt, shot_seed
-from .storyboard import Shot, Storyboard
+from .storyboard_model import Shot, Storyboard
 from .templates import Graph, Link, instantiate
 
 # the node types each motion family needs from the server, the frame-count grid its latents use (length

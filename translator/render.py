@@ -26,7 +26,7 @@ from ..common.errors import AnimStudioError
 from .film_length import check_film_length
 from .graph_check import check_graph
 from .keyframes import consistency_node, keyframe_seed, scored_characters
-from .storyboard import Shot, Storyboard
+from .storyboard_model import Shot, Storyboard
 
 log = logging.getLogger(__name__)
 

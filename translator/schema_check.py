@@ -82,3 +82,10 @@ def _explain(err) -> str:
     if kind == "oneOf" and err.absolute_path and err.absolute_path[-1] == "duration":
         return f'expected a number of seconds > 0 (at most 600) or "{FIT_TO_DIALOGUE}", got {json.dumps(value)}'
     return err.message
+
+
+def known_hint(name: str, known) -> str:
+    """" (did you mean …?)" or the known names, for a message about an unknown id."""
+    if not known:
+        return " (none are defined)"
+    return close_match(name, known) or f" (known: {', '.join(sorted(known)[:8])})"

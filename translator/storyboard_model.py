@@ -1,0 +1,400 @@
+"""The storyboard's typed model: the project, characters, scenes, shots and what each holds, as frozen dataclasses
+built by :mod:`.storyboard` from a validated document; plus the lengths things take (speech estimates, the frame
+windows of the talking families)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+from ..common.errors import Problem, StoryboardError
+from .schema_check import FIT_TO_DIALOGUE
+
+BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
+
+
+@dataclass(frozen=True)
+class Project:
+    title: str
+    width: int = 512
+    height: int = 288
+    fps: int = 12
+    style: str = ""
+    seed: int = 0
+    language: str = "en"
+    checkpoint: str | None = None
+    negative_prompt: str = ""
+    steps: int = 20
+    cfg: float = 7.0
+    sampler: str = "euler"
+    scheduler: str = "normal"
+    subtitles: "SubtitleSettings" = None  # type: ignore[assignment]
+    clip_vision: str | None = None
+    consistency: "ConsistencySettings" = None  # type: ignore[assignment]
+    motion_models: "MotionModels" = None  # type: ignore[assignment]
+    talk_models: "TalkModels" = None  # type: ignore[assignment]
+    talk_style: str = "auto"
+
+    def __post_init__(self):
+        for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, kind())
+            elif isinstance(value, dict):
+                object.__setattr__(self, name, kind(**value))
+        if self.motion_models is None or isinstance(self.motion_models, dict):
+            object.__setattr__(self, "motion_models", MotionModels.from_json(self.motion_models or {}))
+        if self.talk_models is None or isinstance(self.talk_models, dict):
+            object.__setattr__(self, "talk_models", TalkModels.from_json(self.talk_models or {}))
+
+    @property
+    def stylized(self) -> bool:
+        """Whether ``talk: auto`` keeps 2D mouths: ``talk_style``, else words of ``style`` (cartoon, anime, …)."""
+        if self.talk_style != "auto":
+            return self.talk_style == "stylized"
+        return bool(STYLIZED_WORDS.search(self.style))
+
+    @property
+    def scores_consistency(self) -> bool:
+        """Keyframes are scored (and re-rendered when they fail) only with a CLIP vision model to score with."""
+        return bool(self.clip_vision) and self.consistency.enabled
+
+
+@dataclass(frozen=True)
+class ConsistencySettings:
+    enabled: bool = True
+    threshold: float = 0.62
+    max_attempts: int = 3
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_attempts", int(self.max_attempts))
+
+
+@dataclass(frozen=True)
+class WanModels:
+    unet: str
+    text_encoder: str
+    vae: str
+    clip_vision: str | None = None
+    steps: int = 20
+    cfg: float = 6.0
+    shift: float = 8.0
+    fps: int = 16
+    max_frames: int = 81
+
+
+@dataclass(frozen=True)
+class LtxModels:
+    checkpoint: str
+    text_encoder: str
+    steps: int = 30
+    cfg: float = 3.0
+    fps: int = 24
+    max_frames: int = 121
+
+
+@dataclass(frozen=True)
+class AnimateDiffModels:
+    motion_model: str
+    beta_schedule: str = "autoselect"
+    fps: int = 8
+    max_frames: int = 32
+
+
+MOTION_FAMILIES = ("wan", "ltx", "animatediff")
+
+
+@dataclass(frozen=True)
+class MotionModels:
+    """The image-to-video model files per family (``project.motion_models``); a family left out is not used."""
+    wan: WanModels | None = None
+    ltx: LtxModels | None = None
+    animatediff: AnimateDiffModels | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "MotionModels":
+        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels}
+        # JSON Schema counts 16.0 as an integer; the graph should carry 16
+        return cls(**{name: kinds[name](**{k: int(v) if k in ("steps", "fps", "max_frames") else v
+                                            for k, v in value.items()}) for name, value in raw.items()})
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(name for name in MOTION_FAMILIES if getattr(self, name) is not None)
+
+
+# project.style words that make a project stylized: realistic talking models give cartoon faces real lips
+STYLIZED_WORDS = re.compile(r"\b(cartoon\w*|anime|manga|2d|toon\w*|illustrat\w*|storybook|comic\w*|cel[- ]?shad\w*|"
+                            r"chibi|pixel[- ]?art|gouache|watercolou?r|flat colou?rs?|hand[- ]drawn|clay\w*|puppet\w*)\b",
+                            re.IGNORECASE)
+TALK_FAMILIES = ("s2v", "humo")
+TALK_CHOICES = ("auto", "s2v", "humo", "mouths")
+
+
+@dataclass(frozen=True)
+class S2VModels:
+    """Wan2.2-S2V: frames at 16 fps in windows of ``window_frames`` (4k+1), chained up to ``max_windows``."""
+    unet: str
+    text_encoder: str
+    vae: str
+    audio_encoder: str
+    steps: int = 20
+    cfg: float = 6.0
+    shift: float = 8.0
+    fps: int = 16
+    window_frames: int = 77
+    max_windows: int = 12
+    sampler: str = "uni_pc"
+    scheduler: str = "simple"
+
+
+@dataclass(frozen=True)
+class HuMoModels:
+    """HuMo: one window of at most ``max_frames`` (4k+1) at 25 fps."""
+    unet: str
+    text_encoder: str
+    vae: str
+    audio_encoder: str
+    steps: int = 30
+    cfg: float = 5.0
+    shift: float = 8.0
+    fps: int = 25
+    max_frames: int = 97
+    sampler: str = "euler"
+    scheduler: str = "simple"
+
+
+@dataclass(frozen=True)
+class TalkModels:
+    """The audio-driven video model files per talking family (``project.talk_models``)."""
+    s2v: S2VModels | None = None
+    humo: HuMoModels | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "TalkModels":
+        kinds = {"s2v": S2VModels, "humo": HuMoModels}
+        ints = ("steps", "fps", "window_frames", "max_windows", "max_frames")
+        return cls(**{name: kinds[name](**{k: int(v) if k in ints else v for k, v in value.items()})
+                      for name, value in raw.items()})
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(name for name in TALK_FAMILIES if getattr(self, name) is not None)
+
+
+def _grid(frames: int) -> int:
+    """The least frame count on Wan's 4k+1 grid that holds ``frames``."""
+    return 4 * math.ceil((max(1, frames) - 1) / 4) + 1
+
+
+def s2v_windows(settings: S2VModels, seconds: float) -> tuple[int, ...]:
+    """S2V window lengths (each 4k+1 frames) covering ``seconds``: the latent frames shared evenly over the fewest
+    windows of at most ``window_frames``; the chain decodes to ``4 * (latents - 1) + 1`` frames."""
+    latents = (_grid(round(seconds * settings.fps)) - 1) // 4 + 1
+    per_window = (settings.window_frames - 1) // 4 + 1
+    count = math.ceil(latents / per_window)
+    base, extra = divmod(latents, count)
+    return tuple(4 * (base + (k < extra) - 1) + 1 for k in range(count))
+
+
+def humo_length(settings: HuMoModels, seconds: float) -> int:
+    """HuMo frames (4k+1) for ``seconds`` at its 25 fps."""
+    return _grid(round(seconds * settings.fps))
+
+
+@dataclass(frozen=True)
+class SubtitleSettings:
+    burn: bool = True
+    files: str = "srt+vtt"
+    size: int = 0
+    font: str = ""               # a font family by name, or a font file in the storyboard's folder
+    position: str = "bottom"
+    font_file: Path | None = None  # the checked file, when ``font`` names one
+
+
+@dataclass(frozen=True)
+class MouthBoxSpec:
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Lora:
+    file: str
+    weight: float = 1.0
+    trigger_words: tuple[str, ...] = ()
+    weight_range: tuple[float, float] | None = None  # the author's recommended [low, high]
+
+
+@dataclass(frozen=True)
+class IPAdapterSpec:
+    file: str
+    weight: float = 0.7
+    start_at: float = 0.0
+    end_at: float = 1.0
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str = "espeak"
+    name: str | None = None
+    rate: float = 1.0
+    pitch: float = 0.0
+
+
+@dataclass(frozen=True)
+class Character:
+    id: str
+    description: str
+    name: str | None = None
+    lora: Lora | None = None
+    reference_images: tuple[Path, ...] = ()
+    voice: Voice = field(default_factory=Voice)
+    mouth_shapes: str | None = None
+    ip_adapter: IPAdapterSpec | None = None
+    mouth_files: tuple[Path, ...] = ()  # a mouth-set folder's shape pictures, each checked at load
+    talk: str = "auto"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Scene:
+    id: str
+    description: str = ""
+    location: str | None = None
+    time_of_day: str | None = None
+
+
+@dataclass(frozen=True)
+class Camera:
+    shot: str = "medium"
+    move: str = "static"
+
+
+@dataclass(frozen=True)
+class DialogueLine:
+    character: str
+    text: str
+    emotion: str = "neutral"
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: Literal["cut", "dissolve", "fade_black", "wipe_left", "wipe_right"] = "cut"
+    duration: float = 0.5
+
+    @property
+    def seconds(self) -> float:
+        """How long the transition overlaps the cut; a cut takes no time."""
+        return 0.0 if self.type == "cut" else self.duration
+
+
+@dataclass(frozen=True)
+class Motion:
+    family: Literal["auto", "wan", "ltx", "animatediff"] = "auto"
+    prompt: str | None = None
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class Control:
+    image: Path
+    model: str
+    kind: str = "other"
+    strength: float = 1.0
+    start_at: float = 0.0
+    end_at: float = 1.0
+
+
+@dataclass(frozen=True)
+class Shot:
+    id: str
+    description: str
+    index: int
+    scene: str | None = None
+    characters: tuple[str, ...] = ()
+    camera: Camera = field(default_factory=Camera)
+    duration: Union[float, Literal["fit_to_dialogue"]] = 3.0
+    dialogue: tuple[DialogueLine, ...] = ()
+    transition: Transition = field(default_factory=Transition)
+    keyframe: Path | None = None
+    seed: int | None = None
+    mouths: dict[str, MouthBoxSpec] = field(default_factory=dict)
+    motion: Motion | None = None
+    control: Control | None = None
+    talk: str | None = None                 # overrides the speaking characters' own choice
+    close_ups: dict[str, Path] = field(default_factory=dict)  # speaker → close-up panel (shot / reverse shot)
+    parent: str | None = None               # set on a close-up derived from a shot with several speakers
+
+    @property
+    def json_path(self) -> str:
+        return f"$.shots[{self.index}]"
+
+
+@dataclass(frozen=True)
+class MusicCue:
+    file: Path
+    start_shot: str | None = None
+    volume: float = 0.3
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    """A validated storyboard. File paths are absolute and known to lie inside ``base_dir``."""
+
+    project: Project
+    characters: dict[str, Character]
+    scenes: dict[str, Scene]
+    shots: tuple[Shot, ...]
+    music: tuple[MusicCue, ...]
+    base_dir: Path
+    source: str
+
+    def shot(self, shot_id: str) -> Shot:
+        return next(s for s in self.shots if s.id == shot_id)
+
+    def shot_seconds(self, shot: Shot) -> float:
+        """The shot's length on screen: its own duration, or the time its dialogue takes to say."""
+        if shot.duration != FIT_TO_DIALOGUE:
+            return float(shot.duration)
+        total = sum(estimate_speech_seconds(line.text, self._voice_rate(line.character)) for line in shot.dialogue)
+        return round(total + 0.5, 3)  # a breath before the cut
+
+    def _voice_rate(self, character_id: str) -> float:
+        character = self.characters.get(character_id)
+        return character.voice.rate if character else 1.0
+
+    def generated(self, checkpoint: str | None = None, steps: int | None = None) -> "Storyboard":
+        """The same film with every keyframe generated from a checkpoint instead of taken from its panel.
+
+        Mouth boxes are dropped: they were placed on the panels, and a generated picture puts faces elsewhere.
+        """
+        from dataclasses import replace
+
+        checkpoint = checkpoint or self.project.checkpoint
+        if not checkpoint:
+            raise StoryboardError(f"{self.source}: generating keyframes needs a checkpoint",
+                                  [Problem("$.project.checkpoint", "required (or pass --checkpoint NAME)")])
+        return replace(self, project=replace(self.project, checkpoint=checkpoint, steps=steps or self.project.steps),
+                       shots=tuple(replace(shot, keyframe=None, mouths={}) for shot in self.shots))
+
+    @property
+    def needs_generation(self) -> bool:
+        return any(s.keyframe is None for s in self.shots)
+
+
+def estimate_speech_seconds(text: str, rate: float = 1.0) -> float:
+    """Seconds an unhurried voice takes to say ``text``: about 2.6 words a second, plus pauses.
+
+    Used to size "fit_to_dialogue" shots at compile time, before any voice is synthesised.
+    """
+    words = len(re.findall(r"\w+", text))
+    pauses = len(re.findall(r"[,;:]", text)) * 0.2 + len(re.findall(r"[.!?]+", text)) * 0.35
+    return round(max(0.6, words / 2.6 + pauses) / rate, 3)
