@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli import _emit
+from .cli_common import _emit
 from .common.errors import AnimStudioError
 
 
