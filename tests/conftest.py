@@ -30,6 +30,18 @@ def write_panel(path: Path, color=(200, 80, 40), size=(160, 90)) -> Path:
     return path
 
 
+def odd_width_film(panel_name: str) -> dict:
+    """A film graph of pack nodes that fails in its clip node (a width of 63 cannot be stored as 4:2:0)."""
+    return {"s:panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": panel_name}},
+            "s:clip": {"class_type": "AnimStudioShotClip", "inputs": {
+                "image": ["s:panel", 0], "seconds": 1.0, "width": 63, "height": 48, "fps": 8,
+                "camera_move": "static", "seed": 0}},
+            "s:append": {"class_type": "AnimStudioAppendClip", "inputs": {
+                "clip": ["s:clip", 0], "transition": "cut", "transition_seconds": 0.0}},
+            "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {"film": ["s:append", 0],
+                                                                          "filename_prefix": "f"}}}
+
+
 def write_storyboard(folder: Path, data: dict, name: str = "storyboard.json") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

@@ -11,7 +11,7 @@ import pytest
 from animstudio.cli import main
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.common.errors import EngineUnavailableError, ServerError
-from conftest import EXAMPLE, write_panel, write_storyboard
+from conftest import EXAMPLE, odd_width_film, write_panel, write_storyboard
 
 
 def frame_count(path):
@@ -75,14 +75,7 @@ def test_node_failure_in_embedded_run_names_node_and_shot(tmp_path):
     panel = write_panel(tmp_path / "p.png")
     engine = EmbeddedEngine(work_dir=tmp_path / "w")
     name = engine.upload(panel, "x", "p.png")
-    graph = {"s:panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": name}},
-             "s:clip": {"class_type": "AnimStudioShotClip", "inputs": {
-                 "image": ["s:panel", 0], "seconds": 1.0, "width": 63, "height": 48, "fps": 8,
-                 "camera_move": "static", "seed": 0}},
-             "s:append": {"class_type": "AnimStudioAppendClip", "inputs": {
-                 "clip": ["s:clip", 0], "transition": "cut", "transition_seconds": 0.0}},
-             "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {"film": ["s:append", 0],
-                                                                           "filename_prefix": "f"}}}
+    graph = odd_width_film(name)
     events = []
     with pytest.raises(ServerError) as caught:
         engine.run(graph, {"s:clip": "s"}, lambda kind, data: events.append(kind), uploads=[name])

@@ -18,7 +18,7 @@ from animstudio.translator import film_length
 from animstudio.translator import render as pipeline
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.translator.storyboard import load_storyboard
-from conftest import write_panel, write_storyboard
+from conftest import odd_width_film, write_panel, write_storyboard
 
 ENV = "ANIMSTUDIO_MAX_FILM_MINUTES"
 
@@ -96,14 +96,7 @@ def test_a_failed_or_interrupted_render_leaves_no_engine_folder(tmp_path, temp_r
 
 def test_the_engine_removes_its_folder_on_close_and_keeps_a_given_one(tmp_path, temp_root):
     panel = write_panel(tmp_path / "p.png")
-    graph = {"s:panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": "x/p.png"}},
-             "s:clip": {"class_type": "AnimStudioShotClip", "inputs": {
-                 "image": ["s:panel", 0], "seconds": 1.0, "width": 63, "height": 48, "fps": 8,
-                 "camera_move": "static", "seed": 0}},
-             "s:append": {"class_type": "AnimStudioAppendClip", "inputs": {
-                 "clip": ["s:clip", 0], "transition": "cut", "transition_seconds": 0.0}},
-             "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {"film": ["s:append", 0],
-                                                                           "filename_prefix": "f"}}}
+    graph = odd_width_film("x/p.png")
     with pytest.raises(ServerError):
         with pipeline.LocalEngine(EmbeddedEngine()) as engine:
             engine.run(graph, {}, lambda kind, data: None, [engine.upload(panel, "x", "p.png")])
