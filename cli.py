@@ -24,7 +24,7 @@ def _server_url(args) -> str | None:
 
 
 def _engine(args):
-    from .translator.render import LocalEngine, ServerEngine
+    from .translator.engines import LocalEngine, ServerEngine
 
     url = _server_url(args)
     if url:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..common.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
-from ..translator.render import Reporter, ServerEngine
+from ..translator.engines import ServerEngine
+from ..translator.render import Reporter
 from ..common.urls import redact
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job

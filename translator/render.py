@@ -1,7 +1,7 @@
 """The render pipeline, one call for the CLI and every worker: compile → check → upload → run → download → report.
 
-Engines: a ComfyUI server (through :class:`~.client.ComfyClient`) or the :class:`~.embedded.EmbeddedEngine`;
-both offer ``object_info``, ``upload``, ``run`` and ``fetch``. In the per-shot shape each shot's video is
+Engines (:mod:`.engines`): a ComfyUI server or the embedded engine; both offer ``object_info``, ``upload``,
+``run`` and ``fetch``. In the per-shot shape each shot's video is
 kept in ``OUT/shots/`` with the hash of the graph that made it, so a re-run (after a crash, a fix to one
 shot, Ctrl-C) renders only what changed and never loses what was already rendered.
 """
@@ -16,102 +16,22 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping
 
-from .client import ComfyClient, OutputFile, local_output_path, write_atomically
+from .client import ComfyClient, write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, slug)
-from .embedded import EmbeddedEngine
+from .engines import Engine, LocalEngine, ServerEngine
 from ..common.errors import AnimStudioError
 from .film_length import check_film_length
-from .graph_check import check_graph
 from .keyframes import consistency_node, keyframe_seed, scored_characters
 from .storyboard_model import Shot, Storyboard
 
+__all__ = ["Engine", "LocalEngine", "ServerEngine", "Reporter", "KeyframeAttempt", "ShotResult", "RenderReport",
+           "render", "graph_key", "uses_video_models", "shot_video", "chosen_keyframe", "render_shot", "compose_film",
+           "render_keyframe"]
+
 log = logging.getLogger(__name__)
-
-
-class Engine(Protocol):
-    name: str
-
-    def object_info(self) -> dict: ...
-    def upload(self, local_path: Path, subfolder: str, filename: str) -> str: ...
-    def run(self, graph: Mapping[str, Any], node_shots: Mapping, on_event: Callable, uploads=()) -> dict: ...
-    def fetch(self, item: OutputFile, dest_dir: Path) -> Path: ...
-    def free(self) -> None: ...
-    def close(self) -> None: ...
-
-
-class ServerEngine:
-    """A running ComfyUI, local or remote. Graphs are checked against its ``/object_info`` before upload."""
-
-    def __init__(self, client: ComfyClient):
-        self.client = client
-        self.name = client.name
-        self._object_info: dict | None = None
-
-    def object_info(self) -> dict:
-        if self._object_info is None:
-            self._object_info = self.client.object_info()
-        return self._object_info
-
-    def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
-        return self.client.upload(local_path, subfolder, filename)
-
-    def check(self, compiled: CompiledGraph) -> None:
-        """Refuse a graph that does not fit the server before anything of it is uploaded (its uploads are
-        named by content, so their names are known in advance)."""
-        check_graph(compiled.graph, self.object_info(), compiled.node_shots, [u.name for u in compiled.uploads],
-                    name=compiled.name)
-
-    def run(self, graph, node_shots, on_event, uploads=()) -> dict:
-        check_graph(graph, self.object_info(), node_shots, uploads, name="graph")
-        return self.client.run(graph, node_shots, on_event)
-
-    def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
-        return self.client.download(item, dest_dir)
-
-    def free(self) -> None:
-        self.client.free()
-
-    def close(self) -> None:
-        """Nothing is kept here: what the server made stays on the server, what was fetched is the caller's."""
-
-
-class LocalEngine:
-    """The embedded engine with the same face as a server."""
-
-    def __init__(self, engine: EmbeddedEngine | None = None):
-        self.engine = engine or EmbeddedEngine()
-        self.name = "embedded"
-
-    def object_info(self) -> dict:
-        return self.engine.object_info()
-
-    def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
-        return self.engine.upload(local_path, subfolder, filename)
-
-    def run(self, graph, node_shots, on_event, uploads=()) -> dict:
-        return self.engine.run(graph, node_shots, on_event, uploads)
-
-    def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
-        target = local_output_path(dest_dir, item.subfolder, item.filename)
-        source = self.engine.output_file({"filename": item.filename, "subfolder": item.subfolder})
-        return write_atomically(target, source.read_bytes())
-
-    def free(self) -> None:
-        """Nothing to do: each embedded run is its own worker process, and its memory goes with it."""
-
-    def close(self) -> None:
-        """Remove the engine's temporary folder (the copies of every input and output); call it when the render
-        is over, fetched outputs are already in the render's own folder."""
-        self.engine.close()
-
-    def __enter__(self) -> "LocalEngine":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 class Reporter:
