@@ -1,0 +1,70 @@
+"""What ``animstudio render`` shows while and after it works: progress bars on stderr, and the lines under the
+summary (each scored keyframe's likeness)."""
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("animstudio")
+
+
+class BarReporter:
+    """Two tqdm bars on stderr: shots done overall, and the node working now."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.overall = self.current = None
+
+    def start(self, shots, graphs):
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        self.overall = tqdm(total=len(shots), desc="shots", unit="shot", position=0, leave=True, file=sys.stderr)
+        self.current = tqdm(total=1, desc="", position=1, leave=False, file=sys.stderr, bar_format=
+                            "{desc:>24} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}")
+
+    def shot_started(self, shot_id):
+        if self.current is not None:
+            self.current.set_description_str(shot_id[:24])
+            self.current.reset(total=1)
+
+    def shot_progress(self, shot_id, value, maximum):
+        if self.current is not None:
+            if shot_id:
+                self.current.set_description_str(shot_id[:24], refresh=False)
+            self.current.total = maximum
+            self.current.n = value
+            self.current.refresh()
+
+    def shot_done(self, shot_id, cached=False):
+        if self.overall is not None:
+            self.overall.update(1)
+            if cached:
+                self.overall.set_postfix_str(f"{shot_id} cached")
+
+    def stage(self, text):
+        if self.current is not None:
+            self.current.set_description_str(text[:24])
+            self.current.reset(total=1)
+        else:
+            log.info("%s", text)
+
+    def close(self):
+        for bar in (self.current, self.overall):
+            if bar is not None:
+                bar.close()
+
+
+def _likeness_lines(report) -> str:
+    """One line per shot whose keyframe was scored: its attempts and the score kept."""
+    lines = []
+    for shot_id, result in report.shots.items():
+        scored = [a for a in result.attempts if a.score is not None]
+        if not scored:
+            continue
+        best = max(scored, key=lambda a: (a.passed, a.score))
+        verdict = "passed" if best.passed else "below the threshold, best kept"
+        lines.append(f"\n  {shot_id}: likeness {best.score:.3f} ({verdict}) after {len(result.attempts)} attempt(s): "
+                     + ", ".join(f"{a.score:.3f}" for a in scored))
+    return "".join(lines)
