@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .cli_common import _emit
-from .cli_progress import BarReporter, _likeness_lines
+from .cli_progress import BarReporter, _likeness_lines, _warning_lines
 from .common.errors import AnimStudioError, RenderInterrupted
 
 log = logging.getLogger("animstudio")
@@ -196,7 +196,8 @@ def cmd_render(args) -> int:
     _emit(args, {"ok": True, **report.to_json()},
           f"rendered {len(board.shots)} shots" + (f" ({cached} from the cache)" if cached else "")
           + (f", {report.film_seconds:.1f} s of film," if report.film_seconds else "")
-          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _likeness_lines(report))
+          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _likeness_lines(report)
+          + _warning_lines(report))
     return 0
 
 

@@ -1,5 +1,5 @@
 """What ``animstudio render`` shows while and after it works: progress bars on stderr, and the lines under the
-summary (each scored keyframe's likeness)."""
+summary (each scored keyframe's likeness, and each warning a shot's nodes gave: a mouth not drawn, a track lost)."""
 from __future__ import annotations
 
 import logging
@@ -68,3 +68,9 @@ def _likeness_lines(report) -> str:
         lines.append(f"\n  {shot_id}: likeness {best.score:.3f} ({verdict}) after {len(result.attempts)} attempt(s): "
                      + ", ".join(f"{a.score:.3f}" for a in scored))
     return "".join(lines)
+
+
+def _warning_lines(report) -> str:
+    """One line per warning the shots' nodes gave (a mouth not drawn, a lost track), so a headless render says
+    what a user in the graph editor would have seen in the server's log."""
+    return "".join(f"\n  warning: {text}" for result in report.shots.values() for text in result.warnings)

@@ -311,3 +311,50 @@ def test_without_the_faces_extra_auto_warns_and_the_render_goes_on(monkeypatch, 
     assert "animstudio[faces]" in caplog.text and "not drawn" in caplog.text
     given = locate_rig("Ada", MouthBox(10, 10, 20, 12), builtin_mouth_set(), [picture], locate="auto")
     assert given.box == MouthBox(10, 10, 20, 12)  # a box the user set is still used
+
+
+@needs_faces
+def test_a_headless_render_reports_the_mouths_it_could_not_find_and_draws_the_ones_it_found(tmp_path, capsys):
+    """Panels without ``mouths``: the mouth is found on the photograph and drawn; the cartoon has no face, so the
+    render goes on and says so (report and terminal), also when the shot comes from the cache."""
+    import json
+
+    from animstudio.cli import main
+    from conftest import write_storyboard
+
+    story = tmp_path / "story"
+    story.mkdir()
+    Image.fromarray(cartoon()).save(story / "toon.png")
+    Image.fromarray(astronaut()[:384]).resize((320, 240)).save(story / "eileen.png")  # cropped to 4:3
+    path = write_storyboard(story, {
+        "version": 1,
+        "project": {"title": "Found", "width": 320, "height": 240, "fps": 8, "subtitles": {"files": "none"}},
+        "characters": {"toon": {"name": "Toon", "description": "a drawn face"},
+                       "eileen": {"name": "Eileen", "description": "an astronaut"}},
+        "shots": [{"id": "s1", "description": "toon", "keyframe": "toon.png", "characters": ["toon"],
+                   "dialogue": [{"character": "toon", "text": "Hello there."}]},
+                  {"id": "s2", "description": "eileen", "keyframe": "eileen.png", "characters": ["eileen"],
+                   "dialogue": [{"character": "eileen", "text": "Hello there."}]}]})
+    out = tmp_path / "out"
+    for status in ("rendered", "cached"):
+        assert main(["render", str(path), "-o", str(out)]) == 0
+        printed = capsys.readouterr().out
+        report = json.loads((out / "render-report.json").read_text())
+        assert {k: v["status"] for k, v in report["shots"].items()} == {"s1": status, "s2": status}
+        assert report["shots"]["s1"]["warnings"] == [
+            "shot s1: Toon's mouth is not drawn: no face found on the keyframe (stylized art or a back view?)"]
+        assert report["shots"]["s2"]["warnings"] == []
+        assert "warning: shot s1: Toon's mouth is not drawn" in printed and "Eileen" not in printed
+    s1 = decode_frames(out / "shots" / "s1.mp4")
+    s2 = decode_frames(out / "shots" / "s2.mp4")
+    assert max(np.abs(f.astype(int) - s1[0]).max() for f in s1) <= 12  # nothing drawn: a still (codec noise)
+    x, y = round(ASTRONAUT_MOUTH[0] * 0.625), round(ASTRONAUT_MOUTH[1] * 0.625)  # Eileen's mouth, scaled
+    region = [f[y - 8:y + 8, x - 12:x + 12].astype(int) for f in s2]
+    assert max(np.abs(r - region[0]).mean() for r in region) > 10  # her mouth moves with the line
+
+
+def decode_frames(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]

@@ -29,7 +29,7 @@ from .storyboard_model import Shot, Storyboard
 
 __all__ = ["Engine", "LocalEngine", "ServerEngine", "Reporter", "KeyframeAttempt", "ShotResult", "RenderReport",
            "render", "graph_key", "uses_video_models", "shot_video", "chosen_keyframe", "render_shot", "compose_film",
-           "render_keyframe"]
+           "render_keyframe", "node_warnings"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class ShotResult:
     seconds: float = 0.0
     keyframe: str | None = None  # the generated keyframe the shot was made from (the best attempt)
     attempts: list[KeyframeAttempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the nodes said the viewer should know (a mouth not drawn)
 
 
 @dataclass
@@ -189,6 +190,8 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
         outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
     for shot in board.shots:
         handler.finish(shot.id)
+    for shot_id, texts in node_warnings(outputs, compiled.node_shots).items():
+        report.shots[shot_id].warnings += texts
     with report.timed("download"):
         files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
@@ -248,17 +251,20 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
     shot_graph = compile_shot(board, shot, keyframe, object_info)
     video = shot_video(out_dir, shot.id)
     video.parent.mkdir(parents=True, exist_ok=True)
-    key_file = video.with_suffix(".key")
+    key_file, warnings_file = video.with_suffix(".key"), video.with_suffix(".warnings.json")
     key = graph_key(shot_graph)
     result = report.shots[shot.id]
     if video.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         result.status = "cached"
         result.files.append(video.relative_to(out_dir).as_posix())
+        with contextlib.suppress(OSError, ValueError):  # what the render said, kept with its video
+            result.warnings = [str(t) for t in json.loads(warnings_file.read_text())]
         reporter.shot_done(shot.id, cached=True)
         return video
     reporter.shot_started(shot.id)
     started = time.monotonic()
-    _outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
+    outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
+    result.warnings = [t for texts in node_warnings(outputs, shot_graph.node_shots).values() for t in texts]
     rendered = [f for f in files if f.suffix == ".mp4"]
     if not rendered:
         raise AnimStudioError(f"shot {shot.id}: the graph ran but produced no video")
@@ -269,6 +275,7 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
         files = [f for f in files if f != sidecar]
     else:
         video.with_suffix(".srt").unlink(missing_ok=True)
+    write_atomically(warnings_file, json.dumps(result.warnings).encode())
     key_file.write_text(key + "\n")
     result.status, result.seconds = "rendered", round(time.monotonic() - started + result.seconds, 3)
     result.files = [video.relative_to(out_dir).as_posix()] + [f.relative_to(out_dir).as_posix()
@@ -298,6 +305,8 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
                 engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(".srt").name)
     with report.timed("compose"):
         outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
+    for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
+        report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
     with report.timed("download"):
         files = _fetch_outputs(outputs, engine, out_dir)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
@@ -360,6 +369,17 @@ def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     report.outputs += [a.file for a in attempts] + [result.keyframe]
     result.seconds = round(time.monotonic() - started, 3)
     return chosen
+
+
+def node_warnings(outputs: Mapping[str, Any], node_shots: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """The warnings the graph's nodes reported in their ``ui`` output (``warnings``: texts), by shot."""
+    found: dict[str, list[str]] = {}
+    for node, ui in outputs.items():
+        texts = ui.get("warnings") if isinstance(ui, Mapping) else None
+        shot = node_shots.get(node)
+        if shot and isinstance(texts, list):
+            found.setdefault(shot, []).extend(str(t) for t in texts)
+    return found
 
 
 def _run_shot_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter: Reporter, report: RenderReport,

@@ -37,6 +37,7 @@ class Clip:
     label: str = ""
     audio: AudioClip | None = field(default=None, repr=False, compare=False)  # starts with the clip's first frame
     subtitles: tuple[SubtitleCue, ...] = field(default=(), compare=False)     # times from the clip's first frame
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # what the viewer should know (a mouth not drawn)
 
     @property
     def seconds(self) -> float:
@@ -77,6 +78,7 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
     if dialogue is not None and audio is None:
         audio = dialogue.audio()
     talking = dialogue is not None and bool(rigs)
+    warnings = mouth_warnings(rigs, fps, count, label) if talking else ()
     if talking:
         from ..lipsync.mouths import check_box
 
@@ -100,7 +102,7 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
             yield crop_resize(draw(source, i, 0) if draw else source, crop_window(move, t, box, seed, i), width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
-    return Clip(width, height, fps, count, make, label, audio, subtitles)
+    return Clip(width, height, fps, count, make, label, audio, subtitles, warnings)
 
 
 def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, move: str = "static",
@@ -120,6 +122,7 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
     if dialogue is not None and audio is None:
         audio = dialogue.audio()
     talking = dialogue is not None and bool(rigs)
+    warnings = mouth_warnings(rigs, fps, count, label) if talking else ()
 
     def make() -> Iterator[np.ndarray]:
         draw = _mouth_drawer(dialogue, rigs, fps, count, label) if talking else None
@@ -133,7 +136,25 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
             yield crop_resize(source, window, width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
-    return Clip(width, height, fps, count, make, label, audio, subtitles)
+    return Clip(width, height, fps, count, make, label, audio, subtitles, warnings)
+
+
+def mouth_warnings(rigs: tuple, fps: float, count: int, label: str = "") -> tuple[str, ...]:
+    """What a viewer should know about a shot's mouths, each logged once: a rig with no box (no face was found)
+    draws nothing; a track lost before the clip ends hides the mouth from there (with its timecode)."""
+    from ..lipsync.mouth_track import timecode
+
+    shot = label or "?"
+    out = []
+    for rig in rigs:
+        if rig.box is None and not any(rig.track):
+            out.append(f"shot {shot}: {rig.speaker}'s mouth is not drawn: {rig.note or 'it has no box'}")
+        elif rig.lost_at is not None and rig.lost_at < count:
+            out.append(f"shot {shot}: {rig.speaker}'s mouth track is lost at {timecode(rig.lost_at, fps)} "
+                       f"(frame {rig.lost_at}); the mouth is hidden from there")
+    for text in out:
+        log.warning("%s", text)
+    return tuple(out)
 
 
 def _mouth_drawer(dialogue: Dialogue, rigs: tuple, fps: float, count: int, label: str = ""):
@@ -143,23 +164,13 @@ def _mouth_drawer(dialogue: Dialogue, rigs: tuple, fps: float, count: int, label
 
     Each speaker's shapes for the clip's ``count`` frames are worked out once, on the clip's own frame
     grid (a list of letters; the frames themselves are still drawn one at a time). A rig with no box
-    (no face was found) draws nothing; a track lost at some frame hides the mouth from there, with a
-    warning giving the shot, the character and the timecode.
+    (no face was found) draws nothing; a lost track hides the mouth from there (:func:`mouth_warnings`
+    told the viewer when the clip was made).
     """
-    from ..lipsync.mouth_track import timecode
     from ..lipsync.mouths import ScaledMouths, composite_mouth
 
-    shot = label or "?"
-    prepared = []
-    for rig in rigs:
-        if rig.box is None and not any(rig.track):
-            log.warning("shot %s: %s's mouth is not drawn: %s", shot, rig.speaker, rig.note or "it has no box")
-            continue
-        lost = rig.lost_at
-        if lost is not None and lost < count:
-            log.warning("shot %s: %s's mouth track is lost at %s (frame %d); the mouth is hidden from there",
-                        shot, rig.speaker, timecode(lost, fps), lost)
-        prepared.append((rig, ScaledMouths(rig.mouths), dialogue.mouth_shapes(rig.speaker, fps, count)))
+    prepared = [(rig, ScaledMouths(rig.mouths), dialogue.mouth_shapes(rig.speaker, fps, count))
+                for rig in rigs if rig.box is not None or any(rig.track)]
 
     def draw(picture: np.ndarray, index: int, source_index: int = 0) -> np.ndarray:
         frame = picture

@@ -103,15 +103,18 @@ class AnimStudioShotClip:
         spoken = dialogue.seconds if dialogue is not None else (sound.seconds if sound is not None else 0.0)
         if fit_to_audio and spoken:
             seconds = max(seconds, spoken + tail_seconds)
-        elif spoken > seconds:
-            log.warning("shot %s: its sound (%.2f s) is longer than the shot (%.2f s) and is cut at the shot's end",
-                        label or "?", spoken, seconds)
+        warnings = []
+        if spoken > seconds:  # (fitting to the audio never leaves it longer)
+            warnings.append(f"shot {label or '?'}: its sound ({spoken:.2f} s) is longer than the shot "
+                            f"({seconds:.2f} s) and is cut at the shot's end")
+            log.warning("%s", warnings[-1])
         clip = clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
                                tuple(mouth_rigs or ()), frames_fps)
-        # ui.images: the editor shows the shot's first frame on the node, as it does for core previews
+        # ui.images: the editor shows the shot's first frame on the node, as it does for core previews;
+        # ui.warnings: what a headless client reports with the shot (a mouth not drawn, a track lost)
         first = next(iter(clip.frames()), None)
         thumbnails = [boundary.save_preview_image(first)] if first is not None else []
-        return {"ui": {"images": thumbnails}, "result": (clip,)}
+        return {"ui": {"images": thumbnails, "warnings": warnings + list(clip.warnings)}, "result": (clip,)}
 
 
 def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
