@@ -111,8 +111,9 @@ def render_shot_video(server, board, tmp_path: Path) -> list[np.ndarray]:
 # CPU): the graphs that encode the same prompt with umt5 run back to back, and the render pipeline (whose last
 # graph, the compose one, loads no model) comes after them.
 
+# 2 steps: the Wan template samples with uni_pc, whose single step (order 0) returns a latent the model has no say in
 WAN22_MODELS = {"unet": file_name("wan_i2v"), "text_encoder": file_name("umt5"), "vae": file_name("wan_vae"),
-                "steps": 1, "cfg": 1.0, "fps": 16, "max_frames": 9}
+                "steps": 2, "cfg": 1.0, "fps": 16, "max_frames": 9}
 
 
 def test_wan_image_to_video_shot_executes(comfy_server, wan_files, tmp_path):
@@ -131,7 +132,7 @@ def test_wan21_image_to_video_shot_with_clip_vision_executes(comfy_server, wan21
     """The Wan 2.1 layout: the translator's CLIP vision subgraph (CLIPVisionLoader, CLIPVisionEncode on the random
     ViT-H) feeds WanImageToVideo's ``clip_vision_output`` into the DiT's image cross-attention."""
     models = {"unet": file_name("wan21_i2v"), "text_encoder": file_name("umt5"), "vae": file_name("wan_vae"),
-              "clip_vision": file_name("clip_vision_h"), "steps": 1, "cfg": 1.0, "fps": 16, "max_frames": 5}
+              "clip_vision": file_name("clip_vision_h"), "steps": 2, "cfg": 1.0, "fps": 16, "max_frames": 5}
     board = motion_board(tmp_path / "story", "wan", models, seconds=0.5)
     planned = motion_length(0.5, 16, 4, 5)
     assert planned == 5
@@ -174,7 +175,7 @@ def talk_common(unet: str, audio_encoder: str) -> dict:
 
 def sampler(cond: str, latent) -> dict:
     return {"class_type": "KSampler", "inputs": {
-        "model": ["model", 0], "seed": 1, "steps": 1, "cfg": 1.0, "sampler_name": "uni_pc", "scheduler": "simple",
+        "model": ["model", 0], "seed": 1, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
         "positive": [cond, 0], "negative": [cond, 1], "latent_image": latent, "denoise": 1.0}}
 
 
