@@ -124,7 +124,9 @@ def test_s2v_extend_chain_stays_in_latent_space_with_the_keyframe_as_every_refer
     # the model listens to the dialogue; the film keeps the dialogue's own sound, the frames resampled from
     # the model's 16 fps to the film's 12 by time
     assert g["s1:talk:audio-features"]["inputs"]["audio"] == ["s1:talk-audio:audio", 0]
-    assert g["s1:talk-audio:audio"]["inputs"] == {"dialogue": ["s1:line-1:line", 0], "min_seconds": 20.0}
+    # padded with silence past the chain's last window: 81 latent frames read 324 sound frames at 16 fps, plus one
+    # latent frame's worth (core's Extend fails with a shape error when the sound ends inside its window)
+    assert g["s1:talk-audio:audio"]["inputs"] == {"dialogue": ["s1:line-1:line", 0], "min_seconds": (324 + 4) / 16}
     assert g["s1:talk:audio-encoder"]["inputs"] == {"audio_encoder_name": S2V["audio_encoder"]}
     clip = g["s1:clip"]["inputs"]
     assert clip["image"] == ["s1:talk:decode", 0] and clip["fps"] == 12

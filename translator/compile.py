@@ -25,7 +25,7 @@ from .motion import motion_family, motion_nodes
 from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
 from .talk_plan import shot_speakers
-from .talk import talk_family, talk_nodes
+from .talk import talk_audio_seconds, talk_family, talk_nodes
 from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, file_digest, graph_json, instantiate
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
         if shot.motion is not None:
             log.info("shot %s: its movement comes from %s; motion is not used", shot.id, family)
         audio = instantiate("talk_audio", f"{shot.id}:talk-audio", graph, node_shots, shot.id,
-                            {"seconds": board.shot_seconds(shot)}, {"dialogue": dialogue})["audio"]
+                            {"seconds": talk_audio_seconds(board, shot, family)}, {"dialogue": dialogue})["audio"]
         image = talk_nodes(board, shot, graph, node_shots, image, audio, family)
     else:
         rigs = _mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)

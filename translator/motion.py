@@ -73,8 +73,8 @@ def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, 
             vision = instantiate("clip_vision_encode", f"{shot.id}:motion-vision", graph, node_shots, shot.id,
                                  {"clip_vision": settings.clip_vision}, {"image": image})["output"]
         return instantiate("motion_wan", scope, graph, node_shots, shot.id, {
-            **params, "unet": settings.unet, "text_encoder": settings.text_encoder, "vae": settings.vae,
-            "shift": settings.shift, "steps": settings.steps, "cfg": settings.cfg,
+            **params, "unet": settings.unet, "unet_where": "$.project.motion_models.wan.unet",
+            "text_encoder": settings.text_encoder, "vae": settings.vae, "shift": settings.shift, "steps": settings.steps, "cfg": settings.cfg,
         }, {"image": image, "clip_vision_output": vision})["frames"]
     if family == "ltx":
         return instantiate("motion_ltx", scope, graph, node_shots, shot.id, {

@@ -112,7 +112,8 @@ def talk_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, im
     seconds = board.shot_seconds(shot)
     params = {"prompt": shot_prompt(board, shot), "negative_prompt": project.negative_prompt,
               "width": _snap_down(project.width), "height": _snap_down(project.height),
-              "seed": shot_seed(board, shot), "unet": settings.unet, "text_encoder": settings.text_encoder,
+              "seed": shot_seed(board, shot), "unet": settings.unet,
+              "unet_where": f"$.project.talk_models.{family}.unet", "text_encoder": settings.text_encoder,
               "vae": settings.vae, "audio_encoder": settings.audio_encoder, "shift": settings.shift,
               "steps": settings.steps, "cfg": settings.cfg, "sampler": settings.sampler,
               "scheduler": settings.scheduler}
@@ -142,6 +143,16 @@ def talk_frame_count(board: Storyboard, shot: Shot, family: str) -> int:
     if family == "humo":
         return humo_length(settings, seconds)
     return sum((length - 1) // 4 + 1 for length in s2v_windows(settings, seconds)) * 4 - 3
+
+
+def talk_audio_seconds(board: Storyboard, shot: Shot, family: str) -> float:
+    """How long the sound the talking model listens to must be: the shot, or the frames the model makes when they
+    reach past it (the 4k+1 grid rounds up), plus one latent frame (4 frames). S2V reads four sound frames per
+    latent frame through every window of the chain, and core's Extend fails with a shape error when the sound ends
+    inside the last window; the model hears silence after the last line."""
+    settings = getattr(board.project.talk_models, family)
+    frames = talk_frame_count(board, shot, family) + 3 if family == "s2v" else talk_frame_count(board, shot, family)
+    return round(max(board.shot_seconds(shot), (frames + 4) / settings.fps), 3)
 
 
 def _snap_down(value: int) -> int:
