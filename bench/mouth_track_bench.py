@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import time
 from pathlib import Path
 
@@ -27,10 +28,8 @@ from animstudio.nodes.lipsync import faces
 from animstudio.nodes.lipsync.mouth_track import track_box
 from animstudio.nodes.lipsync.mouths import MouthBox
 
-# hand-labelled mouth centres (x, y): see tests/test_mouth_finding.py for how
-ASTRONAUT_MOUTH = (223.0, 146.0)
-HOPPER_MOUTH = (268.0, 278.0)
-FOX_MOUTH = (351.0, 300.0)  # stylized (generated) art: the corners at about (331, 297) and (371, 300)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures.face_photos import ASTRONAUT_MOUTH, FOX_MOUTH, HOPPER_MOUTH, glide  # noqa: E402  (hand labels)
 
 
 def photos() -> dict[str, tuple[np.ndarray, tuple[float, float], str]]:
@@ -62,18 +61,8 @@ def moving_face(count: int, size=(640, 360)):
     import skimage.data
 
     head = skimage.data.astronaut()[40:240, 120:320]
-    mouth = (ASTRONAUT_MOUTH[0] - 120, ASTRONAUT_MOUTH[1] - 40)
-    background = cv2.resize(skimage.data.coffee(), size)
-    frames, truth = [], []
-    for i in range(count):
-        t = i / (count - 1)
-        scale, ox, oy = 1.0 + 0.25 * t, 60 + 300 * t, 40 + 60 * np.sin(np.pi * t)
-        m = np.float32([[scale, 0, ox], [0, scale, oy]])
-        face = cv2.warpAffine(head, m, size)
-        alpha = cv2.warpAffine(np.ones(head.shape[:2], np.float32), m, size)[..., None]
-        frames.append((background * (1 - alpha) + face * alpha + 0.5).astype(np.uint8))
-        truth.append((ox + scale * mouth[0], oy + scale * mouth[1]))
-    return frames, truth
+    return glide(head, (ASTRONAUT_MOUTH[0] - 120, ASTRONAUT_MOUTH[1] - 40), cv2.resize(skimage.data.coffee(), size),
+                 count)
 
 
 def main() -> None:

@@ -79,6 +79,16 @@ def clip_vision_name(comfyui_base):
 
 
 @pytest.fixture(scope="session")
+def talk_files(comfyui_base):
+    """The talking models' random-weight stand-ins (S2V, HuMo, Wan VAE, umt5, wav2vec2, whisper), built once per
+    machine by ComfyUI's own Python and linked into the server's models folders."""
+    from fixtures import video_models
+
+    _comfy, python = comfyui_paths()
+    return video_models.ensure_video_models(comfyui_base, video_models.WAN_TALK, python=python)
+
+
+@pytest.fixture(scope="session")
 def comfy_server(comfyui_base):
     server = start_comfyui(comfyui_base)
     yield server

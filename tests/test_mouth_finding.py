@@ -9,9 +9,9 @@ The photographs ship in registry packages, nothing is downloaded:
 * matplotlib's sample data ``grace_hopper.jpg`` (``matplotlib.cbook.get_sample_data``: the US Navy's
   portrait of Grace Hopper, public domain), 512x600.
 
-The mouth centres below were labelled by hand, by eye, on 5x-8x enlarged crops with a pixel grid (not
-taken from the model): the midpoint between the two mouth corners across, the middle between the top
-of the upper lip and the bottom of the lower lip down.
+The mouth centres (``tests/fixtures/face_photos.py``) were labelled by hand, by eye, on 5x-8x enlarged
+crops with a pixel grid (not taken from the model): the midpoint between the two mouth corners across, the
+middle between the top of the upper lip and the bottom of the lower lip down.
 """
 from __future__ import annotations
 
@@ -29,10 +29,8 @@ from animstudio.nodes.lipsync import faces
 from animstudio.nodes.lipsync.cues import MouthCue, MouthCues
 from animstudio.nodes.lipsync.mouth_track import timecode, track_box
 from animstudio.nodes.lipsync.mouths import MouthBox, MouthRig, builtin_mouth_set
+from fixtures.face_photos import ASTRONAUT_MOUTH, HOPPER_MOUTH, glide  # hand-labelled mouth centres
 
-#: hand-labelled mouth centres (x, y), full-image pixels
-ASTRONAUT_MOUTH = (223.0, 146.0)   # corners at about (202.5, 139) and (244, 141); lips from 140 to 153
-HOPPER_MOUTH = (268.0, 278.0)      # corners at about (235, 279) and (301, 277); lips from 271 to 286
 #: how far a found centre may be from the label, pixels (the labels themselves are good to about 1.5 px)
 TOLERANCE = 4.0
 
@@ -83,16 +81,7 @@ def moving_face(count: int = 24, size=(640, 360)):
     rng = np.random.default_rng(7)  # a background with texture for the flow to lock onto, as a real scene has
     background = cv2.resize(cv2.GaussianBlur(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), (0, 0), 1.0), size,
                             interpolation=cv2.INTER_CUBIC)
-    frames, truth = [], []
-    for i in range(count):
-        t = i / (count - 1)
-        scale, ox, oy = 1.0 + 0.25 * t, 60 + 300 * t, 40 + 60 * np.sin(np.pi * t)
-        m = np.float32([[scale, 0, ox], [0, scale, oy]])
-        face = cv2.warpAffine(head, m, size)
-        alpha = cv2.warpAffine(np.ones(head.shape[:2], np.float32), m, size)[..., None]
-        frames.append((background * (1 - alpha) + face * alpha + 0.5).astype(np.uint8))
-        truth.append((ox + scale * mouth[0], oy + scale * mouth[1]))
-    return frames, truth
+    return glide(head, mouth, background, count)
 
 
 def centre(box: MouthBox) -> tuple[float, float]:

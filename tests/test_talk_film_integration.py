@@ -27,7 +27,6 @@ from animstudio.translator.compile import compile_shot
 from animstudio.translator.keyframes import shot_prompt
 from animstudio.translator.render import ServerEngine, render
 from animstudio.translator.storyboard import load_storyboard
-from comfy_env import comfyui_paths
 from conftest import TINY_CHECKPOINT, write_storyboard
 from fixtures import video_models
 from fixtures.video_models import file_name
@@ -36,12 +35,6 @@ pytestmark = pytest.mark.comfyui
 
 SIZE, FPS = 64, 8
 MOUTHS = {"mara": {"x": 4, "y": 34, "width": 24, "height": 16}, "otto": {"x": 36, "y": 34, "width": 24, "height": 16}}
-
-
-@pytest.fixture(scope="module")
-def talk_files(comfyui_base):
-    _comfy, python = comfyui_paths()
-    return video_models.ensure_video_models(comfyui_base, video_models.WAN_TALK, python=python)
 
 
 @pytest.fixture(scope="module", autouse=True)

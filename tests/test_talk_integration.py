@@ -18,9 +18,7 @@ from animstudio.translator.keyframes import shot_prompt
 from animstudio.translator.storyboard import load_storyboard
 from animstudio.translator.storyboard_model import s2v_windows
 from animstudio.translator.talk import talk_frame_count
-from comfy_env import comfyui_paths
 from conftest import write_panel, write_storyboard
-from fixtures import video_models
 from fixtures.video_models import file_name
 
 pytestmark = pytest.mark.comfyui
@@ -31,12 +29,6 @@ S2V_SECONDS, HUMO_SECONDS = 0.75, 0.5
 LONG_LINE = ("The lamp has burned on this rock for ninety years, and every night I climb the stairs to trim the wick, "
              "wind the clock and watch the water. Ships pass far out, their lights like sparks, and none of them "
              "knows my name. Still, I keep the light, because one night a captain will need it, and I will be here.")
-
-
-@pytest.fixture(scope="module")
-def talk_files(comfyui_base):
-    _comfy, python = comfyui_paths()
-    return video_models.ensure_video_models(comfyui_base, video_models.WAN_TALK, python=python)
 
 
 def story(folder: Path, negative: str = "", window_frames: int = 5, seconds: float = S2V_SECONDS,

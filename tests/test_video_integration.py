@@ -42,12 +42,6 @@ def wan21_files(comfyui_base):
 
 
 @pytest.fixture(scope="module")
-def talk_files(comfyui_base):
-    _comfy, python = comfyui_paths()
-    return video_models.ensure_video_models(comfyui_base, video_models.WAN_TALK, python=python)
-
-
-@pytest.fixture(scope="module")
 def ltx_files(comfyui_base):
     _comfy, python = comfyui_paths()
     return video_models.ensure_video_models(comfyui_base, video_models.LTX, python=python)
