@@ -65,7 +65,9 @@ def _likeness_lines(report) -> str:
             continue
         best = max(scored, key=lambda a: (a.passed, a.score))
         verdict = "passed" if best.passed else "below the threshold, best kept"
-        lines.append(f"\n  {shot_id}: likeness {best.score:.3f} ({verdict}) after {len(result.attempts)} attempt(s): "
+        by = "face identity" if "face" in best.methods.values() else "CLIP similarity"
+        lines.append(f"\n  {shot_id}: likeness {best.score:.3f} by {by} ({verdict}) after {len(result.attempts)} "
+                     "attempt(s): "
                      + ", ".join(f"{a.score:.3f}" for a in scored))
     return "".join(lines)
 

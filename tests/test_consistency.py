@@ -11,11 +11,13 @@ import pytest
 from animstudio.nodes import boundary
 from animstudio.nodes.picture import consistency
 from animstudio.nodes.picture.consistency import ConsistencyError, consistency_score
+from animstudio.nodes.lipsync.faces import available as faces_available
 from animstudio.nodes.picture.consistency_nodes import (NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS,
                                                         AnimStudioConsistencyScore)
 
 comfyui = pytest.mark.comfyui
-RESULT_KEYS = {"character", "score", "threshold", "passed", "frame_scores", "references"}
+RESULT_KEYS = {"character", "score", "threshold", "passed", "frame_scores", "references", "method", "clip_score",
+               "face_score", "face_threshold", "note"}
 
 
 # ------------------------------------------------------------------------------ the math
@@ -260,9 +262,68 @@ def test_node_contract():
     assert "Load CLIP Vision" in cls.DESCRIPTION
 
 
-def test_module_docstring_says_only_clip_vision_is_implemented():
-    doc = consistency.__doc__
-    assert "Only CLIP-vision similarity is implemented" in doc and "dlib" in doc
+# ------------------------------------------------------------------------------ face identity (real photographs)
+
+needs_faces = pytest.mark.skipif(not faces_available(), reason="the 'faces' extra is not installed "
+                                                               "(pip install 'animstudio[faces]')")
+
+
+def photographs() -> dict[str, np.ndarray]:
+    """Two people on photographs that ship in registry packages (see tests/fixtures/face_photos.py), and pictures
+    of the same person made from each: smaller, mirrored, darker, turned 10 degrees, JPEG at quality 30."""
+    import cv2
+
+    skdata = pytest.importorskip("skimage.data", reason="the astronaut photograph ships with scikit-image")
+    cbook = pytest.importorskip("matplotlib.cbook", reason="the Grace Hopper photograph ships with matplotlib")
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as img:
+        hopper = np.asarray(img.convert("RGB"))
+    out = {}
+    for name, photo in (("collins", np.ascontiguousarray(skdata.astronaut()[..., :3])), ("hopper", hopper)):
+        h, w = photo.shape[:2]
+        turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.0), (w, h))
+        ok, jpeg = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 30])
+        out |= {name: photo, f"{name} small": cv2.resize(photo, (w * 3 // 5, h * 3 // 5)),
+                f"{name} mirrored": np.ascontiguousarray(photo[:, ::-1]), f"{name} dark": (photo * 0.6).astype(np.uint8),
+                f"{name} turned": turned, f"{name} jpeg": cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1]}
+    return out
+
+
+@needs_faces
+def test_the_same_persons_pictures_score_above_different_peoples():
+    from animstudio.nodes.picture.identity import DEFAULT_FACE_THRESHOLD, identity_scores
+
+    pictures = photographs()
+    for person, other in (("collins", "hopper"), ("hopper", "collins")):
+        same = [pictures[f"{person} {kind}"] for kind in ("small", "mirrored", "dark", "turned", "jpeg")]
+        result = identity_scores(same, [pictures[person]])
+        assert all(s is not None for s in result.frame_scores)
+        different = identity_scores([pictures[other]] + [pictures[f"{other} {k}"] for k in ("small", "dark")],
+                                    [pictures[person]])
+        print(person, "same person", result.frame_scores, "different", different.frame_scores)
+        assert min(result.frame_scores) > DEFAULT_FACE_THRESHOLD > max(different.frame_scores)
+        assert min(result.frame_scores) - max(different.frame_scores) > 0.3
+
+
+@needs_faces
+def test_faces_decide_where_found_and_clip_elsewhere_with_a_note(without_torch):
+    pictures = photographs()
+    as_image = lambda *names: np.stack([pictures[n] for n in names]).astype(np.float32) / 255.0  # noqa: E731
+    node = AnimStudioConsistencyScore()
+    score, passed, report = node.score(FakeClipVision(), as_image("collins turned"), as_image("collins"), 0.99,
+                                       "eileen")["result"]
+    assert passed and score > 0.6 and "face identity of 'eileen'" in report and "CLIP similarity" in report
+    returned = node.score(FakeClipVision(), as_image("hopper"), as_image("collins"), 0.0, "eileen")
+    (data,) = returned["ui"]["consistency"]
+    assert data["method"] == "face" and not data["passed"] and data["face_score"] < 0.4 <= data["clip_score"] + 1
+    cartoon = np.zeros((1, 256, 256, 3), np.float32) + 0.5  # no face: CLIP decides, and the note says why
+    (data,) = node.score(FakeClipVision(), cartoon, as_image("collins"), 0.0, "eileen")["ui"]["consistency"]
+    assert data["method"] == "clip" and data["passed"] and data["face_score"] is None
+    assert data["note"] == "no face found on the generated picture: CLIP similarity decides"
+    (data,) = node.score(FakeClipVision(), as_image("hopper"), as_image("collins"), 0.0, "eileen",
+                         method="clip")["ui"]["consistency"]
+    assert data["method"] == "clip" and data["passed"] and data["face_score"] is None and data["note"] == ""
 
 
 # ------------------------------------------------------------------------------ on a real ComfyUI

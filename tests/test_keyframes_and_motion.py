@@ -99,7 +99,8 @@ def test_keyframe_graph_chains_lora_ipadapter_control_and_scores(tmp_path):
     assert of_class(g, "AnimStudioConsistencyScore") == [consistency_node("s1", "mara"), consistency_node("s1", "otto")]
     score = g[consistency_node("s1", "mara")]["inputs"]
     assert score == {"clip_vision": ["film:clip-vision", 0], "images": ["s1:decode", 0],
-                     "reference_images": ["s1:refs-mara-2:batch", 0], "threshold": 0.64, "character": "mara"}
+                     "reference_images": ["s1:refs-mara-2:batch", 0], "threshold": 0.64, "character": "mara",
+                     "method": "auto", "face_threshold": 0.4}
     assert g[consistency_node("s1", "otto")]["inputs"]["reference_images"] == ["s1:refs-otto-1:image", 0]
     assert g["s1:sampler"]["inputs"]["seed"] == keyframe_seed(sb, shot, 0)
     folders = sorted({u.subfolder for u in compiled.uploads})

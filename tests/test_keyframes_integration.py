@@ -147,3 +147,64 @@ def test_server_frees_its_models_between_stages(comfy_server, caplog):
     with caplog.at_level(logging.WARNING, logger="animstudio.translator.client"):
         ComfyClient(comfy_server.url).free()
     assert not caplog.records
+
+
+class PlantingEngine(ServerEngine):
+    """A real server whose keyframe graphs score a planted picture instead of the generated one: the random
+    SD1.5 stand-in draws no face, so a face identity score needs a face put in front of the real consistency node
+    (which runs as it would, with dlib's models)."""
+
+    def __init__(self, client: ComfyClient, planted: str):
+        super().__init__(client)
+        self.planted = planted
+
+    def run(self, graph, node_shots, on_event, uploads=()):
+        graph = json.loads(json.dumps(graph))
+        for node in graph.values():
+            if node["class_type"] == "AnimStudioConsistencyScore":
+                node["inputs"]["images"] = ["planted", 0]
+        if any(n["class_type"] == "AnimStudioConsistencyScore" for n in graph.values()):
+            graph["planted"] = {"class_type": "LoadImage", "inputs": {"image": self.planted}}
+        return super().run(graph, node_shots, on_event, uploads)
+
+
+def test_a_failing_face_score_renders_the_keyframe_again(comfy_server, clip_vision_name, tmp_path):
+    """Mara's reference is Eileen Collins's photograph. A planted keyframe of Grace Hopper fails the face identity
+    score although CLIP alone (threshold 0) would pass it: every attempt is made and each is decided by the face.
+    A planted picture of Collins herself (turned, darker) passes at once."""
+    import cv2
+
+    from animstudio.nodes.lipsync.faces import available
+
+    if not available():
+        pytest.skip("the 'faces' extra is not installed (pip install 'animstudio[faces]')")
+    skdata = pytest.importorskip("skimage.data", reason="the astronaut photograph ships with scikit-image")
+    cbook = pytest.importorskip("matplotlib.cbook", reason="the Grace Hopper photograph ships with matplotlib")
+    client = ComfyClient(comfy_server.url)
+    collins = skdata.astronaut()[..., :3]
+    turned = (cv2.warpAffine(collins, cv2.getRotationMatrix2D((256, 256), 8, 1.0), (512, 512)) * 0.7).astype(np.uint8)
+    for name, picture in (("hopper", np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))),
+                          ("collins-turned", turned)):
+        Image.fromarray(picture).save(tmp_path / f"planted-{name}.png")
+        client.upload(tmp_path / f"planted-{name}.png", "", f"planted-{name}.png")
+    folder = tmp_path / "story"
+    (folder / "refs").mkdir(parents=True)
+    Image.fromarray(collins).save(folder / "refs" / "mara.png")
+    board = load_storyboard(write_storyboard(folder, {
+        "version": 1,
+        "project": {"title": "Faces", "width": 64, "height": 64, "fps": 8, "checkpoint": TINY_CHECKPOINT,
+                    "steps": 1, "cfg": 1.0, "clip_vision": clip_vision_name,
+                    "consistency": {"threshold": 0.0, "max_attempts": 3}},
+        "characters": {"mara": {"description": "an astronaut", "reference_images": ["refs/mara.png"]}},
+        "shots": [{"id": "s1", "description": "mara smiles", "characters": ["mara"], "duration": 0.5}]}))
+
+    report = render(board, tmp_path / "fail", PlantingEngine(client, "planted-hopper.png"), "per_shot")
+    attempts = report.shots["s1"].attempts
+    assert [a.attempt for a in attempts] == [1, 2, 3] and not any(a.passed for a in attempts)
+    assert all(a.methods == {"mara": "face"} and a.score < 0.4 for a in attempts), attempts
+    saved = json.loads((tmp_path / "fail" / "render-report.json").read_text())
+    assert saved["shots"]["s1"]["attempts"][0]["methods"] == {"mara": "face"}
+
+    report = render(board, tmp_path / "pass", PlantingEngine(client, "planted-collins-turned.png"), "per_shot")
+    (attempt,) = report.shots["s1"].attempts
+    assert attempt.passed and attempt.methods == {"mara": "face"} and attempt.score > 0.6, attempt

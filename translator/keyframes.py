@@ -129,7 +129,8 @@ def keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict
             if cid not in references:
                 references[cid] = reference_batch(board, shot, cid, graph, node_shots, uploads)
             instantiate("consistency", f"{shot.id}:consistency-{cid}", graph, node_shots, shot.id,
-                        {"threshold": project.consistency.threshold, "character": cid},
+                        {"threshold": project.consistency.threshold, "character": cid,
+                         "method": project.consistency.method, "face_threshold": project.consistency.face_threshold},
                         {"clip_vision": clip_vision_node(board, graph, node_shots, shot.id), "image": image,
                          "references": references[cid]})
     return image

@@ -53,6 +53,7 @@ class KeyframeAttempt:
     score: float | None  # the lowest character score; None when nothing is scored
     passed: bool
     scores: dict[str, float] = field(default_factory=dict)  # character id -> score
+    methods: dict[str, str] = field(default_factory=dict)  # character id -> what decided: "face" or "clip"
 
 
 @dataclass
@@ -352,15 +353,16 @@ def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
             attempt=attempt + 1, seed=keyframe_seed(board, shot, attempt), file=kept_as.relative_to(out_dir).as_posix(),
             score=min((s["score"] for s in scores.values()), default=None),
             passed=all(s["passed"] for s in scores.values()),
-            scores={cid: round(float(s["score"]), 6) for cid, s in scores.items()}))
+            scores={cid: round(float(s["score"]), 6) for cid, s in scores.items()},
+            methods={cid: s["method"] for cid, s in scores.items()}))
         if attempts[-1].passed:
             break
-        log.info("shot %s: keyframe attempt %d scored %.3f, below %.2f", shot.id, attempt + 1, attempts[-1].score,
-                 settings.threshold)
+        log.info("shot %s: keyframe attempt %d scored %.3f (%s), below its threshold", shot.id, attempt + 1,
+                 attempts[-1].score, ", ".join(f"{c}: {m}" for c, m in attempts[-1].methods.items()))
     best = max(attempts, key=lambda a: (a.passed, a.score if a.score is not None else 0.0, -a.attempt))
     if not best.passed:
-        log.warning("shot %s: no keyframe reached the consistency threshold %.2f in %d attempt(s); keeping attempt "
-                    "%d (score %.3f)", shot.id, settings.threshold, len(attempts), best.attempt, best.score)
+        log.warning("shot %s: no keyframe reached the likeness threshold in %d attempt(s); keeping attempt %d "
+                    "(score %.3f)", shot.id, len(attempts), best.attempt, best.score)
     shutil.copyfile(out_dir / best.file, chosen)
     write_atomically(record, json.dumps({"key": key, "chosen": best.attempt,
                                          "attempts": [asdict(a) for a in attempts]}, indent=2).encode())
@@ -417,7 +419,8 @@ def _consistency(outputs: Mapping[str, Any], shot_id: str, character_id: str) ->
     node = consistency_node(shot_id, character_id)
     try:
         found = outputs[node]["consistency"][0]
-        return {"score": float(found["score"]), "passed": bool(found["passed"])}
+        return {"score": float(found["score"]), "passed": bool(found["passed"]),
+                "method": str(found.get("method", "clip"))}
     except (KeyError, IndexError, TypeError, ValueError):
         raise AnimStudioError(f"shot {shot_id}: node {node!r} reported no consistency score for character "
                               f"{character_id!r}") from None

@@ -67,6 +67,8 @@ class ConsistencySettings:
     enabled: bool = True
     threshold: float = 0.62
     max_attempts: int = 3
+    method: str = "auto"          # auto: face identity where faces are found, CLIP similarity elsewhere
+    face_threshold: float = 0.4   # 1 - face distance; dlib's model puts one person within 0.6
 
     def __post_init__(self):
         object.__setattr__(self, "max_attempts", int(self.max_attempts))

