@@ -240,3 +240,58 @@ def test_storyboard_check_names_the_place(tmp_path, change, where, words):
     places = {p.where: p.message for p in caught.value.problems}
     assert where in places, caught.value.problems
     assert words in places[where]
+
+
+# ------------------------------------------------------------------------------ scene continuity
+
+def continuity_board(tmp_path: Path, change=lambda d: None):
+    data = copy.deepcopy(STORY)
+    data["scenes"] = {"pier": {"description": "a pier at dusk"}}
+    for shot in data["shots"][:3]:
+        shot["scene"] = "pier"
+    data["shots"][2] = {"id": "s3", "description": "the sea", "scene": "pier", "keyframe": "control/pose.png",
+                        "duration": 1.0, "continuity": "previous"}
+    change(data)
+    return board(tmp_path, data)
+
+
+def test_a_continuing_shot_moves_from_the_previous_last_frame_to_its_keyframe(tmp_path, object_info):
+    sb = continuity_board(tmp_path)
+    shot = sb.shot("s3")
+    last = write_panel(tmp_path / "out" / "continuity" / "s3.png", color=(10, 20, 30))
+    compiled = compile_shot(sb, shot, object_info=object_info, start_frame=last)
+    g = compiled.graph
+    (flf,) = of_class(g, "WanFirstLastFrameToVideo")
+    assert g[flf]["inputs"]["start_image"] == ["s3:start:panel", 0] and g[flf]["inputs"]["end_image"] == ["s3:panel", 0]
+    uploads = {u.local_path.name: u.name for u in compiled.uploads}
+    assert g["s3:start:panel"]["inputs"]["image"] == uploads["s3.png"]  # the last frame, named by its content
+    assert not of_class(g, "WanImageToVideo")
+    assert g["s3:motion:checked"]["inputs"]["family"] == "wan_i2v"
+    assert g["s3:motion:i2v"]["inputs"]["length"] == motion_length(1.0, 16, 4, 81)
+    assert g["s3:clip"]["inputs"]["image"] == ["s3:motion:decode", 0] and g["s3:clip"]["inputs"]["frames_fps"] == 16.0
+    problems = graph_problems(g, object_info, compiled.node_shots, [u.name for u in compiled.uploads])
+    assert problems and all("model file" in p.message for p in problems)  # fits 0.3.64 but for the model files
+    # compiled ahead of the render: the frame is named where the renderer will put it, after the shot before
+    ahead = compile_shot(sb, shot, object_info=object_info)
+    assert ahead.graph["s3:start:panel"]["inputs"]["image"] == "animstudio/continuity/s3.png"
+    assert ahead.depends_on == ("shot-s2",)
+    # one graph for the whole film cannot read a frame not yet rendered
+    with pytest.raises(GraphValidationError) as caught:
+        compile_storyboard(sb, "film", object_info)
+    assert caught.value.problems[0].where == "$.shots[2].continuity"
+    assert "--single-graph" in caught.value.problems[0].message
+
+
+@pytest.mark.parametrize("change, where, words", [
+    (lambda d: d["shots"][0].update(continuity="previous"), "$.shots[0].continuity", "first shot"),
+    (lambda d: d["shots"][1].update(scene=None) or d["shots"][1].pop("scene"), "$.shots[2].continuity",
+     "another scene"),
+    (lambda d: d["project"]["motion_models"].pop("wan") and d["shots"].pop(1), "$.shots[1].continuity",
+     "project.motion_models.wan"),
+    (lambda d: d["shots"][2].update(continuity="next"), "$.shots[2].continuity", "next"),
+])
+def test_continuity_problems_name_the_place(tmp_path, change, where, words):
+    with pytest.raises(StoryboardError) as caught:
+        continuity_board(tmp_path, change)
+    problems = [p for p in caught.value.problems if p.where == where]
+    assert problems and words in problems[0].message, caught.value.problems

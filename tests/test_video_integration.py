@@ -230,10 +230,31 @@ def test_humo_executes(comfy_server, talk_files, talk_inputs, tmp_path):
 
 
 def test_wan_shot_renders_through_the_pipeline(comfy_server, wan_files, tmp_path):
-    """The Wan shot through `render` (per shot): its video is the shot's length at the film's rate and size."""
-    board = motion_board(tmp_path / "story", "wan", WAN22_MODELS, seconds=0.5)
-    video = render_shot_video(comfy_server, board, tmp_path)
+    """A Wan shot through `render` (per shot): its video is the shot's length at the film's rate and size. Then a
+    shot with ``continuity: previous``: the translator's first-last-frame subgraph (WanFirstLastFrameToVideo from
+    the last frame of the shot before to its own keyframe) runs right after it (the same prompt: the umt5 encode
+    is served from the server's cache)."""
+    folder = tmp_path / "continuity"
+    write_panel(folder / "key.png", size=(SIZE, SIZE))
+    write_panel(folder / "end.png", color=(30, 60, 200), size=(SIZE, SIZE))
+    board = load_storyboard(write_storyboard(folder, {
+        "version": 1,
+        "project": {"title": "Continuity", "width": SIZE, "height": SIZE, "fps": 8, "negative_prompt": PROMPT,
+                    "motion_models": {"wan": WAN22_MODELS}},
+        "shots": [{"id": "s1", "description": "the sea", "keyframe": "key.png", "duration": 0.5,
+                   "motion": {"family": "wan", "prompt": PROMPT}},
+                  {"id": "s2", "description": "the sea", "keyframe": "end.png", "duration": 0.5,
+                   "continuity": "previous", "motion": {"family": "wan", "prompt": PROMPT}}]}))
+    out = tmp_path / "continuity-out"
+    report = render(board, out, ServerEngine(ComfyClient(comfy_server.url)), "per_shot")
+    assert {s: r.status for s, r in report.shots.items()} == {"s1": "rendered", "s2": "rendered"}
+    video = decode(out / "shots" / "s1.mp4")
     assert len(video) == round(0.5 * 8) and all(f.shape == (SIZE, SIZE, 3) for f in video)
+    start = np.asarray(Image.open(out / "continuity" / "s2.png").convert("RGB"))
+    assert np.array_equal(start, decode(out / "shots" / "s1.mp4")[-1])  # s1's last frame, as decoded
+    second = decode(out / "shots" / "s2.mp4")
+    assert len(second) == round(0.5 * 8) and all(f.shape == (SIZE, SIZE, 3) for f in second)
+    assert len(decode(out / report.film)) == 2 * round(0.5 * 8)
 
 
 # LTX last: its T5 takes umt5's place in the server's cache, which the Wan tests above share

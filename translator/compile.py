@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
-from .motion import motion_family, motion_nodes
+from ..common.errors import GraphValidationError, Problem
+from .motion import continuity_nodes, motion_family, motion_nodes
 from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
 from .talk_plan import shot_speakers
@@ -96,7 +97,7 @@ def slug(text: str) -> str:
 
 def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
                 checkpoint: dict[str, Link] | None, film: Link | None, keyframe: Path | None = None,
-                object_info: dict | None = None) -> Link:
+                object_info: dict | None = None, start: Link | None = None) -> Link:
     """Add one shot's picture, motion and clip nodes; returns the link to the film with this shot appended.
 
     The picture is the shot's panel, else ``keyframe`` (a keyframe already rendered and chosen), else generated
@@ -109,18 +110,25 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
     else:
         assert checkpoint is not None
         image = keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot))
-    return _shot_nodes_from_image(board, shot, graph, node_shots, uploads, image, object_info, film)
+    return _shot_nodes_from_image(board, shot, graph, node_shots, uploads, image, object_info, film, start)
 
 
 def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
-                           image: Link, object_info: dict | None, film: Link | None = None) -> Link:
+                           image: Link, object_info: dict | None, film: Link | None = None,
+                           start: Link | None = None) -> Link:
     """The shot's picture (talking through a video model, moving, or still), its sound and mouths, as a clip.
 
     A talking shot's frames come from the model, driven by the dialogue's sound; the clip's sound stays the
     dialogue's own (the pack's voices), its frames resampled from the model's rate to the film's."""
     family = talk_family(board, shot, object_info) if shot.dialogue else None
     rigs = None
-    if family is None and shot.motion is not None:
+    if family is None and shot.continuity == "previous":
+        if start is None:
+            raise GraphValidationError(f"shot {shot.id}: continuity needs the previous shot rendered first", [Problem(
+                f"{shot.json_path}.continuity", "starts from the previous shot's last frame, which exists once that "
+                "shot is rendered: render shot by shot (the default), not as one graph (--single-graph)")])
+        image = continuity_nodes(board, shot, graph, node_shots, image, start)
+    elif family is None and shot.motion is not None:
         image = motion_nodes(board, shot, graph, node_shots, image, object_info)
     dialogue = _dialogue_nodes(board, shot, graph, node_shots)
     if family is not None:
@@ -143,6 +151,8 @@ def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: di
     None for a still."""
     if talk is not None:
         return float(getattr(board.project.talk_models, talk).fps)
+    if shot.continuity == "previous":
+        return float(board.project.motion_models.wan.fps)
     if shot.motion is not None:
         return float(getattr(board.project.motion_models, motion_family(board, shot, object_info)).fps)
     return None
@@ -152,6 +162,7 @@ LINE_GAP_SECONDS = 0.35
 MOUTH_SUBFOLDER = "animstudio/mouths"
 MUSIC_SUBFOLDER = "animstudio/music"
 FONT_SUBFOLDER = "animstudio/fonts"
+CONTINUITY_SUBFOLDER = "animstudio/continuity"  # where a per-shot graph reads the previous shot's last frame
 FINAL_CRF = 18         # visually lossless H.264
 INTERMEDIATE_CRF = 10  # per-shot videos are encoded again when composed: keep generation loss invisible
 
@@ -285,25 +296,38 @@ def compile_keyframe(board: Storyboard, shot: Shot, attempt: int = 0) -> Compile
 
 
 def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
-                 object_info: dict | None = None) -> CompiledGraph:
+                 object_info: dict | None = None, start_frame: Path | None = None) -> CompiledGraph:
     """One shot's graph, saving its video. A generated shot takes ``keyframe`` (the chosen render), or names
-    the keyframe its keyframe graph will make."""
+    the keyframe its keyframe graph will make; a ``continuity: previous`` shot takes ``start_frame`` (the previous
+    shot's last frame), or names it as the renderer will upload it."""
     graph: Graph = {}
     node_shots: dict[str, str | None] = {}
     uploads: list[Upload] = []
     depends_on: tuple[str, ...] = ()
     # each shot video starts with a plain cut: transitions are applied when the compose graph joins them
     cut = _as_cut(shot)
+    start = None
+    if shot.continuity == "previous":
+        if start_frame is None:
+            depends_on += (f"shot-{board.previous_shot(shot).id}",)
+        name = _upload_name(start_frame, uploads) if start_frame else f"{CONTINUITY_SUBFOLDER}/{shot.id}.png"
+        start = instantiate("keyframe_panel", f"{shot.id}:start", graph, node_shots, shot.id, {"panel": name})["image"]
     if shot.keyframe is None and keyframe is None:
-        depends_on = (f"keyframe-{shot.id}",)
+        depends_on += (f"keyframe-{shot.id}",)
         image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id,
                             {"panel": f"{KEYFRAME_SUBFOLDER}/{shot.id}.png"})["image"]
-        film = _shot_nodes_from_image(board, cut, graph, node_shots, uploads, image, object_info)
+        film = _shot_nodes_from_image(board, cut, graph, node_shots, uploads, image, object_info, start=start)
     else:
-        film = _shot_nodes(board, cut, graph, node_shots, uploads, None, None, keyframe, object_info)
+        film = _shot_nodes(board, cut, graph, node_shots, uploads, None, None, keyframe, object_info, start)
     _save(board, graph, node_shots, film, f"animstudio/shots/{shot.id}", shot.id)
     return CompiledGraph(f"shot-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="shot",
                          depends_on=depends_on)
+
+
+def _upload_name(path: Path, uploads: list[Upload]) -> str:
+    upload = panel_upload(path)
+    uploads.append(upload)
+    return upload.name
 
 
 def _as_cut(shot: Shot) -> Shot:

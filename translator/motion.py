@@ -59,23 +59,15 @@ def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, 
     family = motion_family(board, shot, object_info)
     settings = getattr(board.project.motion_models, family)
     project = board.project
-    prompt = shot.motion.prompt or shot_prompt(board, shot)
-    size_step = MOTION_SIZE_STEP[family]
-    params = {"prompt": prompt, "negative_prompt": project.negative_prompt,
-              "width": _snap_down(project.width, size_step), "height": _snap_down(project.height, size_step),
-              "length": motion_length(board.shot_seconds(shot), settings.fps, MOTION_FRAME_STEP[family],
-                                      settings.max_frames),
-              "seed": shot_seed(board, shot)}
+    params = _motion_params(board, shot, family)
     scope = f"{shot.id}:motion"
     if family == "wan":
         vision = None
         if settings.clip_vision:
             vision = instantiate("clip_vision_encode", f"{shot.id}:motion-vision", graph, node_shots, shot.id,
                                  {"clip_vision": settings.clip_vision}, {"image": image})["output"]
-        return instantiate("motion_wan", scope, graph, node_shots, shot.id, {
-            **params, "unet": settings.unet, "unet_where": "$.project.motion_models.wan.unet",
-            "text_encoder": settings.text_encoder, "vae": settings.vae, "shift": settings.shift, "steps": settings.steps, "cfg": settings.cfg,
-        }, {"image": image, "clip_vision_output": vision})["frames"]
+        return instantiate("motion_wan", scope, graph, node_shots, shot.id, {**params, **_wan_params(board)},
+                           {"image": image, "clip_vision_output": vision})["frames"]
     if family == "ltx":
         return instantiate("motion_ltx", scope, graph, node_shots, shot.id, {
             **params, "checkpoint": settings.checkpoint, "text_encoder": settings.text_encoder,
@@ -87,3 +79,31 @@ def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, 
         "steps": project.steps, "cfg": project.cfg, "sampler": project.sampler, "scheduler": project.scheduler,
         "denoise": ANIMATEDIFF_DENOISE,
     }, {"image": image, **checkpoint})["frames"]
+
+
+def continuity_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, image: Link,
+                     start: Link) -> Link:
+    """A ``continuity: previous`` shot's motion: Wan first-last-frame video from ``start`` (the previous shot's
+    last frame) to the shot's keyframe ``image``, so the cut does not jump; returns its frames."""
+    return instantiate("motion_wan_flf", f"{shot.id}:motion", graph, node_shots, shot.id,
+                       {**_motion_params(board, shot, "wan"), **_wan_params(board)},
+                       {"image": image, "start": start})["frames"]
+
+
+def _motion_params(board: Storyboard, shot: Shot, family: str) -> dict:
+    settings = getattr(board.project.motion_models, family)
+    project = board.project
+    size_step = MOTION_SIZE_STEP[family]
+    return {"prompt": (shot.motion.prompt if shot.motion else None) or shot_prompt(board, shot),
+            "negative_prompt": project.negative_prompt,
+            "width": _snap_down(project.width, size_step), "height": _snap_down(project.height, size_step),
+            "length": motion_length(board.shot_seconds(shot), settings.fps, MOTION_FRAME_STEP[family],
+                                    settings.max_frames),
+            "seed": shot_seed(board, shot)}
+
+
+def _wan_params(board: Storyboard) -> dict:
+    settings = board.project.motion_models.wan
+    return {"unet": settings.unet, "unet_where": "$.project.motion_models.wan.unet",
+            "text_encoder": settings.text_encoder, "vae": settings.vae, "shift": settings.shift,
+            "steps": settings.steps, "cfg": settings.cfg}

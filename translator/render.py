@@ -227,10 +227,10 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
 
 
 def uses_video_models(board: Storyboard) -> bool:
-    """Whether a shot may be made by a video model (motion, or a talking family configured for its lines): the
-    engine's node definitions then settle the family, and the image model is freed before the shots."""
+    """Whether a shot may be made by a video model (motion, continuity, or a talking family configured for its
+    lines): the engine's node definitions then settle the family, and the image model is freed before the shots."""
     talking = bool(board.project.talk_models.configured) and any(s.dialogue for s in board.shots)
-    return talking or any(s.motion for s in board.shots)
+    return talking or any(s.motion or s.continuity == "previous" for s in board.shots)
 
 
 def shot_video(out_dir: Path, shot_id: str) -> Path:
@@ -249,7 +249,7 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
     A generated shot needs its ``keyframe`` (from :func:`render_keyframe`)."""
     if shot.keyframe is None and keyframe is None:
         raise AnimStudioError(f"shot {shot.id}: its keyframe has not been rendered yet")
-    shot_graph = compile_shot(board, shot, keyframe, object_info)
+    shot_graph = compile_shot(board, shot, keyframe, object_info, _continuity_frame(board, shot, out_dir))
     video = shot_video(out_dir, shot.id)
     video.parent.mkdir(parents=True, exist_ok=True)
     key_file, warnings_file = video.with_suffix(".key"), video.with_suffix(".warnings.json")
@@ -314,6 +314,22 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
     film = _film_file(files, out_dir, board)
     report.film = film.relative_to(out_dir).as_posix() if film else None
     return film
+
+
+def _continuity_frame(board: Storyboard, shot: Shot, out_dir: Path) -> Path | None:
+    """For a ``continuity: previous`` shot, the previous shot's last frame (``OUT/continuity/<shot>.png``, taken
+    from that shot's video, which must be rendered first)."""
+    if shot.continuity != "previous":
+        return None
+    previous = board.previous_shot(shot)
+    video = shot_video(out_dir, previous.id)
+    if not video.is_file():
+        raise AnimStudioError(f"shot {shot.id}: continues from shot {previous.id!r}, which is not rendered yet")
+    from ..nodes.film.video_io import last_frame
+
+    target = out_dir / "continuity" / f"{shot.id}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return last_frame(video, target)
 
 
 def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,

@@ -156,13 +156,34 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
             mouths={cid: MouthBoxSpec(**box) for cid, box in raw.get("mouths", {}).items()},
             motion=Motion(**raw["motion"]) if "motion" in raw else None,
             control=_control(raw.get("control"), f"$.shots[{i}].control", base_dir, problems),
-            talk=raw.get("talk"),
+            talk=raw.get("talk"), continuity=raw.get("continuity", "none"),
             close_ups={cid: p for cid, r in raw.get("close_ups", {}).items()
                        if (p := _file(r, f"$.shots[{i}].close_ups.{cid}", base_dir, IMAGE_SUFFIXES, problems))}))
     music = tuple(MusicCue(file=p, start_shot=m.get("start_shot"), volume=m.get("volume", 0.3))
                   for i, m in enumerate(data.get("music", []))
                   if (p := _file(m["file"], f"$.music[{i}].file", base_dir, AUDIO_SUFFIXES, problems)))
     return Storyboard(project, characters, scenes, tuple(shots), music, base_dir, source)
+
+
+def _continuity_problems(board: Storyboard) -> list[Problem]:
+    """``continuity: previous`` needs a shot before it, of the same scene, and the Wan model to run first-last-frame
+    video on."""
+    problems = []
+    for shot in board.shots:
+        if shot.continuity != "previous":
+            continue
+        where = f"{shot.json_path}.continuity"
+        before = board.previous_shot(shot)
+        if before is None:
+            problems.append(Problem(where, "the first shot has no previous shot to continue from"))
+            continue
+        if before.scene != shot.scene:
+            problems.append(Problem(where, f"shot {shot.id!r} (scene {shot.scene!r}) continues from {before.id!r} of "
+                                           f"another scene ({before.scene!r}); continuity joins shots of one scene"))
+        if board.project.motion_models.wan is None:
+            problems.append(Problem(where, "first-last-frame video runs on the Wan image-to-video model: name its "
+                                           "files in project.motion_models.wan"))
+    return problems
 
 
 def _control(raw: dict | None, where: str, base_dir: Path, problems: list[Problem]) -> Control | None:
@@ -250,6 +271,7 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
         problems.append(Problem("$.project.clip_vision", "required: the consistency score compares CLIP vision "
                                                          "image embeddings"))
     problems += _character_problems(board)
+    problems += _continuity_problems(board)
     problems += talk_problems(board, data)
     for i, cue in enumerate(board.music):
         if cue.start_shot is not None and cue.start_shot not in first_seen:

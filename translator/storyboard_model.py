@@ -334,6 +334,7 @@ class Shot:
     talk: str | None = None                 # overrides the speaking characters' own choice
     close_ups: dict[str, Path] = field(default_factory=dict)  # speaker → close-up panel (shot / reverse shot)
     parent: str | None = None               # set on a close-up derived from a shot with several speakers
+    continuity: str = "none"                # "previous": starts from the previous shot's last frame (Wan FLF)
 
     @property
     def json_path(self) -> str:
@@ -361,6 +362,11 @@ class Storyboard:
 
     def shot(self, shot_id: str) -> Shot:
         return next(s for s in self.shots if s.id == shot_id)
+
+    def previous_shot(self, shot: Shot) -> Shot | None:
+        """The shot played before ``shot`` (close-ups counted as the shots they are), None for the first."""
+        at = next(i for i, s in enumerate(self.shots) if s.id == shot.id)
+        return self.shots[at - 1] if at else None
 
     def shot_seconds(self, shot: Shot) -> float:
         """The shot's length on screen: its own duration, or the time its dialogue takes to say."""

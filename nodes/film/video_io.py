@@ -187,3 +187,16 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
+
+
+def last_frame(path: str | Path, target: str | Path) -> Path:
+    """A video's last frame, written as a PNG to ``target`` (a shot that continues from it starts there)."""
+    from PIL import Image
+
+    frame = None
+    for frame in read_frames(path):
+        pass
+    if frame is None:
+        raise ValueError(f"{path}: the video has no frames")
+    Image.fromarray(frame).save(target)
+    return Path(target)
