@@ -14,14 +14,17 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .client import ComfyClient, write_atomically
+from .client import write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, slug)
 from .engines import Engine, LocalEngine, ServerEngine
+from .render_report import KeyframeAttempt, RenderReport, Reporter, ShotResult
+from .render_run import (check_before_upload, chosen_keyframe, fetch_outputs, graph_key, node_warnings,
+                         progress_events, run_shot_graph, shot_video, upload_all)
 from ..common.errors import AnimStudioError
 from .film_length import check_film_length
 from .keyframes import consistency_node, keyframe_seed, scored_characters
@@ -32,63 +35,6 @@ __all__ = ["Engine", "LocalEngine", "ServerEngine", "Reporter", "KeyframeAttempt
            "render_keyframe", "node_warnings"]
 
 log = logging.getLogger(__name__)
-
-
-class Reporter:
-    """Progress callbacks; the CLI draws bars from them. Every method may be left as a no-op."""
-
-    def start(self, shots: list[str], graphs: int) -> None: ...
-    def shot_started(self, shot_id: str) -> None: ...
-    def shot_progress(self, shot_id: str | None, value: int, maximum: int) -> None: ...
-    def shot_done(self, shot_id: str, cached: bool = False) -> None: ...
-    def stage(self, text: str) -> None: ...
-
-
-@dataclass
-class KeyframeAttempt:
-    """One render of a generated keyframe and how much its characters look like their references."""
-    attempt: int
-    seed: int
-    file: str
-    score: float | None  # the lowest character score; None when nothing is scored
-    passed: bool
-    scores: dict[str, float] = field(default_factory=dict)  # character id -> score
-    methods: dict[str, str] = field(default_factory=dict)  # character id -> what decided: "face" or "clip"
-
-
-@dataclass
-class ShotResult:
-    status: Literal["rendered", "cached", "failed", "pending"] = "pending"
-    files: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    keyframe: str | None = None  # the generated keyframe the shot was made from (the best attempt)
-    attempts: list[KeyframeAttempt] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # what the nodes said the viewer should know (a mouth not drawn)
-
-
-@dataclass
-class RenderReport:
-    storyboard: str
-    engine: str
-    shape: str
-    film: str | None = None
-    outputs: list[str] = field(default_factory=list)
-    shots: dict[str, ShotResult] = field(default_factory=dict)
-    seconds: float = 0.0
-    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage: compile, upload, render, download
-    film_seconds: float | None = None
-    error: dict | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @contextlib.contextmanager
-    def timed(self, stage: str):
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.stages[stage] = round(self.stages.get(stage, 0.0) + time.monotonic() - started, 3)
 
 
 def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Literal["film", "per_shot"] = "film",
@@ -124,49 +70,6 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
     return report
 
 
-def _events(compiled: CompiledGraph, reporter: Reporter, report: RenderReport):
-    """Turn engine events (ComfyUI's ``/ws`` vocabulary) into per-shot progress."""
-    current: dict[str, str | None] = {"shot": None}
-    timers: dict[str, float] = {}
-
-    def finish(shot_id: str | None) -> None:
-        if shot_id and report.shots[shot_id].status == "pending":
-            report.shots[shot_id].status = "rendered"
-            report.shots[shot_id].seconds = round(time.monotonic() - timers.get(shot_id, time.monotonic()), 3)
-            reporter.shot_done(shot_id)
-
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "executing":
-            shot = compiled.node_shots.get(data.get("node")) if data.get("node") else None
-            if shot != current["shot"]:
-                if compiled.shot_id is None:
-                    finish(current["shot"])
-                if shot is not None and shot not in timers:
-                    timers[shot] = time.monotonic()
-                    reporter.shot_started(shot)
-                current["shot"] = shot
-            if data.get("node") and compiled.node_shots.get(data["node"]) is None and compiled.shot_id is None:
-                reporter.stage("composing the film")
-        elif kind == "progress":
-            node = data.get("node")
-            reporter.shot_progress(compiled.node_shots.get(node) if node else current["shot"],
-                                   int(data.get("value", 0)), int(data.get("max", 1)))
-
-    on_event.finish = finish  # type: ignore[attr-defined]
-    return on_event
-
-
-def _upload_all(compiled: CompiledGraph, engine: Engine) -> list[str]:
-    names = []
-    for upload in compiled.uploads:
-        names.append(engine.upload(upload.local_path, upload.subfolder, upload.filename))
-    return names
-
-
-def _fetch_outputs(outputs: Mapping[str, Any], engine: Engine, out_dir: Path) -> list[Path]:
-    return [engine.fetch(item, out_dir / "outputs") for item in ComfyClient.output_files(outputs)]
-
-
 def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | None:
     films = [f for f in files if f.suffix == ".mp4"]
     if not films:
@@ -181,12 +84,12 @@ def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | No
 
 def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
                  report: RenderReport) -> None:
-    _check_before_upload(compiled, engine, report)
+    check_before_upload(compiled, engine, report)
     reporter.stage(f"uploading {len(compiled.uploads)} file(s)")
     with report.timed("upload"):
-        names = _upload_all(compiled, engine)
+        names = upload_all(compiled, engine)
     reporter.stage(f"running on {engine.name}")
-    handler = _events(compiled, reporter, report)
+    handler = progress_events(compiled, reporter, report)
     with report.timed("render"):
         outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
     for shot in board.shots:
@@ -194,7 +97,7 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
     for shot_id, texts in node_warnings(outputs, compiled.node_shots).items():
         report.shots[shot_id].warnings += texts
     with report.timed("download"):
-        files = _fetch_outputs(outputs, engine, out_dir)
+        files = fetch_outputs(outputs, engine, out_dir)
     report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
     for f in files:
         if "keyframes" in f.parts:
@@ -203,11 +106,6 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
                 report.shots[shot_id].files.append(f.relative_to(out_dir).as_posix())
     film = _film_file(files, out_dir, board)
     report.film = film.relative_to(out_dir).as_posix() if film else None
-
-
-def graph_key(compiled: CompiledGraph) -> str:
-    """What a shot's render depends on: its graph (uploads are named by content hash, so they are in it)."""
-    return hashlib.sha256(compiled.to_json().encode()).hexdigest()
 
 
 def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, reporter: Reporter,
@@ -233,16 +131,6 @@ def uses_video_models(board: Storyboard) -> bool:
     return talking or any(s.motion or s.continuity == "previous" for s in board.shots)
 
 
-def shot_video(out_dir: Path, shot_id: str) -> Path:
-    """Where a shot's rendered video is kept (with ``.key``, the hash of the graph that made it, and ``.srt``)."""
-    return Path(out_dir) / "shots" / f"{shot_id}.mp4"
-
-
-def chosen_keyframe(out_dir: Path, shot_id: str) -> Path:
-    """Where a generated shot's chosen keyframe is kept (with ``.json``: its attempts)."""
-    return Path(out_dir) / "keyframes" / f"{shot_id}.png"
-
-
 def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
                 report: RenderReport, keyframe: Path | None = None, object_info: dict | None = None) -> Path:
     """Render one shot's video into ``OUT/shots/`` unless the same graph made the one there already.
@@ -264,7 +152,7 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
         return video
     reporter.shot_started(shot.id)
     started = time.monotonic()
-    outputs, files = _run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
+    outputs, files = run_shot_graph(shot_graph, "render", engine, reporter, report, out_dir)
     result.warnings = [t for texts in node_warnings(outputs, shot_graph.node_shots).values() for t in texts]
     rendered = [f for f in files if f.suffix == ".mp4"]
     if not rendered:
@@ -297,19 +185,19 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
                               f"(missing: {', '.join(missing)})")
     compose = compile_compose(board, videos)
     reporter.stage("composing the film")
-    _check_before_upload(compose, engine, report)
+    check_before_upload(compose, engine, report)
     with report.timed("upload"):
-        names = _upload_all(compose, engine)
+        names = upload_all(compose, engine)
         for upload in compose.uploads:
             sidecar = upload.local_path.with_suffix(".srt")
             if upload.subfolder == SHOT_VIDEO_SUBFOLDER and sidecar.is_file():
                 engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(".srt").name)
     with report.timed("compose"):
-        outputs = engine.run(compose.graph, compose.node_shots, _events(compose, reporter, report), names)
+        outputs = engine.run(compose.graph, compose.node_shots, progress_events(compose, reporter, report), names)
     for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
         report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
     with report.timed("download"):
-        files = _fetch_outputs(outputs, engine, out_dir)
+        files = fetch_outputs(outputs, engine, out_dir)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     film = _film_file(files, out_dir, board)
     report.film = film.relative_to(out_dir).as_posix() if film else None
@@ -358,7 +246,7 @@ def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     for attempt in range(allowed):
         compiled = first if attempt == 0 else compile_keyframe(board, shot, attempt)
         reporter.stage(f"shot {shot.id}: keyframe" + (f", attempt {attempt + 1} of {allowed}" if attempt else ""))
-        outputs, files = _run_shot_graph(compiled, "keyframes", engine, reporter, report, out_dir)
+        outputs, files = run_shot_graph(compiled, "keyframes", engine, reporter, report, out_dir)
         pictures = [f for f in files if f.suffix == ".png"]
         if not pictures:
             raise AnimStudioError(f"shot {shot.id}: the keyframe graph ran but saved no picture")
@@ -387,47 +275,6 @@ def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     report.outputs += [a.file for a in attempts] + [result.keyframe]
     result.seconds = round(time.monotonic() - started, 3)
     return chosen
-
-
-def node_warnings(outputs: Mapping[str, Any], node_shots: Mapping[str, str | None]) -> dict[str, list[str]]:
-    """The warnings the graph's nodes reported in their ``ui`` output (``warnings``: texts), by shot."""
-    found: dict[str, list[str]] = {}
-    for node, ui in outputs.items():
-        texts = ui.get("warnings") if isinstance(ui, Mapping) else None
-        shot = node_shots.get(node)
-        if shot and isinstance(texts, list):
-            found.setdefault(shot, []).extend(str(t) for t in texts)
-    return found
-
-
-def _run_shot_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter: Reporter, report: RenderReport,
-                    out_dir: Path) -> tuple[dict, list[Path]]:
-    """Upload a shot's files, run its graph (timed as ``stage``) and download what it saved; the shot is marked
-    failed when the engine fails."""
-    _check_before_upload(compiled, engine, report)
-    with report.timed("upload"):
-        names = _upload_all(compiled, engine)
-    try:
-        with report.timed(stage):
-            outputs = engine.run(compiled.graph, compiled.node_shots, _events(compiled, reporter, report), names)
-    except AnimStudioError:
-        report.shots[compiled.shot_id].status = "failed"
-        raise
-    with report.timed("download"):
-        files = _fetch_outputs(outputs, engine, out_dir)
-    return outputs, files
-
-
-def _check_before_upload(compiled: CompiledGraph, engine: Engine, report: RenderReport) -> None:
-    check = getattr(engine, "check", None)  # a server; the embedded engine checks as it runs
-    if check is None:
-        return
-    try:
-        check(compiled)
-    except AnimStudioError:
-        if compiled.shot_id:
-            report.shots[compiled.shot_id].status = "failed"
-        raise
 
 
 def _consistency(outputs: Mapping[str, Any], shot_id: str, character_id: str) -> dict:
