@@ -104,9 +104,8 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
     here from the checkpoint."""
     panel = shot.keyframe or keyframe
     if panel is not None:
-        upload = panel_upload(panel)
-        uploads.append(upload)
-        image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id, {"panel": upload.name})["image"]
+        image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id,
+                            {"panel": _upload_name(panel, uploads)})["image"]
     else:
         assert checkpoint is not None
         image = keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot))
@@ -325,6 +324,7 @@ def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
 
 
 def _upload_name(path: Path, uploads: list[Upload]) -> str:
+    """A picture uploaded as a panel (named by its content), added to ``uploads``; its name in the input folder."""
     upload = panel_upload(path)
     uploads.append(upload)
     return upload.name

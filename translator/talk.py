@@ -151,7 +151,9 @@ def talk_audio_seconds(board: Storyboard, shot: Shot, family: str) -> float:
     latent frame through every window of the chain, and core's Extend fails with a shape error when the sound ends
     inside the last window; the model hears silence after the last line."""
     settings = getattr(board.project.talk_models, family)
-    frames = talk_frame_count(board, shot, family) + 3 if family == "s2v" else talk_frame_count(board, shot, family)
+    frames = talk_frame_count(board, shot, family)
+    if family == "s2v":  # 4 sound frames a latent frame: 4t, where the decoded chain is 4t - 3 frames
+        frames += 3
     return round(max(board.shot_seconds(shot), (frames + 4) / settings.fps), 3)
 
 

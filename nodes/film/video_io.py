@@ -190,13 +190,16 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def last_frame(path: str | Path, target: str | Path) -> Path:
-    """A video's last frame, written as a PNG to ``target`` (a shot that continues from it starts there)."""
+    """A video's last frame, written as a PNG to ``target`` (a shot that continues from it starts there). Every
+    frame is decoded (H.264 cannot start from the end), only the last is converted."""
+    import av
     from PIL import Image
 
-    frame = None
-    for frame in read_frames(path):
-        pass
-    if frame is None:
-        raise ValueError(f"{path}: the video has no frames")
-    Image.fromarray(frame).save(target)
+    last = None
+    with av.open(str(path)) as container:
+        for last in container.decode(video=0):
+            pass
+        if last is None:
+            raise ValueError(f"{path}: the video has no frames")
+        Image.fromarray(last.to_ndarray(format="rgb24")).save(target)
     return Path(target)

@@ -264,9 +264,8 @@ def score_character(clip_vision, images, reference_images, threshold: float = DE
     if method not in METHODS:
         raise ConsistencyError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     face_threshold = check_threshold(face_threshold)
-    clip = replace(score_images(clip_vision, images, reference_images, threshold, character, chunk),
-                   face_threshold=face_threshold)
-    clip = replace(clip, clip_score=clip.score)
+    clip = score_images(clip_vision, images, reference_images, threshold, character, chunk)
+    clip = replace(clip, clip_score=clip.score, face_threshold=face_threshold)
     if method == "clip":
         return clip
     from ..lipsync.faces import FacesUnavailable
