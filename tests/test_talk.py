@@ -14,7 +14,7 @@ from animstudio.translator.compile import compile_shot, compile_storyboard
 from animstudio.translator.embedded import object_info_from_classes, pack_node_classes
 from animstudio.translator.graph_check import graph_problems, load_object_info
 from animstudio.translator.storyboard import load_storyboard
-from animstudio.translator.storyboard_model import humo_length, s2v_windows
+from animstudio.translator.video_models import humo_length, s2v_windows
 from animstudio.translator.talk import TALK_FILES, TALK_NODES, talk_family, talk_frame_count
 from conftest import write_panel, write_storyboard
 

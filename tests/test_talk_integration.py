@@ -16,7 +16,7 @@ from animstudio.translator.client import ComfyClient
 from animstudio.translator.compile import compile_shot
 from animstudio.translator.keyframes import shot_prompt
 from animstudio.translator.storyboard import load_storyboard
-from animstudio.translator.storyboard_model import s2v_windows
+from animstudio.translator.video_models import s2v_windows
 from animstudio.translator.talk import talk_frame_count
 from conftest import write_panel, write_storyboard
 from fixtures.video_models import file_name

@@ -14,10 +14,11 @@ from ..common.errors import Problem, StoryboardError
 from ..common.inputs import AUDIO_SUFFIXES, FONT_SUFFIXES, IMAGE_SUFFIXES, InputFileProblem, checked_file, checked_folder
 from ..common.jsonio import MAX_FILE_BYTES, check_data, json_path, parse_json
 from .schema_check import FIT_TO_DIALOGUE, known_hint, schema_problems
-from .storyboard_model import (BUILTIN_MOUTH_SETS, MOTION_FAMILIES, Camera, Character, Control, DialogueLine,
+from .storyboard_model import (BUILTIN_MOUTH_SETS, Camera, Character, Control, DialogueLine,
                                IPAdapterSpec, Lora, Motion, MouthBoxSpec, MusicCue, Project, Scene, Shot, Storyboard,
                                Transition, Voice)
 from .talk_plan import talk_problems, with_close_ups
+from .video_models import MOTION_FAMILIES
 
 # --------------------------------------------------------------------------------------------- loading
 

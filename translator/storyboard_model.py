@@ -1,9 +1,8 @@
 """The storyboard's typed model: the project, characters, scenes, shots and what each holds, as frozen dataclasses
-built by :mod:`.storyboard` from a validated document; plus the lengths things take (speech estimates, the frame
-windows of the talking families)."""
+built by :mod:`.storyboard` from a validated document; plus how long speech takes. The video model settings (and
+the talking families' frame windows) live in :mod:`.video_models`."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Literal, Union
 
 from ..common.errors import Problem, StoryboardError
 from .schema_check import FIT_TO_DIALOGUE
+from .video_models import MotionModels, TalkModels
 
 BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
 
@@ -74,138 +74,10 @@ class ConsistencySettings:
         object.__setattr__(self, "max_attempts", int(self.max_attempts))
 
 
-@dataclass(frozen=True)
-class WanModels:
-    unet: str
-    text_encoder: str
-    vae: str
-    clip_vision: str | None = None
-    steps: int = 20
-    cfg: float = 6.0
-    shift: float = 8.0
-    fps: int = 16
-    max_frames: int = 81
-
-
-@dataclass(frozen=True)
-class LtxModels:
-    checkpoint: str
-    text_encoder: str
-    steps: int = 30
-    cfg: float = 3.0
-    fps: int = 24
-    max_frames: int = 121
-
-
-@dataclass(frozen=True)
-class AnimateDiffModels:
-    motion_model: str
-    beta_schedule: str = "autoselect"
-    fps: int = 8
-    max_frames: int = 32
-
-
-MOTION_FAMILIES = ("wan", "ltx", "animatediff")
-
-
-@dataclass(frozen=True)
-class MotionModels:
-    """The image-to-video model files per family (``project.motion_models``); a family left out is not used."""
-    wan: WanModels | None = None
-    ltx: LtxModels | None = None
-    animatediff: AnimateDiffModels | None = None
-
-    @classmethod
-    def from_json(cls, raw: dict) -> "MotionModels":
-        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels}
-        # JSON Schema counts 16.0 as an integer; the graph should carry 16
-        return cls(**{name: kinds[name](**{k: int(v) if k in ("steps", "fps", "max_frames") else v
-                                            for k, v in value.items()}) for name, value in raw.items()})
-
-    @property
-    def configured(self) -> tuple[str, ...]:
-        return tuple(name for name in MOTION_FAMILIES if getattr(self, name) is not None)
-
-
 # project.style words that make a project stylized: realistic talking models give cartoon faces real lips
 STYLIZED_WORDS = re.compile(r"\b(cartoon\w*|anime|manga|2d|toon\w*|illustrat\w*|storybook|comic\w*|cel[- ]?shad\w*|"
                             r"chibi|pixel[- ]?art|gouache|watercolou?r|flat colou?rs?|hand[- ]drawn|clay\w*|puppet\w*)\b",
                             re.IGNORECASE)
-TALK_FAMILIES = ("s2v", "humo")
-TALK_CHOICES = ("auto", "s2v", "humo", "mouths")
-
-
-@dataclass(frozen=True)
-class S2VModels:
-    """Wan2.2-S2V: frames at 16 fps in windows of ``window_frames`` (4k+1), chained up to ``max_windows``."""
-    unet: str
-    text_encoder: str
-    vae: str
-    audio_encoder: str
-    steps: int = 20
-    cfg: float = 6.0
-    shift: float = 8.0
-    fps: int = 16
-    window_frames: int = 77
-    max_windows: int = 12
-    sampler: str = "uni_pc"
-    scheduler: str = "simple"
-
-
-@dataclass(frozen=True)
-class HuMoModels:
-    """HuMo: one window of at most ``max_frames`` (4k+1) at 25 fps."""
-    unet: str
-    text_encoder: str
-    vae: str
-    audio_encoder: str
-    steps: int = 30
-    cfg: float = 5.0
-    shift: float = 8.0
-    fps: int = 25
-    max_frames: int = 97
-    sampler: str = "euler"
-    scheduler: str = "simple"
-
-
-@dataclass(frozen=True)
-class TalkModels:
-    """The audio-driven video model files per talking family (``project.talk_models``)."""
-    s2v: S2VModels | None = None
-    humo: HuMoModels | None = None
-
-    @classmethod
-    def from_json(cls, raw: dict) -> "TalkModels":
-        kinds = {"s2v": S2VModels, "humo": HuMoModels}
-        ints = ("steps", "fps", "window_frames", "max_windows", "max_frames")
-        return cls(**{name: kinds[name](**{k: int(v) if k in ints else v for k, v in value.items()})
-                      for name, value in raw.items()})
-
-    @property
-    def configured(self) -> tuple[str, ...]:
-        return tuple(name for name in TALK_FAMILIES if getattr(self, name) is not None)
-
-
-def _grid(frames: int) -> int:
-    """The least frame count on Wan's 4k+1 grid that holds ``frames``."""
-    return 4 * math.ceil((max(1, frames) - 1) / 4) + 1
-
-
-def s2v_windows(settings: S2VModels, seconds: float) -> tuple[int, ...]:
-    """S2V window lengths (each 4k+1 frames) covering ``seconds``: the latent frames shared evenly over the fewest
-    windows of at most ``window_frames``; the chain decodes to ``4 * (latents - 1) + 1`` frames."""
-    latents = (_grid(round(seconds * settings.fps)) - 1) // 4 + 1
-    per_window = (settings.window_frames - 1) // 4 + 1
-    count = math.ceil(latents / per_window)
-    base, extra = divmod(latents, count)
-    return tuple(4 * (base + (k < extra) - 1) + 1 for k in range(count))
-
-
-def humo_length(settings: HuMoModels, seconds: float) -> int:
-    """HuMo frames (4k+1) for ``seconds`` at its 25 fps."""
-    return _grid(round(seconds * settings.fps))
-
-
 @dataclass(frozen=True)
 class SubtitleSettings:
     burn: bool = True

@@ -13,7 +13,8 @@ import logging
 
 from ..common.errors import GraphValidationError, Problem
 from .keyframes import shot_prompt, shot_seed
-from .storyboard_model import Shot, Storyboard, humo_length, s2v_windows
+from .storyboard_model import Shot, Storyboard
+from .video_models import humo_length, s2v_windows
 from .talk_plan import TALK_NAMES, shot_speakers, talk_candidates
 from .templates import Graph, Link, instantiate
 

@@ -9,8 +9,8 @@ from typing import Any
 from ..common.errors import Problem
 from ..common.jsonio import json_path
 from .schema_check import FIT_TO_DIALOGUE, known_hint
-from .storyboard_model import (TALK_FAMILIES, Camera, DialogueLine, Shot, Storyboard, TalkModels, Transition,
-                               estimate_speech_seconds, humo_length, s2v_windows)
+from .storyboard_model import Camera, DialogueLine, Shot, Storyboard, Transition, estimate_speech_seconds
+from .video_models import TALK_FAMILIES, TalkModels, humo_length, s2v_windows
 
 TALK_NAMES = {"s2v": "Wan2.2-S2V", "humo": "HuMo"}
 # words in a file name that give away another model family
