@@ -9,32 +9,15 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
-from .cli_common import _emit
-from .cli_progress import BarReporter, _likeness_lines, _warning_lines
+from .cli_common import _emit, _engine, _input_error, _server_url
+from .cli_progress import BarReporter, _likeness_lines, _sheet_lines, _warning_lines
+from .translator.render_qc import qc_lines
 from .common.errors import AnimStudioError, RenderInterrupted
 
 log = logging.getLogger("animstudio")
-
-
-def _server_url(args) -> str | None:
-    return getattr(args, "server", None) or os.environ.get("COMFYUI_URL") or None
-
-
-def _engine(args):
-    from .translator.engines import LocalEngine, ServerEngine
-
-    url = _server_url(args)
-    if url:
-        from .translator.client import ComfyClient
-
-        return ServerEngine(ComfyClient(url, timeout=args.timeout))
-    from .translator.embedded import EmbeddedEngine
-
-    return LocalEngine(EmbeddedEngine(models_dir=getattr(args, "models_dir", None)))
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -60,6 +43,13 @@ def cmd_validate(args) -> int:
               f"{args.storyboard}: a valid {workflow[0].upper()}-format workflow of {len(graph)} nodes")
         return 0
     board = load_storyboard(args.storyboard)
+    if not _server_url(args):  # rendered here: this machine's voices speak and its fonts draw the captions
+        from .common.errors import StoryboardError
+        from .translator.machine_check import machine_problems
+
+        problems = machine_problems(board)
+        if problems:
+            raise StoryboardError(f"{args.storyboard}: {len(problems)} problem(s) in the storyboard", problems)
     checked = ""
     info = _engine_info(args)
     if info is not None:
@@ -182,6 +172,11 @@ def cmd_render(args) -> int:
         return _render_workflow(args, *workflow)
     board = _load(args)
     check_film_length(board, args.max_minutes)  # before an engine is made: a refused film costs nothing
+    from .translator.exports import parse_exports
+
+    exports = parse_exports(args.export)
+    if exports and args.single_graph:
+        raise _input_error("--export needs each shot's own video: render shot by shot (leave out --single-graph)")
     engine = _engine(args)
     bars = BarReporter(enabled=not args.json and not args.quiet and sys.stderr.isatty())
     try:
@@ -191,13 +186,22 @@ def cmd_render(args) -> int:
         bars.close()
         engine.close()  # the embedded engine's temporary folder goes; the film and outputs are in args.output
     film = Path(args.output) / report.film if report.film else None
+    exported = []
+    if exports and film is not None:
+        from .translator.exports import write_exports
+        from .translator.render import shot_video
+
+        exported = write_exports(board, Path(args.output), film, report.timeline, exports,
+                                 {s.id: shot_video(args.output, s.id) for s in board.shots})
     cached = sum(1 for s in report.shots.values() if s.status == "cached")
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
-    _emit(args, {"ok": True, **report.to_json()},
-          f"rendered {len(board.shots)} shots" + (f" ({cached} from the cache)" if cached else "")
+    _emit(args, {"ok": True, **report.to_json(), "exports": [p.name for p in exported]},
+          ("nothing changed: every shot and the film are up to date" if report.up_to_date and cached == len(board.shots)
+           else f"rendered {len(board.shots)} shots" + (f" ({cached} from the cache)" if cached else ""))
           + (f", {report.film_seconds:.1f} s of film," if report.film_seconds else "")
-          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _likeness_lines(report)
-          + _warning_lines(report))
+          + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _sheet_lines(report)
+          + _likeness_lines(report) + _warning_lines(report) + qc_lines(report.qc)
+          + (f"\n  for editors: {', '.join(p.name for p in exported)}" if exported else ""))
     return 0
 
 
@@ -236,9 +240,20 @@ def cmd_plan(args) -> int:
 
 # ------------------------------------------------------------------------------------------ parser
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), else "unknown" (a checkout not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("animstudio")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="animstudio", description="Storyboard → ComfyUI workflow → animated film.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"animstudio {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, server=True):
@@ -279,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-shot", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     p.add_argument("--models-dir", help="embedded engine: extra models folder (checkpoints/, loras/, …)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--export", metavar="KINDS", default="",
+                   help="also write the cut for editors beside the film: any of fcpxml,xml,edl,otio (Final Cut "
+                        "Pro, Premiere/Resolve FCP 7 XML, CMX 3600 EDL, OpenTimelineIO), shot videos as media")
     p.add_argument("--max-minutes", type=_minutes, metavar="N",
                    help="refuse a film longer than N minutes before rendering anything (default: "
                         "$ANIMSTUDIO_MAX_FILM_MINUTES, else 180; 0: no limit)")
@@ -309,9 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_batch import add_batch_commands
     from .cli_speech import add_speech_commands
+    from .cli_qc import add_qc_commands
+    from .cli_train import add_train_commands
 
     add_speech_commands(sub)
     add_batch_commands(sub)
+    add_train_commands(sub, common)
+    add_qc_commands(sub)
 
     p = sub.add_parser("nodes", help="list the node types a server or the embedded engine offers")
     p.add_argument("--pack-only", action="store_true", help="only this pack's nodes (no ComfyUI needed)")

@@ -108,8 +108,15 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
     if not args.pool:
         raise AnimStudioError("batch: --pool pool.yaml is required (the ComfyUI endpoints and providers)")
     pool = load_pool(args.pool)
-    films = plan_batch(args.items, args.max_minutes)
-    batch = args.batch or _batch_id(args.items, out)
+    train = tuple(args.train or ())
+    training = None
+    if train:
+        from .translator.training import TrainingSettings
+
+        training = TrainingSettings(steps=args.train_steps, training_dtype=args.train_dtype)
+    films = plan_batch(args.items, args.max_minutes, train, training)
+    # a training batch of the same storyboards is another batch than their render
+    batch = args.batch or _batch_id(list(args.items) + [f"--train={c}" for c in train], out)
     settings = Settings(max_tries=args.max_tries, job_timeout=args.job_timeout)
     if args.engine == "celery":
         from .cloud.celery_engine import run_batch_on_celery
@@ -154,6 +161,8 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
             + (f", about {summary.cost:.4f} in cost" if summary.cost else ""))
     for film, path in summary.films.items():
         text += f"\n  {film}: {path or 'not finished'}"
+    for who, lora in summary.loras.items():
+        text += f"\n  {who}: LoRA {lora}, registered in the storyboard"
     for problem in summary.problems:
         text += f"\n  needs review: {problem}"
     _emit(args, {"ok": summary.ok, **summary.__dict__}, text)
@@ -185,6 +194,12 @@ def add_batch_commands(sub) -> None:
     p.add_argument("--max-minutes", type=float, metavar="N",
                    help="refuse the batch if a film is longer than N minutes (default: $ANIMSTUDIO_MAX_FILM_MINUTES, "
                         "else 180; 0: no limit)")
+    p.add_argument("--train", action="append", metavar="CHARACTER",
+                   help="instead of rendering: train this character's LoRA in each storyboard (as train-character "
+                        "does) on the pool and register it; repeat for several characters")
+    p.add_argument("--train-steps", type=int, default=400, help="with --train: training steps (default 400)")
+    p.add_argument("--train-dtype", choices=["bf16", "fp32"], default="bf16",
+                   help="with --train: bf16 on GPUs (default), fp32 on CPUs")
     p.add_argument("-q", "--quiet", action="store_true", help="no live table")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_batch)

@@ -8,6 +8,15 @@ import sys
 log = logging.getLogger("animstudio")
 
 
+def _terminal_size():
+    import os
+
+    try:
+        return os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return os.terminal_size((0, 0))
+
+
 class BarReporter:
     """Two tqdm bars on stderr: shots done overall, and the node working now."""
 
@@ -20,9 +29,14 @@ class BarReporter:
             return
         from tqdm import tqdm
 
-        self.overall = tqdm(total=len(shots), desc="shots", unit="shot", position=0, leave=True, file=sys.stderr)
+        # a terminal that reports no size (a pty nobody sized: docker exec, some IDE consoles, script) makes tqdm
+        # hide every bar (rows 0) or draw an empty one (columns 0): give it the usual size then
+        size = _terminal_size()
+        shape = {} if size.columns > 0 and size.lines > 0 else {"ncols": 100, "nrows": 24}
+        self.overall = tqdm(total=len(shots), desc="shots", unit="shot", position=0, leave=True, file=sys.stderr,
+                            **shape)
         self.current = tqdm(total=1, desc="", position=1, leave=False, file=sys.stderr, bar_format=
-                            "{desc:>24} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}")
+                            "{desc:>24} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}", **shape)
 
     def shot_started(self, shot_id):
         if self.current is not None:
@@ -70,6 +84,11 @@ def _likeness_lines(report) -> str:
                      "attempt(s): "
                      + ", ".join(f"{a.score:.3f}" for a in scored))
     return "".join(lines)
+
+
+def _sheet_lines(report) -> str:
+    """One line per character sheet the keyframes were edited from (reference keyframe families)."""
+    return "".join(f"\n  sheet of {cid}: {path}" for cid, path in report.sheets.items())
 
 
 def _warning_lines(report) -> str:

@@ -30,8 +30,12 @@ def cmd_lipsync(args) -> int:
             raise _input_error(str(exc)) from None
     audio_path = Path(args.audio)
     try:
-        audio = read_audio(audio_path)
+        audio = read_audio(audio_path)  # a sound file, or the sound of a video
         dialog = Path(args.dialogFile).read_text(encoding="utf-8") if args.dialogFile else None
+    except FileNotFoundError as exc:
+        raise _input_error(f"{exc.filename or audio_path}: file not found") from None
+    except ValueError as exc:
+        raise _input_error(str(exc)) from None
     except (OSError, RuntimeError) as exc:  # soundfile raises RuntimeError subclasses for unreadable audio
         raise AnimStudioError(f"cannot read {exc.filename if getattr(exc, 'filename', None) else audio_path}: {exc}") from None
     try:

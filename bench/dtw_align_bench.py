@@ -54,7 +54,7 @@ def main() -> None:
         base = dtw_align.espeak_voice_for(language)
         errors, worst, matched, mismatched, clips = [], 1.0, [], [], []
         for variant, rate, pitch, snr in SETUPS:
-            samples, sr, events = espeak_synthesize(text, base + variant, rate, pitch)
+            samples, sr, events, _ = espeak_synthesize(text, base + variant, rate, pitch)
             if snr is not None:
                 samples = samples + rng.normal(0, np.sqrt(np.mean(samples ** 2) / 10 ** (snr / 10)),
                                                len(samples)).astype(np.float32)

@@ -44,7 +44,8 @@ from .scheduler import BatchSummary, Settings, summarize
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = {"keyframe": "animstudio.keyframe", "shot": "animstudio.shot", "compose": "animstudio.compose"}
+TASK_NAMES = {"train": "animstudio.train", "keyframe": "animstudio.keyframe", "shot": "animstudio.shot",
+              "compose": "animstudio.compose"}
 QUEUE = "animstudio"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 VISIBILITY_ENV = "ANIMSTUDIO_CELERY_VISIBILITY_TIMEOUT"
@@ -172,6 +173,7 @@ def film_canvas(app, film: Film, out_root: str | Path, settings: Settings | None
                              immutable=True).set(task_id=ids[job.uid])
 
     chains, blocked = [], False
+    chains += [signature(job) for job in film.jobs if job.kind == "train" and state(job) in RUNNABLE]
     for shot in (job for job in film.jobs if job.kind == "shot"):
         steps, ready = [], True
         for dep in (by_id[d] for d in shot.depends_on):

@@ -58,12 +58,29 @@ def run_job(job: Job, out_root: Path, engine: Engine, reporter: Reporter | None 
         object_info = engine.object_info() if shot.motion else None
         video = render_shot(board, shot, folder, engine, reporter, report, keyframe, object_info)
         result = {"files": [video.relative_to(folder).as_posix()], "cached": report.shots[shot.id].status == "cached"}
+    elif job.kind == "train":
+        result = _train(job, board, engine, folder, reporter)
     else:
         film = compose_film(board, folder, engine, reporter, report)
         result = {"files": [film.relative_to(folder).as_posix()] if film else []}
         write_atomically(folder / "render-report.json", json.dumps(report.to_json(), indent=2).encode())
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
+
+
+def _train(job: Job, board: Storyboard, engine: Engine, folder: Path, reporter: Reporter) -> dict:
+    """A train job: the character's LoRA trained on the endpoint and registered in the storyboard (as
+    ``animstudio train-character`` does); a sheet rendered in the film's folder joins the pictures."""
+    from ..translator.render_sheets import sheet_file
+    from ..translator.training import TrainingSettings, register_lora, train_character
+
+    settings = TrainingSettings(**json.loads(job.training or "{}"))
+    sheet = sheet_file(folder, job.character)
+    trained = train_character(board, job.character, engine, folder, reporter, settings,
+                              sheet if sheet.is_file() else None)
+    where = register_lora(Path(job.storyboard), trained)
+    return {"files": [trained.local_copy.relative_to(folder).as_posix()] if trained.local_copy else [],
+            "lora": trained.lora_name, "trigger_word": trained.trigger_word, "registered_at": where}
 
 
 def copy_outputs(job: Job, source_root: Path, source_film: str, out_root: Path) -> dict:
@@ -77,7 +94,7 @@ def copy_outputs(job: Job, source_root: Path, source_film: str, out_root: Path) 
         video = shot_video(source, job.shot_id)
         paths = [video, video.with_suffix(".key"), video.with_suffix(".srt")]
     else:
-        raise AnimStudioError("a compose job is never shared")
+        raise AnimStudioError(f"a {job.kind} job is never shared")
     copied = []
     for path in paths:
         if path.is_file():

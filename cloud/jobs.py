@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal, Mapping
 
-from ..translator.compile import CompiledGraph, compile_compose, compile_keyframe, compile_shot, slug
+from ..translator.compile import CompiledGraph, compile_compose, compile_keyframe, compile_sheet, compile_shot, slug
 from ..translator.graph_check import model_folder
 from ..translator.film_length import check_film_length
 from ..translator.storyboard import load_storyboard
 from ..translator.storyboard_model import Storyboard
+from ..translator.training import TrainingSettings, compile_training, training_pictures
 
-JobKind = Literal["keyframe", "shot", "compose"]
-KIND_PRIORITY = {"keyframe": 20, "shot": 10, "compose": 0}  # earlier stages first: films finish sooner
+JobKind = Literal["train", "keyframe", "shot", "compose"]
+KIND_PRIORITY = {"train": 30, "keyframe": 20, "shot": 10, "compose": 0}  # earlier stages first: films finish sooner
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Job:
     priority: int = 0
     models: tuple[ModelNeed, ...] = ()
     node_types: tuple[str, ...] = ()  # every node type the graph uses
+    character: str | None = None   # a train job's character
+    training: str | None = None    # a train job's settings (TrainingSettings as JSON)
 
     @property
     def uid(self) -> str:
@@ -52,7 +55,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.film}:{self.kind}" + (f":{self.shot_id}" if self.shot_id else "")
+        return f"{self.film}:{self.kind}" + (f":{self.shot_id or self.character}" if self.shot_id or self.character
+                                              else "")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -107,8 +111,12 @@ def film_jobs(board: Storyboard, film: str) -> list[Job]:
     for shot in board.shots:
         depends: tuple[str, ...] = ()
         if shot.keyframe is None:
+            # a reference family's keyframe job makes the sheets it edits from (once per film folder): they are
+            # part of what it depends on
+            sheets = "".join(compile_sheet(board, cid).to_json() for cid in shot.characters
+                             if cid in board.sheet_characters() and board.characters[cid].sheet is None)
             keyframe = _job("keyframe", film, board, compile_keyframe(board, shot), shot.id, (),
-                            f"{settings.enabled}:{settings.threshold}:{settings.max_attempts}")
+                            f"{settings.enabled}:{settings.threshold}:{settings.max_attempts}{sheets}")
             jobs.append(keyframe)
             depends = (keyframe.id,)
         shot_job = _job("shot", film, board, compile_shot(board, shot), shot.id, depends)
@@ -118,7 +126,21 @@ def film_jobs(board: Storyboard, film: str) -> list[Job]:
     return jobs
 
 
-def plan_batch(storyboards: Iterable[str | Path], max_minutes: float | None = None) -> list[Film]:
+def train_jobs(board: Storyboard, film: str, characters: Iterable[str], settings: TrainingSettings) -> list[Job]:
+    """One train job per character (``animstudio train-character`` as a batch job): the LoRA trained on the
+    pool and registered in the storyboard; a character the storyboard lacks, or one with no picture, is refused
+    here, before anything is queued."""
+    jobs = []
+    for cid in characters:
+        compiled = compile_training(board, cid, training_pictures(board, cid), settings)
+        settings_json = json.dumps(asdict(settings), sort_keys=True)
+        job = _job("train", film, board, compiled, None, (), f"{cid}:{settings_json}")
+        jobs.append(replace(job, character=cid, training=settings_json))
+    return jobs
+
+
+def plan_batch(storyboards: Iterable[str | Path], max_minutes: float | None = None, train: Iterable[str] = (),
+               training: TrainingSettings | None = None) -> list[Film]:
     """Load and check every storyboard first (a bad one, or a film longer than the render limit, stops the batch
     before anything is queued), then name each film's folder after its title (``-2``, ``-3`` when titles repeat)
     and make its jobs."""
@@ -131,7 +153,8 @@ def plan_batch(storyboards: Iterable[str | Path], max_minutes: float | None = No
         base = slug(board.project.title)
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
-        films.append(Film(name, str(Path(board.source).resolve()), film_jobs(board, name)))
+        jobs = (train_jobs(board, name, train, training or TrainingSettings()) if train else film_jobs(board, name))
+        films.append(Film(name, str(Path(board.source).resolve()), jobs))
     return films
 
 

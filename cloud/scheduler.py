@@ -51,6 +51,7 @@ class BatchSummary:
     gpu_seconds_per_film: dict[str, float] = field(default_factory=dict)
     gpu_seconds_per_shot: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    loras: dict[str, str] = field(default_factory=dict)           # "film/character" -> trained LoRA (train jobs)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,8 @@ def summarize(journal: Journal, batch: str, out_root: Path) -> BatchSummary:
         if row.job.kind == "compose":
             files = (row.result or {}).get("files") or []
             summary.films[film] = f"{film}/{files[0]}" if row.state == "completed" and files else None
+        if row.job.kind == "train" and row.state == "completed":
+            summary.loras[f"{film}/{row.job.character}"] = (row.result or {}).get("lora", "")
         if row.state in ("manual_review", "cancelled") and row.error:
             summary.problems.append(f"{row.job.label}: {row.error}")
     summary.gpu_seconds = round(summary.gpu_seconds, 3)
@@ -273,7 +276,7 @@ class Scheduler:
     def _execute(self, row: JobRow, endpoint: Endpoint) -> None:
         job = row.job
         earlier = self.journal.completed_elsewhere(job.id)
-        if earlier is not None and earlier.uid != row.uid and job.kind != "compose":
+        if earlier is not None and earlier.uid != row.uid and job.kind not in ("compose", "train"):
             out = self.journal.batch_out_dir(earlier.batch) or self.out_root
             try:
                 result = copy_outputs(job, out, earlier.job.film, self.out_root)

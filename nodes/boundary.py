@@ -278,20 +278,27 @@ def audio_from_comfy(audio):
     return AudioClip(waveform, int(audio["sample_rate"]))
 
 
-# Extra key of an AUDIO dict: the phones the voice reports it spoke, so Lip Sync reads mouth shapes from
-# them exactly. Only audio_to_comfy(clip, phones) puts it there, so every node that builds new audio
-# (join, pad, mix, level) drops it by construction, and audio_phones() refuses timings whose recorded
-# length no longer matches the waveform (a node elsewhere that kept the key but cut or padded the audio).
+# Extra keys of an AUDIO dict: the phones and the words the voice reports it spoke, so Lip Sync reads mouth
+# shapes from them exactly and captions follow each word. Only audio_to_comfy(clip, phones, words=...) puts
+# them there, so every node that builds new audio (join, pad, mix, level) drops them by construction, and
+# carried() refuses timings whose recorded length no longer matches the waveform (a node elsewhere that
+# kept the key but cut or padded the audio).
 PHONES_KEY = "animstudio_phones"
+WORDS_KEY = "animstudio_words"
 PHONES_LENGTH_TOLERANCE = 0.011  # seconds: one centisecond, plus a resampler's rounding of the length
 
 
-def audio_to_comfy(clip, phones=None, phone_set: str = "ipa") -> dict:
+def _rows(timings, name: str) -> list:
+    return [[str(getattr(t, name)), float(t.start), float(t.end)] if hasattr(t, name) else
+            [str(t[0]), float(t[1]), float(t[2])] for t in timings]
+
+
+def audio_to_comfy(clip, phones=None, phone_set: str = "ipa", words=None) -> dict:
     """:class:`AudioClip` → ComfyUI ``AUDIO`` (a batch of one; torch when installed, else numpy).
 
     ``phones`` (``PhoneTiming`` or ``(phone, start, end)``, seconds from the clip's start, in ``phone_set``)
-    travel under :data:`PHONES_KEY` with the clip's length; pass them only for audio whose timing they
-    describe.
+    travel under :data:`PHONES_KEY`, ``words`` (``WordTiming`` or ``(word, start, end)``) under
+    :data:`WORDS_KEY`, each with the clip's length; pass them only for audio whose timing they describe.
     """
     waveform = np.ascontiguousarray(clip.samples[None], dtype=np.float32)
     if torch_available():
@@ -300,25 +307,36 @@ def audio_to_comfy(clip, phones=None, phone_set: str = "ipa") -> dict:
         waveform = torch.from_numpy(waveform)
     audio = {"waveform": waveform, "sample_rate": int(clip.sample_rate)}
     if phones:
-        rows = [[str(p.phone), float(p.start), float(p.end)] if hasattr(p, "phone") else
-                [str(p[0]), float(p[1]), float(p[2])] for p in phones]
-        audio[PHONES_KEY] = {"phone_set": phone_set, "duration": clip.seconds, "phones": rows}
+        audio[PHONES_KEY] = {"phone_set": phone_set, "duration": clip.seconds, "phones": _rows(phones, "phone")}
+    if words:
+        audio[WORDS_KEY] = {"duration": clip.seconds, "words": _rows(words, "word")}
     return audio
 
 
-def audio_phones(audio) -> tuple[list[tuple[str, float, float]], str] | None:
-    """``(phones, phone_set)`` carried by an ``AUDIO`` dict, or None when it has none or they are stale."""
-    carried = audio.get(PHONES_KEY) if isinstance(audio, dict) else None
-    if not carried or not carried.get("phones"):
+def _carried(audio, key: str, field: str) -> tuple[dict, list[tuple[str, float, float]]] | None:
+    """The timings an ``AUDIO`` dict carries under ``key`` (rows in ``field``), or None: none, or stale."""
+    carried = audio.get(key) if isinstance(audio, dict) else None
+    if not carried or not carried.get(field):
         return None
     waveform = audio["waveform"]
     seconds = waveform.shape[-1] / int(audio["sample_rate"])
     if abs(seconds - float(carried.get("duration", -1.0))) > PHONES_LENGTH_TOLERANCE:
-        log.warning("phone timings made for %.2f s of audio arrived with %.2f s of audio; ignored (the audio was "
-                    "cut or padded after speech synthesis)", float(carried.get("duration", -1.0)), seconds)
+        log.warning("%s timings made for %.2f s of audio arrived with %.2f s of audio; ignored (the audio was "
+                    "cut or padded after speech synthesis)", field[:-1], float(carried.get("duration", -1.0)), seconds)
         return None
-    phones = [(str(name), float(start), float(end)) for name, start, end in carried["phones"]]
-    return phones, str(carried.get("phone_set", "ipa"))
+    return carried, [(str(name), float(start), float(end)) for name, start, end in carried[field]]
+
+
+def audio_phones(audio) -> tuple[list[tuple[str, float, float]], str] | None:
+    """``(phones, phone_set)`` carried by an ``AUDIO`` dict, or None when it has none or they are stale."""
+    found = _carried(audio, PHONES_KEY, "phones")
+    return None if found is None else (found[1], str(found[0].get("phone_set", "ipa")))
+
+
+def audio_words(audio) -> list[tuple[str, float, float]]:
+    """``(word, start, end)`` rows carried by an ``AUDIO`` dict; empty when it has none or they are stale."""
+    found = _carried(audio, WORDS_KEY, "words")
+    return [] if found is None else found[1]
 
 
 def temp_directory() -> Path:

@@ -3,6 +3,7 @@ and skips with the reason where none is installed (``COMFYUI_DIR`` or ``~/comfy/
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,22 @@ from comfy_env import comfyui_paths, make_base_directory, start_comfyui
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "workflows" / "examples" / "lighthouse" / "storyboard.json"
 TINY_CHECKPOINT = "tiny-sd15.safetensors"
+SNAPSHOT = Path(__file__).parent / "data" / "object_info_comfyui_0.3.64.json"  # recorded from a real ComfyUI
+
+
+def recorded_object_info() -> dict:
+    """ComfyUI 0.3.64's node definitions as recorded, with the pack's own (live) ones."""
+    from animstudio.translator.embedded import EmbeddedEngine
+    from animstudio.translator.graph_check import load_object_info
+
+    info = load_object_info(SNAPSHOT)
+    info.update(EmbeddedEngine().pack_object_info())
+    return info
+
+
+def of_class(graph: dict, class_type: str) -> list[str]:
+    """The ids of a graph's nodes of one class, sorted."""
+    return sorted(k for k, v in graph.items() if v["class_type"] == class_type)
 
 
 def write_panel(path: Path, color=(200, 80, 40), size=(160, 90)) -> Path:
@@ -95,6 +112,12 @@ def comfy_server(comfyui_base):
     server.stop()
 
 
+def transition_room(board, shot) -> float:
+    """The seconds of the transitions into and out of a shot (its lines keep clear of both)."""
+    following = board.next_shot(shot)
+    return shot.transition.seconds + (following.transition.seconds if following is not None else 0.0)
+
+
 def check_example_film(film_path, board):
     """The checks the bundled example's film must pass wherever it was rendered (embedded or on a server):
     H.264 at the storyboard's size and rate, AAC sound, the timeline's length within one frame, subtitles
@@ -111,8 +134,9 @@ def check_example_film(film_path, board):
         assert (video.codec_context.width, video.codec_context.height) == (project.width, project.height)
         assert float(video.average_rate) == project.fps
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
-    # the timeline: each shot's length (fit_to_dialogue shots: their real speech plus the 0.5 s tail, at least
-    # the estimate), minus the frames that dissolves and wipes overlap
+    # the timeline: each shot's length (fit_to_dialogue shots: exactly their real speech plus the 0.5 s tail, not
+    # the compile-time estimate, plus the transitions into and out of them, which their lines keep clear of), minus
+    # the frames that dissolves and wipes overlap
     lengths = []
     for shot in board.shots:
         seconds = board.shot_seconds(shot)
@@ -121,8 +145,9 @@ def check_example_film(film_path, board):
                 board.characters[line.character].voice.engine, board.characters[line.character].voice.name,
                 project.language, board.characters[line.character].voice.rate,
                 board.characters[line.character].voice.pitch, line.emotion)).audio.seconds for line in shot.dialogue]
-            seconds = max(seconds, sum(spoken) + LINE_GAP_SECONDS * (len(spoken) - 1) + 0.5)
-        lengths.append(max(1, int(round(seconds * project.fps))))
+            seconds = sum(spoken) + LINE_GAP_SECONDS * (len(spoken) - 1) + 0.5 + transition_room(board, shot)
+        fitted = shot.duration == "fit_to_dialogue"  # a fitted shot is rounded up to whole frames
+        lengths.append(max(1, math.ceil(seconds * project.fps - 1e-6) if fitted else int(round(seconds * project.fps))))
     overlaps = sum(min(int(round(s.transition.duration * project.fps)), lengths[i - 1] - 1, lengths[i] - 1)
                    for i, s in enumerate(board.shots) if i and s.transition.type in ("dissolve", "wipe_left", "wipe_right"))
     assert abs(len(frames) - (sum(lengths) - overlaps)) <= 1
@@ -140,4 +165,41 @@ def check_example_film(film_path, board):
     xs = slice(int(box.x * scale) + 4, int((box.x + box.width) * scale) - 4)
     mouths = {frames[i][ys, xs].tobytes() for i in range(keeper_start + 1, keeper_start + int(1.5 * project.fps))}
     assert len(mouths) > 3
+    check_karaoke(film_path, board)
     return frames
+
+
+def check_karaoke(film_path, board):
+    """The film's WebVTT and ASS sidecars time each word as the voice said it: every line's words, on the cue's
+    clock, are the voice's own word timings (to the millisecond WebVTT keeps, the centisecond ASS keeps)."""
+    import re
+
+    import pysubs2
+
+    from animstudio.nodes.audio.tts import VoiceSettings, synthesize
+    from animstudio.nodes.audio.words import words_for_text
+    from animstudio.nodes.film.subtitles import parse_webvtt
+
+    lines = [line for shot in board.shots for line in shot.dialogue]
+    expected = []
+    for line in lines:
+        voice = board.characters[line.character].voice
+        speech = synthesize(line.text, VoiceSettings(voice.engine, voice.name, board.line_language(line), voice.rate,
+                                                     voice.pitch, line.emotion))
+        expected.append(words_for_text(line.text, speech.words))
+    cues = parse_webvtt(film_path.with_suffix(".vtt").read_text(encoding="utf-8"))
+    assert [c.text for c in cues] == [line.text for line in lines]
+    events = pysubs2.load(str(film_path.with_suffix(".ass"))).events
+    assert len(events) == len(cues)
+    for cue, event, words in zip(cues, events, expected):
+        assert len(words) >= 2 and [w.word for w in cue.words] == [w.word for w in words]
+        # WebVTT marks each word's start: on the cue's clock, where the voice said it
+        assert [round(w.start - cue.start, 2) for w in cue.words[1:]] == pytest.approx(
+            [round(w.start, 2) for w in words[1:]], abs=0.011)
+        # ASS: each \\kf sweep starts at its word's start, silences before words as plain \\k
+        at, starts = event.start, []
+        for kind, centis, text in re.findall(r"\{\\(kf?)(\d+)\}([^{]*)", event.text):
+            if kind == "kf":
+                starts.append(at)
+            at += int(centis) * 10
+        assert starts == pytest.approx([cue.start * 1000 + w.start * 1000 for w in words], abs=15)

@@ -258,7 +258,7 @@ def test_no_credential_reaches_logs_journal_or_reports(comfy_server, tmp_path, m
     assert code == 0, err
     assert secret not in out + err + caplog.text
     for path in (tmp_path / "out").rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".sqlite", ".sqlite-wal", ".key", ".srt", ""):
+        if path.is_file() and path.suffix in (".json", ".sqlite", ".sqlite-wal", ".key", ".srt", ".vtt", ".ass", ""):
             assert secret.encode() not in path.read_bytes(), path
 
 

@@ -286,7 +286,7 @@ def test_voiced_storyboard_renders_on_the_server(comfy_server, tmp_path):
     report = render(load_storyboard(path), tmp_path / "out", ServerEngine(ComfyClient(comfy_server.url)))
     with av.open(str(tmp_path / "out" / report.film)) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
-    assert len([p for p in report.outputs if "/lipsync/" in p]) == 2
+    assert len([p for p in report.outputs if "/lipsync/" in p and p.endswith(".json")]) == 2
 
 
 def test_bundled_example_renders_on_the_server(comfy_server, tmp_path, capsys):

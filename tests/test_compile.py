@@ -17,6 +17,7 @@ from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.keyframes import shot_seed
 from animstudio.translator.templates import graph_json
 from animstudio.translator.storyboard import load_storyboard
+from conftest import of_class
 
 EXAMPLE = Path(animstudio.__file__).resolve().parent / "workflows" / "examples" / "lighthouse" / "storyboard.json"
 
@@ -60,10 +61,6 @@ def board(folder: Path, data: dict):
     return load_storyboard(write_board(folder, data))
 
 
-def of_class(graph, class_type):
-    return sorted(k for k, v in graph.items() if v["class_type"] == class_type)
-
-
 def test_example_compiles():
     film = compile_storyboard(load_storyboard(EXAMPLE))
     assert film.shape == "film" and [g.name for g in film.graphs] == ["film"]
@@ -73,8 +70,8 @@ def test_example_compiles():
     assert not of_class(g, "KSampler")  # every shot has its panel: nothing is generated
     assert g["film:save"]["inputs"] == {
         "film": ["beam:append", 0], "filename_prefix": "animstudio/the-last-lighthouse", "burn_subtitles": True,
-        "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
-        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0, "crf": 18}
+        "subtitle_files": "srt+vtt+ass", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom", "subtitle_speaker": True,
+        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0}
     assert g["film:music"]["class_type"] == "AnimStudioLoadAudio"
     assert g["keeper-window:clip"]["inputs"]["mouth_rigs"] == ["keeper-window:mouth-keeper:rig", 0]
     assert g["keeper-window:clip"]["inputs"]["dialogue"] == ["keeper-window:line-1:line", 0]
@@ -235,8 +232,9 @@ def test_per_shot_shape(tmp_path):
         assert of_class(g.graph, "AnimStudioSaveFilm") == ["film:save"]
         assert g.graph["film:save"]["inputs"] == {
             "film": [f"{shot.id}:append", 0], "filename_prefix": f"animstudio/shots/{shot.id}",
-            "burn_subtitles": False, "subtitle_files": "srt", "subtitle_size": 0, "subtitle_font": "",
-            "subtitle_position": "bottom", "music_gain_db": -60.0, "duck_db": -10.0, "crf": 10}
+            "burn_subtitles": False, "subtitle_files": "vtt", "subtitle_size": 0, "subtitle_font": "",
+            "subtitle_position": "bottom", "subtitle_speaker": True, "music_gain_db": -60.0, "duck_db": -10.0, "crf": 10,
+            "loudness_lufs": 0.0}
         assert g.graph[f"{shot.id}:append"]["inputs"]["transition"] == "cut"
         assert "film" not in g.graph[f"{shot.id}:append"]["inputs"]
         assert {g.node_shots[n] for n in g.graph} == {shot.id}
@@ -248,7 +246,7 @@ def test_per_shot_shape(tmp_path):
     assert of_class(c, "AnimStudioLoadVideoClip") == sorted(f"{s.id}:video" for s in sb.shots)
     assert not of_class(c, "AnimStudioShotClip") and not of_class(c, "KSampler")
     for i, shot in enumerate(sb.shots):
-        assert c[f"{shot.id}:video"]["inputs"] == {"video": f"animstudio/shots/{shot.id}.mp4"}
+        assert c[f"{shot.id}:video"]["inputs"] == {"video": f"animstudio/shots/{shot.id}.mp4", "label": shot.id}
         append = c[f"{shot.id}:append"]["inputs"]
         assert append["clip"] == [f"{shot.id}:video", 0]
         assert (append["transition"], append["transition_seconds"]) == (shot.transition.type, shot.transition.duration)
@@ -301,7 +299,7 @@ def test_golden_film_graph(tmp_path):
         "a:panel": {"class_type": "AnimStudioLoadPanel", "inputs": {"image": upload}},
         "a:clip": {"class_type": "AnimStudioShotClip", "inputs": {
             "image": ["a:panel", 0], "seconds": 2.0, **clip, "camera_move": "zoom_in", "seed": 3588789938, "label": "a",
-            "fit_to_audio": False, "tail_seconds": 0.5}},
+            "fit_to_audio": False, "tail_seconds": 0.5, "lead_seconds": 0.0, "out_seconds": 0.5}},
         "a:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["a:clip", 0], "transition": "cut", "transition_seconds": 0.5}},
         "b:lora-mara:lora": {"class_type": "AnimStudioCharacterLoRA", "inputs": {
@@ -320,13 +318,13 @@ def test_golden_film_graph(tmp_path):
             "images": ["b:decode", 0], "filename_prefix": "animstudio/keyframes/b"}},
         "b:clip": {"class_type": "AnimStudioShotClip", "inputs": {
             "image": ["b:decode", 0], "seconds": 2.5, **clip, "camera_move": "static", "seed": 5, "label": "b",
-            "fit_to_audio": False, "tail_seconds": 0.5}},
+            "fit_to_audio": False, "tail_seconds": 0.5, "lead_seconds": 0.5, "out_seconds": 0.0}},
         "b:append": {"class_type": "AnimStudioAppendClip", "inputs": {
             "clip": ["b:clip", 0], "transition": "dissolve", "transition_seconds": 0.5, "film": ["a:append", 0]}},
         "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {
             "film": ["b:append", 0], "filename_prefix": "animstudio/golden-test", "burn_subtitles": True,
-            "subtitle_files": "srt+vtt", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom",
-            "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18}},
+            "subtitle_files": "srt+vtt+ass", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom", "subtitle_speaker": True,
+            "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0}},
     }
     assert compiled.graph == expected
     assert compiled.to_json() == graph_json(expected)  # same node and key order, byte for byte

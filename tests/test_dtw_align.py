@@ -47,7 +47,7 @@ SETUPS = [
 
 def speak(text: str, voice: str, rate=1.0, pitch=0.0, snr=None, seed=0):
     """Audio from one espeak set-up, with its own phoneme events (the ground truth)."""
-    samples, sr, events = espeak_synthesize(text, voice, rate, pitch)
+    samples, sr, events, _ = espeak_synthesize(text, voice, rate, pitch)
     if snr is not None:
         noise = np.random.default_rng(seed).normal(0.0, 1.0, len(samples))
         samples = samples + (noise * np.sqrt(np.mean(samples ** 2) / 10 ** (snr / 10))).astype(np.float32)

@@ -7,7 +7,7 @@ import pytest
 
 from animstudio.nodes.film.camera import CAMERA_MOVES, crop_window
 from animstudio.nodes.film.clips import Film, Transition, iter_film_frames, still_clip
-from animstudio.nodes.film.film_nodes import render_film
+from animstudio.nodes.film.cut import render_film
 from animstudio.nodes.film.video_io import probe_video, write_video
 
 
@@ -109,9 +109,9 @@ def test_write_video_streams_a_generator_and_refuses_odd_sizes(tmp_path):
 def test_soundtrack_streams_in_chunks_with_the_same_result_as_at_once():
     from animstudio.nodes.audio.clip import AudioClip
     from animstudio.nodes.audio.mixing import mix_with_ducking
-    from animstudio.nodes.film.soundtrack import Soundtrack
+    from animstudio.nodes.film.soundtrack import MUSIC_FADE_SECONDS, Soundtrack
 
-    rate = 8000
+    rate = 48000  # the soundtrack's own rate (sources at other rates are resampled to it)
     t = np.arange(rate) / rate
     voice = AudioClip((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate)
     film = Film().append(still_clip(solid(0), 64, 40, 10, 1.5, audio=voice)).append(
@@ -120,7 +120,7 @@ def test_soundtrack_streams_in_chunks_with_the_same_result_as_at_once():
     whole = Soundtrack(film, music, -6, -12).read_all()
     track = Soundtrack(film, music, -6, -12)
     pieces = np.concatenate([track.read(n) for n in [1, 799, 1234, 5000, track.frames]], axis=1)[:, :whole.frames]
-    assert whole.frames == int(round(film.seconds * rate)) == 3 * rate
+    assert whole.frames == int(round(film.seconds * rate)) == 3 * rate and whole.channels == 2
     assert np.allclose(pieces, whole.samples, atol=1e-6)
     # the second clip's voice starts where the clip starts in the cut (1.5 s - 0.5 s overlap = 1.0 s)
     dialogue = Soundtrack(film).read_all().samples[0]
@@ -128,8 +128,11 @@ def test_soundtrack_streams_in_chunks_with_the_same_result_as_at_once():
     assert np.abs(dialogue[int(2.0 * rate) + 10:]).max() < 1e-6
     # ducking is the same as the one-shot mixer's, before soft clipping (levels here stay below the knee)
     reference = mix_with_ducking(AudioClip(dialogue, rate), music, -6, -12)
-    end = whole.frames - int(0.011 * rate)  # the one-shot mixer fades the cut music over its last 10 ms
+    end = whole.frames - int(MUSIC_FADE_SECONDS * rate)  # the bed goes on past the film: it fades out with it
     assert np.allclose(whole.samples[:, :end], reference.samples[:, :end], atol=1e-5)
+    faded = Soundtrack(film, music, -6, -12).read_all().samples - Soundtrack(film).read_all().samples
+    assert np.abs(faded[:, int(0.5 * rate):int(0.9 * rate)]).max() > 0.02  # the (ducked) bed before the fade
+    assert np.abs(faded[:, -int(0.02 * rate):]).max() < 0.002  # and at the film's end: faded, not cut
 
 
 def test_camera_move_node_over_a_still_and_a_sequence():
@@ -144,3 +147,18 @@ def test_camera_move_node_over_a_still_and_a_sequence():
     (held,) = AnimStudioCameraMove().move(sequence, "static", 0.5, 10, 64, 36, 0)
     means = [round(float(np.asarray(f).mean()), 1) for f in held]
     assert means == [0.2, 0.4, 0.6, 0.6, 0.6]
+
+
+def test_video_is_tagged_bt709_and_keeps_its_colours(tmp_path):
+    import av
+
+    from animstudio.nodes.film.video_io import write_video
+
+    picture = np.zeros((64, 64, 3), np.uint8)
+    picture[:32], picture[32:] = (255, 0, 0), (0, 160, 60)
+    write_video(iter([picture] * 3), tmp_path / "c.mp4", 12, 64, 64)
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(frame[10, 10] - (255, 0, 0)).max() <= 3 and np.abs(frame[50, 10] - (0, 160, 60)).max() <= 4

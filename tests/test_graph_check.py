@@ -171,8 +171,8 @@ def pack_info():
 def test_pack_definitions_have_the_expected_nodes(pack_info):
     assert {"AnimStudioLoadPanel", "AnimStudioShotClip", "AnimStudioLoadVideoClip", "AnimStudioAppendClip",
             "AnimStudioSaveFilm"} <= set(pack_info)
-    assert sorted(n for n, d in pack_info.items() if d["output_node"]) == ["AnimStudioConsistencyScore", "AnimStudioSaveFilm",
-                                                                          "AnimStudioSaveMouthCues"]
+    assert sorted(n for n, d in pack_info.items() if d["output_node"]) == [
+        "AnimStudioConsistencyScore", "AnimStudioSaveCharacterLoRA", "AnimStudioSaveFilm", "AnimStudioSaveMouthCues"]
 
 
 def test_compiled_example_passes_with_its_uploads(pack_info):

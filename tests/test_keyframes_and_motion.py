@@ -11,13 +11,10 @@ import pytest
 from animstudio.translator.compile import compile_keyframe, compile_shot, compile_storyboard
 from animstudio.translator.keyframes import consistency_node, keyframe_seed
 from animstudio.translator.motion import MOTION_NODES, motion_family, motion_length
-from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.common.errors import GraphValidationError, StoryboardError
-from animstudio.translator.graph_check import graph_problems, load_object_info
+from animstudio.translator.graph_check import graph_problems
 from animstudio.translator.storyboard import load_storyboard
-from conftest import write_panel, write_storyboard
-
-SNAPSHOT = Path(__file__).parent / "data" / "object_info_comfyui_0.3.64.json"
+from conftest import of_class, recorded_object_info, write_panel, write_storyboard
 
 STORY = {
     "version": 1,
@@ -59,13 +56,7 @@ def board(tmp_path: Path, data: dict = STORY):
 
 @pytest.fixture(scope="module")
 def object_info():
-    info = load_object_info(SNAPSHOT)
-    info.update(EmbeddedEngine().pack_object_info())
-    return info
-
-
-def of_class(graph: dict, class_type: str) -> list[str]:
-    return sorted(k for k, v in graph.items() if v["class_type"] == class_type)
+    return recorded_object_info()
 
 
 def test_keyframe_graph_chains_lora_ipadapter_control_and_scores(tmp_path):

@@ -63,16 +63,16 @@ def test_a_passing_keyframe_is_rendered_once(comfy_server, clip_vision_name, tmp
 
 
 def test_motion_subgraphs_fit_the_live_servers_definitions(comfy_server, tmp_path):
-    """Every video family this ComfyUI offers (core 0.3.64: Wan and LTX-Video; AnimateDiff-Evolved only when that
-    pack is installed): the compiled motion subgraph passes the live /object_info but for the model files, which
-    are named with the folder each belongs in."""
+    """Every video family this ComfyUI offers (core 0.3.64: Wan, LTX-Video and Wan Phantom; AnimateDiff-Evolved only
+    when that pack is installed): the compiled motion subgraph passes the live /object_info but for the model files,
+    which are named with the folder each belongs in."""
     from animstudio.translator.compile import compile_shot
     from animstudio.translator.motion import MOTION_NODES
     from animstudio.translator.graph_check import graph_problems
 
     info = ComfyClient(comfy_server.url).object_info()
     offered = [family for family, nodes in MOTION_NODES.items() if all(n in info for n in nodes)]
-    assert {"wan", "ltx"} <= set(offered)
+    assert {"wan", "ltx", "phantom"} <= set(offered)
     write_panel(tmp_path / "key.png", size=(64, 64))
     board = load_storyboard(write_storyboard(tmp_path, {
         "version": 1,
@@ -81,7 +81,9 @@ def test_motion_subgraphs_fit_the_live_servers_definitions(comfy_server, tmp_pat
                         "wan": {"unet": "wan-i2v.safetensors", "text_encoder": "umt5.safetensors",
                                 "vae": "wan-vae.safetensors", "clip_vision": "clip-h.safetensors"},
                         "ltx": {"checkpoint": "ltxv.safetensors", "text_encoder": "t5xxl.safetensors"},
-                        "animatediff": {"motion_model": "mm_sd15.ckpt"}}},
+                        "animatediff": {"motion_model": "mm_sd15.ckpt"},
+                        "phantom": {"unet": "phantom-wan.safetensors", "text_encoder": "umt5.safetensors",
+                                    "vae": "wan-vae.safetensors"}}},
         "shots": [{"id": family, "description": "waves", "keyframe": "key.png", "duration": 1.0,
                    "motion": {"family": family}} for family in offered]}))
     for family in offered:

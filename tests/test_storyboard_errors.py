@@ -241,6 +241,34 @@ def test_schema_problems_all_reported_together(folder):
     assert info.value.summary.endswith("6 problems in the storyboard")
 
 
+def test_schema_reference_and_file_problems_in_one_pass(folder, capsys):
+    """The README's own example: a bad width (the schema), an unknown character and a missing file (the checks after
+    it) reported at once, not one stage at a time."""
+    data = copy.deepcopy(BASE)
+    for change in (put("project.width", 500), put("shots.1.characters", ["mra"]),
+                   put("shots.1.keyframe", "panels/03.png")):
+        change(data)
+    data["characters"]["mara"]["lorra"] = {}  # an unknown property goes too, and the rest is still checked
+    path = write(folder, data)
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "4 problems in the storyboard" in err
+    assert "$.project.width: must be a multiple of 8, got 500" in err
+    assert "$.characters.mara: unknown property 'lorra' (did you mean 'lora'?)" in err
+    assert "$.shots[1].characters[0]: unknown character 'mra' (did you mean 'mara'?)" in err
+    assert "$.shots[1].keyframe: file not found: 'panels/03.png'" in err
+    assert "$.shots[1].dialogue" not in err
+
+
+def test_a_refused_required_property_reports_the_schema_alone(folder):
+    data = copy.deepcopy(BASE)
+    del data["shots"][0]["description"]
+    data["shots"][1]["characters"] = ["mra"]
+    with pytest.raises(StoryboardError) as info:
+        load_storyboard(write(folder, data))
+    assert [p.where for p in info.value.problems] == ["$.shots[0]"]  # no safe copy to check the rest on
+
+
 def test_cross_reference_problems_all_reported_together(folder, capsys):
     data = copy.deepcopy(BASE)
     for change in (put("shots.0.scene", "moon"), put("shots.1.characters", ["ghost"]), put("shots.1.id", "s1"),
@@ -290,3 +318,42 @@ def test_nan_duration_is_refused(folder):
         load_storyboard(path)
     assert any(p.where == "$.shots[1].duration" for p in info.value.problems)
     assert main(["validate", path]) == 2
+
+
+def test_a_caption_no_font_draws_is_refused_before_anything_renders(folder, tmp_path, capsys):
+    """The project's font (a file beside the storyboard, Latin only here) cannot draw a Chinese line: validate and
+    an embedded render refuse it at the line's path, before anything is synthesised or rendered."""
+    import shutil
+
+    from animstudio.nodes.film.subtitles import find_font
+
+    shutil.copyfile(find_font("Hello"), folder / "latin.ttf")
+    data = copy.deepcopy(BASE)
+    data["project"]["subtitles"] = {"font": "latin.ttf"}
+    data["shots"][0]["dialogue"].append({"character": "otto", "text": "灯塔在那里", "language": "cmn"})
+    path = write(folder, data)
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "$.shots[0].dialogue[1].text: the subtitle font" in err and "'灯' (U+706F)" in err
+    assert "dialogue[0]" not in err
+    out = tmp_path / "out"
+    assert main(["render", path, "-o", str(out), "-q"]) == 2
+    assert "$.shots[0].dialogue[1].text" in capsys.readouterr().err and not out.exists()
+    data["project"]["subtitles"]["burn"] = False  # sidecar files only: nothing to draw
+    assert main(["validate", write(folder, data)]) == 0
+
+
+def test_a_voice_this_machine_lacks_is_refused_before_anything_renders(folder, tmp_path, capsys):
+    """An espeak-ng voice it does not have and a Piper voice file that is not in the voices folders: validate and an
+    embedded render name the character's voice before anything is synthesised."""
+    data = copy.deepcopy(BASE)
+    data["characters"]["mara"]["voice"] = {"engine": "espeak", "name": "xx-nowhere"}
+    data["characters"]["otto"]["voice"] = {"engine": "piper", "name": "en_US-nobody-medium"}
+    data["shots"][1]["dialogue"] = [{"character": "otto", "text": "Woof."}]
+    path = write(folder, data)
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "$.characters.mara.voice: espeak-ng has no voice for 'xx-nowhere'" in err
+    assert "$.characters.otto.voice:" in err and "en_US-nobody-medium.onnx" in err
+    assert main(["render", path, "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert not (tmp_path / "out").exists()

@@ -69,3 +69,20 @@ def test_film_subtitles_follow_clip_starts():
     track = film.subtitle_track()
     assert [(round(c.start, 3), round(c.end, 3), c.speaker) for c in track] == [(1.7, 2.7, "Ada"), (3.0, 3.5, "Ben")]
     assert active_caption(track, 2.0) == "Ada: Hello there." and active_caption(track, 2.8) is None
+
+
+def test_captions_wrap_in_even_lines_without_a_lone_last_word():
+    from PIL import ImageFont
+
+    from animstudio.nodes.film.subtitles import _greedy, _wrap
+
+    font = ImageFont.truetype(find_font("Hello"), 20)
+    text = "The light must burn tonight for every ship out there tonight"
+    width = int(font.getlength("The light must burn tonight for every ship out there")) + 2
+    greedy = _greedy(text.split(), " ", font, width)
+    assert greedy[-1] == "tonight"  # what filling each line gives: one word alone under a full line
+    lines = _wrap(text, font, width)
+    assert len(lines) == len(greedy) == 2 and " ".join(lines) == text
+    lengths = [font.getlength(line) for line in lines]
+    assert max(lengths) <= width and min(lengths) > 0.6 * max(lengths)
+    assert _wrap("Short line.", font, width) == ["Short line."]

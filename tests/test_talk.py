@@ -16,9 +16,8 @@ from animstudio.translator.graph_check import graph_problems, load_object_info
 from animstudio.translator.storyboard import load_storyboard
 from animstudio.translator.video_models import humo_length, s2v_windows
 from animstudio.translator.talk import TALK_FILES, TALK_NODES, talk_family, talk_frame_count
-from conftest import write_panel, write_storyboard
+from conftest import SNAPSHOT, of_class, write_panel, write_storyboard
 
-SNAPSHOT = Path(__file__).parent / "data" / "object_info_comfyui_0.3.64.json"
 S2V = {"unet": "wan2.2_s2v_14B_fp8_scaled.safetensors", "text_encoder": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
        "vae": "wan_2.1_vae.safetensors", "audio_encoder": "wav2vec2_large_english_fp16.safetensors"}
 HUMO = {"unet": "humo_17B_fp8_e4m3fn.safetensors", "text_encoder": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
@@ -76,10 +75,6 @@ def object_info():
         names = sorted({S2V[k] for k in TALK_FILES} | {HUMO[k] for k in TALK_FILES})
         info[loader]["input"]["required"][input_name] = ["COMBO", {"multiselect": False, "options": names}]
     return info
-
-
-def of_class(graph: dict, class_type: str) -> list[str]:
-    return sorted(k for k, v in graph.items() if v["class_type"] == class_type)
 
 
 def upstream(graph: dict, node: str) -> set[str]:

@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-from animstudio.nodes.film.subtitles import parse_srt
+from animstudio.nodes.film.subtitles import parse_webvtt
 from animstudio.translator.client import ComfyClient
 from animstudio.translator.compile import compile_shot
 from animstudio.translator.keyframes import shot_prompt
@@ -165,8 +165,8 @@ def test_a_storyboard_without_panels_talks_in_s2v_humo_and_2d_mouths(comfy_serve
     # 2D mouths: each speaker's box changes while they speak; the listener's stays closed
     assert second.shots["s2"].warnings == []
     frames = frames_of(out / "shots" / "s2.mp4")
-    cues = parse_srt((out / "shots" / "s2.srt").read_text())
-    assert [c.text.split(":")[0] for c in cues] == ["Mara", "Otto"], cues
+    cues = parse_webvtt((out / "shots" / "s2.vtt").read_text())
+    assert [c.speaker for c in cues] == ["Mara", "Otto"], cues
     mara_line, otto_line = cues
     speaking = {"mara": change(frames, MOUTHS["mara"], mara_line.start, mara_line.end),
                 "otto": change(frames, MOUTHS["otto"], otto_line.start, otto_line.end)}

@@ -219,7 +219,7 @@ class SpeechServer:
                     text, speed = body["text"], body["speed_factor"]
                 else:
                     return self.reply(404, b'{"detail": "Not Found"}', "application/json")
-                samples, rate, _ = espeak_synthesize(text, "en-us", speed)
+                samples, rate, _, _ = espeak_synthesize(text, "en-us", speed)
                 outer.sent.append((len(samples), rate))
                 import soundfile
 
@@ -269,7 +269,7 @@ def test_openai_engine_against_a_real_local_server(speech_server, no_tts_env, mo
     assert request["headers"]["Authorization"] == f"Bearer {SECRET_KEY}"
     assert request["headers"]["Content-Type"] == "application/json"
     assert (speech.audio.frames, speech.audio.sample_rate) == speech_server.sent[0]
-    expected, rate, _ = espeak_synthesize("Hello from the lighthouse.", "en-us", 1.25)
+    expected, rate, _, _ = espeak_synthesize("Hello from the lighthouse.", "en-us", 1.25)
     assert speech.audio.sample_rate == rate == 22050
     assert speech.audio.seconds == pytest.approx(len(expected) / rate, rel=0.01)  # espeak varies by a few samples
     assert rms(speech.audio.samples) > 0.01
@@ -311,7 +311,7 @@ def test_gpt_sovits_engine_against_a_real_local_server(speech_server, no_tts_env
         "text": "Hello from the lighthouse.", "text_lang": "en", "ref_audio_path": "ref/mei.wav",
         "prompt_text": "It was a dark night.", "prompt_lang": "en", "media_type": "wav", "speed_factor": 0.9}
     assert (speech.audio.frames, speech.audio.sample_rate) == speech_server.sent[0]
-    expected, rate, _ = espeak_synthesize("Hello from the lighthouse.", "en-us", 0.9)
+    expected, rate, _, _ = espeak_synthesize("Hello from the lighthouse.", "en-us", 0.9)
     assert speech.audio.seconds == pytest.approx(len(expected) / rate, rel=0.01)
     assert any("emotion" in note for note in speech.notes)
 

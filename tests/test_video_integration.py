@@ -42,6 +42,12 @@ def wan21_files(comfyui_base):
 
 
 @pytest.fixture(scope="module")
+def phantom_files(comfyui_base):
+    _comfy, python = comfyui_paths()
+    return video_models.ensure_video_models(comfyui_base, video_models.PHANTOM, python=python)
+
+
+@pytest.fixture(scope="module")
 def ltx_files(comfyui_base):
     _comfy, python = comfyui_paths()
     return video_models.ensure_video_models(comfyui_base, video_models.LTX, python=python)
@@ -132,6 +138,37 @@ def test_wan21_image_to_video_shot_with_clip_vision_executes(comfy_server, wan21
     assert planned == 5
     frames = run_motion_frames(comfy_server, board, "wan21", tmp_path)
     assert len(frames) == planned and all(f.shape == (SIZE, SIZE, 3) for f in frames)
+
+
+def test_phantom_shot_executes_with_the_characters_as_subjects(comfy_server, phantom_files, tmp_path):
+    """The translator's Phantom family: WanPhantomSubjectToVideo on a Wan 2.1 t2v-layout DiT, the shot's character
+    (her reference picture) and its keyframe batched as the subjects; the same umt5 prompt as the tests above, so
+    the server's cache serves its encode. A changed subject picture changes the frames."""
+    folder = tmp_path / "story"
+    write_panel(folder / "key.png", size=(SIZE, SIZE))
+    write_panel(folder / "mara.png", color=(220, 40, 40), size=(48, 80))
+    models = {"unet": file_name("wan_t2v"), "text_encoder": file_name("umt5"), "vae": file_name("wan_vae"),
+              "steps": 2, "cfg": 1.0, "fps": 16, "max_frames": 9}
+
+    def board():
+        return load_storyboard(write_storyboard(folder, {
+            "version": 1,
+            "project": {"title": "Phantom", "width": SIZE, "height": SIZE, "fps": 8, "negative_prompt": PROMPT,
+                        "motion_models": {"phantom": models}},
+            "characters": {"mara": {"description": "a keeper", "reference_images": ["mara.png"]}},
+            "shots": [{"id": "s1", "description": "the sea", "keyframe": "key.png", "duration": 0.5,
+                       "characters": ["mara"], "motion": {"family": "phantom", "prompt": PROMPT}}]}))
+
+    graph = compile_shot(board(), board().shot("s1")).graph
+    assert graph["s1:motion:phantom"]["inputs"]["images"] == ["s1:subject-keyframe:batch", 0]
+    assert graph["s1:subject-keyframe:batch"]["inputs"]["image1"] == ["s1:subject-mara:image", 0]
+    frames = run_motion_frames(comfy_server, board(), "phantom", tmp_path / "first")
+    assert len(frames) == motion_length(0.5, 16, 4, 9) == 9
+    assert all(f.shape == (SIZE, SIZE, 3) for f in frames)
+    write_panel(folder / "mara.png", color=(30, 200, 60), size=(48, 80))
+    again = run_motion_frames(comfy_server, board(), "phantom", tmp_path / "again")
+    change = float(np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(frames, again)]))
+    assert change > 0.05, change
 
 
 # ------------------------------------------------------------------------------------------ talking graphs

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
 from ..common.errors import GraphValidationError, Problem
 from .motion import continuity_nodes, motion_family, motion_nodes
+from .reference_edit import sheet_nodes
 from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
 from .talk_plan import shot_speakers
@@ -43,8 +44,8 @@ class CompiledGraph:
     node_shots: dict[str, str | None]
     uploads: list[Upload] = field(default_factory=list)
     shot_id: str | None = None  # set for a per-shot graph
-    kind: Literal["film", "keyframe", "shot", "compose"] = "film"
-    depends_on: tuple[str, ...] = ()  # graphs whose outputs this one reads (a shot's keyframe, the shots)
+    kind: Literal["film", "sheet", "keyframe", "shot", "compose", "train"] = "film"
+    depends_on: tuple[str, ...] = ()  # graphs whose outputs this one reads (sheets, a shot's keyframe, the shots)
 
     def to_json(self) -> str:
         return graph_json(self.graph)
@@ -97,7 +98,8 @@ def slug(text: str) -> str:
 
 def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
                 checkpoint: dict[str, Link] | None, film: Link | None, keyframe: Path | None = None,
-                object_info: dict | None = None, start: Link | None = None) -> Link:
+                object_info: dict | None = None, start: Link | None = None,
+                sheets: dict[str, Path] | None = None) -> Link:
     """Add one shot's picture, motion and clip nodes; returns the link to the film with this shot appended.
 
     The picture is the shot's panel, else ``keyframe`` (a keyframe already rendered and chosen), else generated
@@ -107,14 +109,13 @@ def _shot_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, u
         image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id,
                             {"panel": _upload_name(panel, uploads)})["image"]
     else:
-        assert checkpoint is not None
         image = keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot))
-    return _shot_nodes_from_image(board, shot, graph, node_shots, uploads, image, object_info, film, start)
+    return _shot_nodes_from_image(board, shot, graph, node_shots, uploads, image, object_info, film, start, sheets)
 
 
 def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
                            image: Link, object_info: dict | None, film: Link | None = None,
-                           start: Link | None = None) -> Link:
+                           start: Link | None = None, sheets: dict[str, Path] | None = None) -> Link:
     """The shot's picture (talking through a video model, moving, or still), its sound and mouths, as a clip.
 
     A talking shot's frames come from the model, driven by the dialogue's sound; the clip's sound stays the
@@ -128,7 +129,7 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
                 "shot is rendered: render shot by shot (the default), not as one graph (--single-graph)")])
         image = continuity_nodes(board, shot, graph, node_shots, image, start)
     elif family is None and shot.motion is not None:
-        image = motion_nodes(board, shot, graph, node_shots, image, object_info)
+        image = motion_nodes(board, shot, graph, node_shots, image, object_info, uploads, sheets)
     dialogue = _dialogue_nodes(board, shot, graph, node_shots)
     if family is not None:
         if shot.motion is not None:
@@ -138,11 +139,38 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
         image = talk_nodes(board, shot, graph, node_shots, image, audio, family)
     else:
         rigs = _mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)
+    lead, out = _transition_room(board, shot, object_info) if family is None else (0.0, 0.0)
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
-        "frames_fps": _frames_fps(board, shot, family, object_info),
+        "frames_fps": _frames_fps(board, shot, family, object_info), "lead_seconds": lead, "out_seconds": out,
+        "tail_seconds": board.project.timing.tail,
     }, {"image": image, "film": film, "dialogue": dialogue, "mouth_rigs": rigs})["film"]
+
+
+def _transition_room(board: Storyboard, shot: Shot, object_info: dict | None = None) -> tuple[float, float]:
+    """The seconds of the transitions into and out of a shot, which its lines keep clear of; a shot whose first
+    speaker is not the one who spoke last in the shot before waits longer, so that ``timing.speaker_pause`` passes
+    between them. A talking model's shot keeps its lines from its first frame: the model's frames were made with
+    the sound starting there."""
+    following = board.next_shot(shot)
+    lead = board.shot(shot.id).transition.seconds  # the board's own: a per-shot graph's shot starts with a cut
+    return lead + speaker_wait(board, shot, object_info), following.transition.seconds if following is not None else 0.0
+
+
+def speaker_wait(board: Storyboard, shot: Shot, object_info: dict | None = None) -> float:
+    """Seconds a shot's first line waits beyond its incoming transition for another speaker's pause: the silence
+    the shot before surely ends with (its tail when fitted to its dialogue, plus the transition its lines kept
+    clear of, which a talking model's shot does not) is topped up to ``timing.speaker_pause``."""
+    previous = board.previous_shot(shot)
+    if previous is None or not previous.dialogue or not shot.dialogue:
+        return 0.0
+    if previous.dialogue[-1].character == shot.dialogue[0].character:
+        return 0.0
+    talking = talk_family(board, previous, object_info) is not None
+    silence = ((board.project.timing.tail if previous.duration == FIT_TO_DIALOGUE else 0.0)
+               + (0.0 if talking else board.shot(shot.id).transition.seconds))
+    return round(max(0.0, board.project.timing.speaker_pause - silence), 6)
 
 
 def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: dict | None) -> float | None:
@@ -172,8 +200,11 @@ def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dic
     for index, line in enumerate(shot.dialogue):
         character = board.characters[line.character]
         voice = character.voice
+        # a line in its own language speaks it: espeak-ng then picks the voice by the language, not the character's
+        # voice name (which speaks the character's own)
+        name = "" if line.language and voice.engine == "espeak" else voice.name or ""
         spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
-            "text": line.text, "engine": voice.engine, "voice": voice.name or "", "language": board.project.language,
+            "text": line.text, "engine": voice.engine, "voice": name, "language": board.line_language(line),
             "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
             "cues_prefix": f"animstudio/lipsync/{shot.id}-{index + 1}-{line.character}",
             "speaker": character.display_name,
@@ -182,7 +213,8 @@ def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dic
             dialogue = spoken
         else:
             dialogue = instantiate("join_dialogue", f"{shot.id}:dialogue-{index + 1}", graph, node_shots, shot.id,
-                                   {"gap": LINE_GAP_SECONDS}, {"first": dialogue, "second": spoken})["dialogue"]
+                                   {"gap": board.project.timing.line_gap}, {"first": dialogue, "second": spoken}
+                                   )["dialogue"]
     return dialogue
 
 
@@ -232,8 +264,9 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
                        object_info: dict | None = None) -> CompiledFilm:
     """Compile a validated storyboard into API-format graph(s).
 
-    ``per_shot``: for each generated shot a ``keyframe-<id>`` graph (the keyframe, scored when the project
-    scores likeness), then every shot's ``shot-<id>`` graph, then ``compose``. A generated shot's graph reads
+    ``per_shot``: for a reference keyframe family, a ``sheet-<character>`` graph for each character in a generated
+    shot without a sheet of their own; for each generated shot a ``keyframe-<id>`` graph (the keyframe, scored when
+    the project scores likeness), then every shot's ``shot-<id>`` graph, then ``compose``. A generated shot's graph reads
     its keyframe as ``animstudio/keyframes/<id>.png`` (``depends_on`` names the graph that makes it); the
     renderer compiles it again with the keyframe it chose (:func:`compile_shot`). ``object_info`` (the
     engine's node definitions) picks the motion family of ``auto`` shots.
@@ -250,7 +283,7 @@ def compile_storyboard(board: Storyboard, shape: Literal["film", "per_shot"] = "
         return CompiledFilm("film", [CompiledGraph("film", graph, node_shots, _unique(uploads))], board)
     if shape != "per_shot":
         raise ValueError(f"unknown graph shape {shape!r}: use 'film' or 'per_shot'")
-    graphs = []
+    graphs = [compile_sheet(board, cid) for cid in board.sheet_characters() if board.characters[cid].sheet is None]
     for shot in board.shots:
         if shot.keyframe is None:
             graphs.append(compile_keyframe(board, shot))
@@ -275,30 +308,49 @@ def compile_compose(board: Storyboard, videos: dict[str, Path] | None = None) ->
         else:
             name = shot_video_name(shot.id)
         film = instantiate("shot_from_video", shot.id, graph, node_shots, shot.id, {
-            "video": name, **_clip_params(board, shot)}, {"film": film})["film"]
+            "video": name, "label": shot.id, **_clip_params(board, shot)}, {"film": film})["film"]
     _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads)
     return CompiledGraph("compose", graph, node_shots, _unique(uploads), kind="compose",
                          depends_on=tuple(f"shot-{s.id}" for s in board.shots))
 
 
-def compile_keyframe(board: Storyboard, shot: Shot, attempt: int = 0) -> CompiledGraph:
-    """A generated shot's keyframe graph: attempt 0 uses the shot's seed, later attempts seeds derived from it."""
+def compile_keyframe(board: Storyboard, shot: Shot, attempt: int = 0,
+                     sheets: dict[str, Path] | None = None) -> CompiledGraph:
+    """A generated shot's keyframe graph: attempt 0 uses the shot's seed, later attempts seeds derived from it.
+    A reference family edits it from the sheets of the shot's characters: ``sheets`` (character id → the rendered
+    sheet), else each named as its sheet graph saves it (``depends_on`` names that graph)."""
     graph: Graph = {}
     node_shots: dict[str, str | None] = {}
     uploads: list[Upload] = []
     checkpoint = checkpoint_nodes(board, graph, node_shots, shot.id, force=True)
-    if checkpoint is None:
+    if checkpoint is None and not board.project.edits_keyframes:
         raise ValueError(f"shot {shot.id}: a generated keyframe needs project.checkpoint")
+    sheets = dict(sheets or {})
     keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, keyframe_seed(board, shot, attempt),
-                    score=True)
-    return CompiledGraph(f"keyframe-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="keyframe")
+                   score=True, sheets=sheets)
+    depends_on = tuple(f"sheet-{cid}" for cid in shot.characters if board.project.edits_keyframes
+                       and board.characters[cid].sheet is None and cid not in sheets)
+    return CompiledGraph(f"keyframe-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="keyframe",
+                         depends_on=depends_on)
+
+
+def compile_sheet(board: Storyboard, cid: str) -> CompiledGraph:
+    """A character's sheet graph (reference families): made by the edit model from their reference pictures,
+    saved as ``animstudio/sheets/<cid>``."""
+    graph: Graph = {}
+    node_shots: dict[str, str | None] = {}
+    uploads: list[Upload] = []
+    sheet_nodes(board, cid, graph, node_shots, uploads)
+    return CompiledGraph(f"sheet-{cid}", graph, node_shots, _unique(uploads), kind="sheet")
 
 
 def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
-                 object_info: dict | None = None, start_frame: Path | None = None) -> CompiledGraph:
+                 object_info: dict | None = None, start_frame: Path | None = None,
+                 sheets: dict[str, Path] | None = None) -> CompiledGraph:
     """One shot's graph, saving its video. A generated shot takes ``keyframe`` (the chosen render), or names
     the keyframe its keyframe graph will make; a ``continuity: previous`` shot takes ``start_frame`` (the previous
-    shot's last frame), or names it as the renderer will upload it."""
+    shot's last frame), or names it as the renderer will upload it; a Phantom shot takes its characters' rendered
+    ``sheets`` as subjects."""
     graph: Graph = {}
     node_shots: dict[str, str | None] = {}
     uploads: list[Upload] = []
@@ -315,9 +367,10 @@ def compile_shot(board: Storyboard, shot: Shot, keyframe: Path | None = None,
         depends_on += (f"keyframe-{shot.id}",)
         image = instantiate("keyframe_panel", shot.id, graph, node_shots, shot.id,
                             {"panel": f"{KEYFRAME_SUBFOLDER}/{shot.id}.png"})["image"]
-        film = _shot_nodes_from_image(board, cut, graph, node_shots, uploads, image, object_info, start=start)
+        film = _shot_nodes_from_image(board, cut, graph, node_shots, uploads, image, object_info, start=start,
+                                      sheets=sheets)
     else:
-        film = _shot_nodes(board, cut, graph, node_shots, uploads, None, None, keyframe, object_info, start)
+        film = _shot_nodes(board, cut, graph, node_shots, uploads, None, None, keyframe, object_info, start, sheets)
     _save(board, graph, node_shots, film, f"animstudio/shots/{shot.id}", shot.id)
     return CompiledGraph(f"shot-{shot.id}", graph, node_shots, _unique(uploads), shot.id, kind="shot",
                          depends_on=depends_on)
@@ -359,11 +412,13 @@ def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix:
     instantiate("save_film", FILM_SCOPE, graph, node_shots, shot_id, {
         "filename_prefix": prefix,
         "burn_subtitles": subtitles.burn if shot_id is None else False,
-        "subtitle_files": subtitles.files if shot_id is None else "srt",
+        "subtitle_files": subtitles.files if shot_id is None else "vtt",
         "subtitle_size": subtitles.size, "subtitle_font": font, "subtitle_position": subtitles.position,
+        "subtitle_speaker": subtitles.speaker,
         "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
         else -60.0,
         "crf": FINAL_CRF if shot_id is None else INTERMEDIATE_CRF,
+        "loudness": board.project.loudness if shot_id is None else 0.0,  # the film is mastered, not its shots
     }, {"film": film, "music": music})
 
 

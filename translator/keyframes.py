@@ -1,9 +1,12 @@
 """Keyframe subgraphs: the shot's prompt and seed, each character's LoRA and IP-Adapter on the project's checkpoint,
-ControlNet guidance, sampling, and the likeness score of each character with reference images."""
+ControlNet guidance, sampling (or, for a reference family, the edit from the character sheets of
+:mod:`.reference_edit`), and the likeness score of each character with reference images."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
+from .reference_edit import edit_picture, edit_prompt, sheet_image
 from .storyboard_model import Shot, Storyboard
 from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, instantiate
 
@@ -50,8 +53,9 @@ def keyframe_seed(board: Storyboard, shot: Shot, attempt: int = 0) -> int:
 
 def checkpoint_nodes(board: Storyboard, graph: Graph, node_shots: dict, shot_id: str | None,
                 force: bool = False) -> dict[str, Link] | None:
-    """The project's checkpoint, loaded once per graph; none when nothing is generated from it."""
-    if board.project.checkpoint is None or not (force or board.needs_generation):
+    """The project's checkpoint, loaded once per graph; none when nothing is generated from it (no generated shot,
+    or keyframes edited from character sheets by a reference family)."""
+    if board.project.checkpoint is None or board.project.edits_keyframes or not (force or board.needs_generation):
         return None
     node = f"{FILM_SCOPE}:checkpoint"
     if node not in graph:
@@ -83,9 +87,36 @@ def clip_vision_node(board: Storyboard, graph: Graph, node_shots: dict, shot_id:
 
 
 def keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
-                    checkpoint: dict[str, Link], seed: int, score: bool = False) -> Link:
-    """A generated keyframe: each character's LoRA and IP-Adapter on the checkpoint, the prompts (guided by the
-    shot's ControlNet image), sampling, decoding, saving; with ``score``, each character's consistency score."""
+                    checkpoint: dict[str, Link] | None, seed: int, score: bool = False,
+                    sheets: dict[str, Path] | None = None) -> Link:
+    """A generated keyframe, drawn by the checkpoint (:func:`checkpoint_keyframe_nodes`) or edited from the character
+    sheets by a reference family (``sheets``: see :func:`.reference_edit.sheet_image`); with ``score``, each
+    character's consistency score."""
+    references: dict[str, Link] = {}
+    if board.project.edits_keyframes:
+        pictures = [sheet_image(board, cid, graph, node_shots, uploads, shot.id, sheets) for cid in shot.characters]
+        image = edit_picture(board, shot.id, graph, node_shots, shot.id, edit_prompt(board, shot, shot_prompt(board, shot)),
+                             pictures, seed, f"{KEYFRAME_SUBFOLDER}/{shot.id}")
+    else:
+        assert checkpoint is not None
+        image = checkpoint_keyframe_nodes(board, shot, graph, node_shots, uploads, checkpoint, seed, references)
+    if score:
+        for cid in scored_characters(board, shot):
+            if cid not in references:
+                references[cid] = reference_batch(board, shot, cid, graph, node_shots, uploads)
+            instantiate("consistency", f"{shot.id}:consistency-{cid}", graph, node_shots, shot.id,
+                        {"threshold": board.project.consistency.threshold, "character": cid,
+                         "method": board.project.consistency.method,
+                         "face_threshold": board.project.consistency.face_threshold},
+                        {"clip_vision": clip_vision_node(board, graph, node_shots, shot.id), "image": image,
+                         "references": references[cid]})
+    return image
+
+
+def checkpoint_keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, uploads: list[Upload],
+                              checkpoint: dict[str, Link], seed: int, references: dict[str, Link]) -> Link:
+    """A keyframe drawn by the checkpoint: each character's LoRA and IP-Adapter (their reference batches added to
+    ``references``), the prompts (guided by the shot's ControlNet image), sampling, decoding, saving."""
     project = board.project
     model, clip, vae = checkpoint["model"], checkpoint["clip"], checkpoint["vae"]
     for cid in shot.characters:
@@ -97,7 +128,6 @@ def keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict
                     {"lora_name": lora.file, "strength": lora.weight, "character": board.characters[cid].display_name},
                     {"model": model, "clip": clip})
         model, clip = [f"{scope}:lora", 0], [f"{scope}:lora", 1]
-    references: dict[str, Link] = {}
     for cid in shot.characters:
         character = board.characters[cid]
         if character.ip_adapter is None or not character.reference_images:
@@ -124,15 +154,6 @@ def keyframe_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict
         "sampler": project.sampler, "scheduler": project.scheduler,
         "keyframe_prefix": f"{KEYFRAME_SUBFOLDER}/{shot.id}",
     }, {"model": model, "positive": prompts["positive"], "negative": prompts["negative"], "vae": vae})["image"]
-    if score:
-        for cid in scored_characters(board, shot):
-            if cid not in references:
-                references[cid] = reference_batch(board, shot, cid, graph, node_shots, uploads)
-            instantiate("consistency", f"{shot.id}:consistency-{cid}", graph, node_shots, shot.id,
-                        {"threshold": project.consistency.threshold, "character": cid,
-                         "method": project.consistency.method, "face_threshold": project.consistency.face_threshold},
-                        {"clip_vision": clip_vision_node(board, graph, node_shots, shot.id), "image": image,
-                         "references": references[cid]})
     return image
 
 

@@ -3,18 +3,21 @@ what ``project.motion_models`` sets and what the engine's ``/object_info`` offer
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .keyframes import checkpoint_nodes, shot_prompt, shot_seed
 from .storyboard_model import Shot, Storyboard
-from .templates import Graph, Link, instantiate
+from .templates import Graph, Link, Upload, content_upload, instantiate
+from .video_models import AUTO_MOTION_FAMILIES
 
 # the node types each motion family needs from the server, the frame-count grid its latents use (length
 # = step * k + 1) and the pixel grid of its width and height
 MOTION_NODES = {"wan": ("UNETLoader", "ModelSamplingSD3", "WanImageToVideo"),
+                "phantom": ("UNETLoader", "ModelSamplingSD3", "WanPhantomSubjectToVideo"),
                 "ltx": ("LTXVPreprocess", "LTXVImgToVideo", "LTXVConditioning", "LTXVScheduler", "SamplerCustom"),
                 "animatediff": ("ADE_AnimateDiffLoaderGen1", "RepeatImageBatch", "VAEEncode")}
-MOTION_FRAME_STEP = {"wan": 4, "ltx": 8, "animatediff": 1}
-MOTION_SIZE_STEP = {"wan": 16, "ltx": 32, "animatediff": 8}
+MOTION_FRAME_STEP = {"wan": 4, "ltx": 8, "animatediff": 1, "phantom": 4}
+MOTION_SIZE_STEP = {"wan": 16, "ltx": 32, "animatediff": 8, "phantom": 16}
 ANIMATEDIFF_DENOISE = 0.6  # enough for the motion module to move things, little enough to keep the keyframe
 
 
@@ -23,7 +26,7 @@ def motion_family(board: Storyboard, shot: Shot, object_info: dict | None = None
     """The video family a shot's motion uses: the one it names, or (``auto``) the first of wan, ltx, animatediff
     that ``project.motion_models`` sets and whose nodes the engine offers (the first set, engine unknown)."""
     assert shot.motion is not None
-    configured = board.project.motion_models.configured
+    configured = tuple(f for f in board.project.motion_models.configured if f in AUTO_MOTION_FAMILIES)
     if shot.motion.family != "auto":
         return shot.motion.family
     if object_info is not None:
@@ -54,7 +57,8 @@ def _snap_down(value: int, step: int) -> int:
 
 
 def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, image: Link,
-                  object_info: dict | None) -> Link:
+                 object_info: dict | None, uploads: list[Upload] | None = None,
+                 sheets: dict[str, Path] | None = None) -> Link:
     """The shot's generated motion: an image-to-video subgraph of the family chosen; returns its frames."""
     family = motion_family(board, shot, object_info)
     settings = getattr(board.project.motion_models, family)
@@ -68,6 +72,8 @@ def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, 
                                  {"clip_vision": settings.clip_vision}, {"image": image})["output"]
         return instantiate("motion_wan", scope, graph, node_shots, shot.id, {**params, **_wan_params(board)},
                            {"image": image, "clip_vision_output": vision})["frames"]
+    if family == "phantom":
+        return phantom_nodes(board, shot, graph, node_shots, image, uploads, sheets)
     if family == "ltx":
         return instantiate("motion_ltx", scope, graph, node_shots, shot.id, {
             **params, "checkpoint": settings.checkpoint, "text_encoder": settings.text_encoder,
@@ -79,6 +85,39 @@ def motion_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, 
         "steps": project.steps, "cfg": project.cfg, "sampler": project.sampler, "scheduler": project.scheduler,
         "denoise": ANIMATEDIFF_DENOISE,
     }, {"image": image, **checkpoint})["frames"]
+
+
+def phantom_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, image: Link,
+                  uploads: list[Upload] | None, sheets: dict[str, Path] | None = None) -> Link:
+    """A Phantom shot: Wan Phantom text-to-video with the shot's characters (each by their own sheet, else the one
+    rendered for them, ``sheets``, else their first reference picture) and its keyframe ``image`` (the staging) as
+    subjects; returns its frames."""
+    from .reference_edit import SHEET_SUBFOLDER
+
+    subjects: Link | None = None
+    for cid in shot.characters:
+        character = board.characters[cid]
+        picture = (character.sheet or (sheets or {}).get(cid)
+                   or (character.reference_images[0] if character.reference_images else None))
+        if picture is None:
+            continue
+        upload = content_upload(picture, SHEET_SUBFOLDER)
+        if uploads is not None:
+            uploads.append(upload)
+        loaded = instantiate("reference_image", f"{shot.id}:subject-{cid}", graph, node_shots, shot.id,
+                             {"image": upload.name})["image"]
+        subjects = loaded if subjects is None else instantiate(
+            "image_batch", f"{shot.id}:subject-{cid}", graph, node_shots, shot.id, {},
+            {"first": subjects, "second": loaded})["image"]
+    if subjects is not None:
+        image = instantiate("image_batch", f"{shot.id}:subject-keyframe", graph, node_shots, shot.id, {},
+                            {"first": subjects, "second": image})["image"]
+    settings = board.project.motion_models.phantom
+    return instantiate("motion_phantom", f"{shot.id}:motion", graph, node_shots, shot.id, {
+        **_motion_params(board, shot, "phantom"), "unet": settings.unet,
+        "unet_where": "$.project.motion_models.phantom.unet", "text_encoder": settings.text_encoder,
+        "vae": settings.vae, "shift": settings.shift, "steps": settings.steps, "cfg": settings.cfg,
+    }, {"subjects": image})["frames"]
 
 
 def continuity_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict, image: Link,

@@ -23,6 +23,8 @@ from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile
                       compile_shot, compile_storyboard, slug)
 from .engines import Engine, LocalEngine, ServerEngine
 from .render_report import KeyframeAttempt, RenderReport, Reporter, ShotResult
+from .render_qc import film_qc, reported_timeline
+from .render_sheets import render_sheets, sheet_file
 from .render_run import (check_before_upload, chosen_keyframe, fetch_outputs, graph_key, node_warnings,
                          progress_events, run_shot_graph, shot_video, upload_all)
 from ..common.errors import AnimStudioError
@@ -35,6 +37,7 @@ __all__ = ["Engine", "LocalEngine", "ServerEngine", "Reporter", "KeyframeAttempt
            "render_keyframe", "node_warnings"]
 
 log = logging.getLogger(__name__)
+SHOT_SIDECAR = ".vtt"  # a per-shot video's captions (WebVTT keeps speakers and word times), read by Load Video Clip
 
 
 def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Literal["film", "per_shot"] = "film",
@@ -42,6 +45,14 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
     """Render ``board`` into ``out_dir``; writes ``render-report.json`` there whatever happens once it starts.
     A film longer than ``max_minutes`` (default: :func:`film_minutes_limit`) is refused before anything is done."""
     check_film_length(board, max_minutes)
+    if isinstance(engine, LocalEngine):  # voices and captions are made here: refuse what this machine lacks first
+        from ..common.errors import StoryboardError
+        from .machine_check import machine_problems
+
+        problems = machine_problems(board)
+        if problems:
+            raise StoryboardError(f"{board.source}: {len(problems)} problem(s) with this machine's voices or fonts",
+                                  problems)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter()
@@ -71,14 +82,16 @@ def render(board: Storyboard, out_dir: str | Path, engine: Engine, shape: Litera
 
 
 def _film_file(files: list[Path], out_dir: Path, board: Storyboard) -> Path | None:
+    """The film the graph saved, moved to ``OUT/<title>.mp4`` with its subtitle sidecars (one copy of the film, not
+    a second one under ``outputs/``); the moved files leave ``files``."""
     films = [f for f in files if f.suffix == ".mp4"]
     if not films:
         return None
     target = out_dir / f"{slug(board.project.title)}.mp4"
-    shutil.copyfile(films[-1], target)
-    for sidecar in (films[-1].with_suffix(".srt"), films[-1].with_suffix(".vtt")):
-        if sidecar in files:
-            shutil.copyfile(sidecar, target.with_suffix(sidecar.suffix))
+    for moved in [films[-1]] + [films[-1].with_suffix(f".{kind}") for kind in ("srt", "vtt", "ass")]:
+        if moved in files:
+            os.replace(moved, target.with_suffix(moved.suffix))
+            files.remove(moved)
     return target
 
 
@@ -98,14 +111,17 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
         report.shots[shot_id].warnings += texts
     with report.timed("download"):
         files = fetch_outputs(outputs, engine, out_dir)
+    film = _film_file(files, out_dir, board)
+    report.film = film.relative_to(out_dir).as_posix() if film else None
+    _check_film(film, outputs, out_dir, board, report)
     report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
     for f in files:
+        if "sheets" in f.parts and f.suffix == ".png":
+            report.sheets[f.name.rsplit("_", 2)[0]] = f.relative_to(out_dir).as_posix()
         if "keyframes" in f.parts:
             shot_id = f.parent.name if f.parent.name in report.shots else f.name.split("_")[0]
             if shot_id in report.shots:
                 report.shots[shot_id].files.append(f.relative_to(out_dir).as_posix())
-    film = _film_file(files, out_dir, board)
-    report.film = film.relative_to(out_dir).as_posix() if film else None
 
 
 def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, reporter: Reporter,
@@ -137,7 +153,9 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
     A generated shot needs its ``keyframe`` (from :func:`render_keyframe`)."""
     if shot.keyframe is None and keyframe is None:
         raise AnimStudioError(f"shot {shot.id}: its keyframe has not been rendered yet")
-    shot_graph = compile_shot(board, shot, keyframe, object_info, _continuity_frame(board, shot, out_dir))
+    sheets = {cid: sheet_file(out_dir, cid) for cid in shot.characters if sheet_file(out_dir, cid).is_file()}
+    shot_graph = compile_shot(board, shot, keyframe, object_info, _continuity_frame(board, shot, out_dir),
+                              sheets if shot.motion and shot.motion.family == "phantom" else None)
     video = shot_video(out_dir, shot.id)
     video.parent.mkdir(parents=True, exist_ok=True)
     key_file, warnings_file = video.with_suffix(".key"), video.with_suffix(".warnings.json")
@@ -158,12 +176,12 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
     if not rendered:
         raise AnimStudioError(f"shot {shot.id}: the graph ran but produced no video")
     os.replace(rendered[-1], video)
-    sidecar = rendered[-1].with_suffix(".srt")
+    sidecar = rendered[-1].with_suffix(SHOT_SIDECAR)  # the shot's captions, speakers and word times
     if sidecar.is_file():
-        os.replace(sidecar, video.with_suffix(".srt"))
+        os.replace(sidecar, video.with_suffix(SHOT_SIDECAR))
         files = [f for f in files if f != sidecar]
     else:
-        video.with_suffix(".srt").unlink(missing_ok=True)
+        video.with_suffix(SHOT_SIDECAR).unlink(missing_ok=True)
     write_atomically(warnings_file, json.dumps(result.warnings).encode())
     key_file.write_text(key + "\n")
     result.status, result.seconds = "rendered", round(time.monotonic() - started + result.seconds, 3)
@@ -177,31 +195,82 @@ def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, re
 def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Reporter,
                  report: RenderReport) -> Path | None:
     """Join the shots' videos (uploaded under names of their content, so films sharing a server never mix)
-    into the film, with transitions, subtitles and music."""
+    into the film, with transitions, subtitles and music; a film already composed from the same shots, captions and
+    graph is kept as it is (nothing encoded: the report says it is up to date)."""
     videos = {shot.id: shot_video(out_dir, shot.id) for shot in board.shots}
     missing = [shot_id for shot_id, path in videos.items() if not path.is_file()]
     if missing:
         raise AnimStudioError(f"{board.source}: cannot compose the film before every shot is rendered "
                               f"(missing: {', '.join(missing)})")
     compose = compile_compose(board, videos)
+    key = _compose_key(compose, videos.values())
+    if _up_to_date(board, out_dir, key, reporter, report):
+        return out_dir / report.film
     reporter.stage("composing the film")
     check_before_upload(compose, engine, report)
     with report.timed("upload"):
         names = upload_all(compose, engine)
         for upload in compose.uploads:
-            sidecar = upload.local_path.with_suffix(".srt")
+            sidecar = upload.local_path.with_suffix(SHOT_SIDECAR)
             if upload.subfolder == SHOT_VIDEO_SUBFOLDER and sidecar.is_file():
-                engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(".srt").name)
+                engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(SHOT_SIDECAR).name)
     with report.timed("compose"):
         outputs = engine.run(compose.graph, compose.node_shots, progress_events(compose, reporter, report), names)
     for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
         report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
     with report.timed("download"):
         files = fetch_outputs(outputs, engine, out_dir)
-    report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     film = _film_file(files, out_dir, board)
+    report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     report.film = film.relative_to(out_dir).as_posix() if film else None
+    _check_film(film, outputs, out_dir, board, report)
+    if film is not None:
+        write_atomically(_compose_record(out_dir), json.dumps({
+            "key": key, "film": report.film, "timeline": report.timeline, "qc": report.qc,
+            "outputs": [f.relative_to(out_dir).as_posix() for f in files]}, indent=2).encode())
     return film
+
+
+def _compose_record(out_dir: Path) -> Path:
+    """What the last compose made and from what (``OUT/shots/film.json``): the key, the film, its timeline and QC."""
+    return Path(out_dir) / "shots" / "film.json"
+
+
+def _compose_key(compose: CompiledGraph, videos) -> str:
+    """What the film depends on: the compose graph (the shot videos are in it by their content) and each shot's
+    caption sidecar, uploaded beside its video."""
+    from .templates import file_digest
+
+    sidecars = [v.with_suffix(SHOT_SIDECAR) for v in videos]
+    digests = [file_digest(p, p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "-" for p in sidecars]
+    return hashlib.sha256("|".join([graph_key(compose), *digests]).encode()).hexdigest()
+
+
+def _up_to_date(board: Storyboard, out_dir: Path, key: str, reporter: Reporter, report: RenderReport) -> bool:
+    """Whether the film on disk was composed from exactly this: then the report takes its timeline and QC from that
+    render, and nothing is uploaded, run or encoded."""
+    try:
+        record = json.loads(_compose_record(out_dir).read_text())
+    except (OSError, ValueError):
+        return False
+    film = out_dir / str(record.get("film", ""))
+    if record.get("key") != key or not record.get("film") or not film.is_file():
+        return False
+    reporter.stage("nothing changed: the film is up to date")
+    report.up_to_date = True
+    report.film, report.timeline, report.qc = record["film"], record.get("timeline", []), record.get("qc")
+    report.outputs += [p for p in record.get("outputs", []) if (out_dir / p).is_file()]
+    return True
+
+
+def _check_film(film: Path | None, outputs: Mapping[str, Any], out_dir: Path, board: Storyboard,
+                report: RenderReport) -> None:
+    """The finished film's timeline (as its Save Film node reported it) and quality control, into the report."""
+    if film is None:
+        return
+    report.timeline = reported_timeline(outputs)
+    with report.timed("qc"):
+        report.qc = film_qc(film, report.timeline, out_dir, board.project.loudness)
 
 
 def _continuity_frame(board: Storyboard, shot: Shot, out_dir: Path) -> Path | None:
@@ -222,13 +291,14 @@ def _continuity_frame(board: Storyboard, shot: Shot, out_dir: Path) -> Path | No
 
 def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
                     report: RenderReport) -> Path:
-    """Render a generated shot's keyframe, re-rendering with new seeds while its characters' consistency score
-    fails, up to ``project.consistency.max_attempts`` in all; every attempt goes in the report and the best is
-    kept as ``OUT/keyframes/<shot>.png``. A keyframe already chosen for the same graph and settings is reused."""
+    """Render a generated shot's keyframe (first the sheets of its characters, for a reference family), re-rendering
+    with new seeds while its characters' consistency score fails, up to ``project.consistency.max_attempts`` in all;
+    every attempt goes in the report and the best is kept as ``OUT/keyframes/<shot>.png``. A keyframe already chosen for the same graph and settings is reused."""
     settings = board.project.consistency
     scored = scored_characters(board, shot)
     allowed = settings.max_attempts if scored else 1
-    first = compile_keyframe(board, shot, 0)
+    sheets = render_sheets(board, shot.characters, out_dir, engine, reporter, report)
+    first = compile_keyframe(board, shot, 0, sheets)
     key = hashlib.sha256(f"{first.to_json()}|{allowed}|{settings.threshold}".encode()).hexdigest()
     chosen = chosen_keyframe(out_dir, shot.id)
     folder, record = chosen.parent, chosen.with_suffix(".json")
@@ -244,7 +314,7 @@ def render_keyframe(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine
     started = time.monotonic()
     attempts: list[KeyframeAttempt] = []
     for attempt in range(allowed):
-        compiled = first if attempt == 0 else compile_keyframe(board, shot, attempt)
+        compiled = first if attempt == 0 else compile_keyframe(board, shot, attempt, sheets)
         reporter.stage(f"shot {shot.id}: keyframe" + (f", attempt {attempt + 1} of {allowed}" if attempt else ""))
         outputs, files = run_shot_graph(compiled, "keyframes", engine, reporter, report, out_dir)
         pictures = [f for f in files if f.suffix == ".png"]

@@ -48,10 +48,14 @@ class RenderReport:
     film: str | None = None
     outputs: list[str] = field(default_factory=list)
     shots: dict[str, ShotResult] = field(default_factory=dict)
+    sheets: dict[str, str] = field(default_factory=dict)  # character id -> their sheet (rendered: relative to OUT)
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage: compile, upload, render, download
     film_seconds: float | None = None
     error: dict | None = None
+    timeline: list[dict] = field(default_factory=list)  # each shot's time on screen in the film
+    qc: dict | None = None  # the finished film's quality control: findings, loudness, true peak, contact sheet
+    up_to_date: bool = False  # every shot and the film came from the cache: nothing was rendered or encoded
 
     def to_json(self) -> dict:
         return asdict(self)

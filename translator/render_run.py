@@ -102,6 +102,22 @@ def run_shot_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter
     return outputs, files
 
 
+def run_unscoped_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter: Reporter,
+                       report: RenderReport) -> dict:
+    """Check, upload and run a graph that belongs to no shot (a character's sheet, a LoRA's training), its
+    progress shown as the current work's; returns the nodes' outputs (timed as ``stage``)."""
+    check_before_upload(compiled, engine, report)
+    with report.timed("upload"):
+        names = upload_all(compiled, engine)
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "progress":
+            reporter.shot_progress(None, int(data.get("value", 0)), int(data.get("max", 1)))
+
+    with report.timed(stage):
+        return engine.run(compiled.graph, compiled.node_shots, on_event, names)
+
+
 def check_before_upload(compiled: CompiledGraph, engine: Engine, report: RenderReport) -> None:
     check = getattr(engine, "check", None)  # a server; the embedded engine checks as it runs
     if check is None:

@@ -34,6 +34,46 @@ def schema_problems(data: Any) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.where, p.message))
 
 
+def without_schema_problems(data: Any) -> Any | None:
+    """A copy of ``data`` with every value the schema refuses left out (a bad width falls back to its default, an
+    unknown property goes), so the checks after the schema can still run and report in the same pass; None when
+    that cannot be done safely (a required property missing, an item of a list refused)."""
+    import copy
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(storyboard_schema())
+    cleaned = copy.deepcopy(data)
+    for _ in range(3):
+        errors = list(validator.iter_errors(cleaned))
+        if not errors:
+            return cleaned
+        for err in errors:
+            path = list(err.absolute_path)
+            if err.validator == "required" or not path and err.validator != "additionalProperties":
+                return None
+            try:  # an earlier fix of this round may have taken the value away already: the next round sees
+                if err.validator == "additionalProperties":
+                    target = _at(cleaned, path)
+                    allowed = err.schema.get("properties", {})
+                    for key in [k for k in target if k not in allowed] if isinstance(target, dict) else ():
+                        del target[key]
+                    continue
+                parent = _at(cleaned, path[:-1])
+            except (KeyError, IndexError, TypeError):
+                continue
+            if not isinstance(parent, dict):
+                return None
+            parent.pop(path[-1], None)
+    return None
+
+
+def _at(data: Any, path: list) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
 def _json_type(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object", type(None): "null"}.get(type(value), type(value).__name__)

@@ -13,10 +13,11 @@ from typing import Any
 from ..common.errors import Problem, StoryboardError
 from ..common.inputs import AUDIO_SUFFIXES, FONT_SUFFIXES, IMAGE_SUFFIXES, InputFileProblem, checked_file, checked_folder
 from ..common.jsonio import MAX_FILE_BYTES, check_data, json_path, parse_json
-from .schema_check import FIT_TO_DIALOGUE, known_hint, schema_problems
+from .schema_check import FIT_TO_DIALOGUE, known_hint, schema_problems, without_schema_problems
 from .storyboard_model import (BUILTIN_MOUTH_SETS, Camera, Character, Control, DialogueLine,
                                IPAdapterSpec, Lora, Motion, MouthBoxSpec, MusicCue, Project, Scene, Shot, Storyboard,
                                Transition, Voice)
+from .keyframe_models import QWEN_EDIT_MAX_REFERENCES
 from .talk_plan import talk_problems, with_close_ups
 from .video_models import MOTION_FAMILIES
 
@@ -42,15 +43,33 @@ def parse_storyboard(data: Any, base_dir: str | Path, source: str = "<storyboard
     """Validate ``data`` (the parsed JSON) against the schema and the cross-reference rules."""
     check_data(data, source, error=StoryboardError)  # depth, numbers and text no file or graph can hold
     problems = schema_problems(data)
-    if problems:
-        raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
     base_dir = Path(base_dir).resolve()
+    if problems:  # the checks past the schema still run, on what the schema accepts: every problem in one pass
+        problems += _problems_past_the_schema(data, base_dir, source, problems)
+        raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
     problems = []
     board = _build(data, base_dir, source, problems)
     problems += _cross_reference_problems(board, data)
     if problems:
         raise StoryboardError(f"{source}: {_count(len(problems), 'problem')} in the storyboard", problems)
     return with_close_ups(board)
+
+
+def _problems_past_the_schema(data: Any, base_dir: Path, source: str, found: list[Problem]) -> list[Problem]:
+    """The reference, file and setting problems of a storyboard the schema refused, found on a copy without the
+    refused values; none where that copy cannot be made (the schema's problems are then all there is to say)."""
+    cleaned = without_schema_problems(data)
+    if cleaned is None:
+        return []
+    problems: list[Problem] = []
+    try:
+        board = _build(cleaned, base_dir, source, problems)
+        problems += _cross_reference_problems(board, cleaned)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError):
+        return []  # a copy too damaged to build: the schema's problems are reported alone
+    refused = {p.where for p in found}
+    return [p for p in problems if p.where not in refused and not any(p.where.startswith(w + ".") or
+                                                                        p.where.startswith(w + "[") for w in refused)]
 
 
 def _count(n: int, word: str) -> str:
@@ -133,14 +152,15 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
         lora = raw.get("lora")
         refs = tuple(p for i, r in enumerate(raw.get("reference_images", []))
                      if (p := _file(r, f"{where}.reference_images[{i}]", base_dir, IMAGE_SUFFIXES, problems)))
+        sheet = _file(raw["sheet"], f"{where}.sheet", base_dir, IMAGE_SUFFIXES, problems) if "sheet" in raw else None
         mouths = raw.get("mouth_shapes")
         mouth_files = _mouth_files(mouths, f"{where}.mouth_shapes", base_dir, problems)
         characters[cid] = Character(
             id=cid, description=raw["description"], name=raw.get("name"),
             lora=Lora(lora["file"], lora.get("weight", 1.0), tuple(lora.get("trigger_words", ())),
                       tuple(lora["weight_range"]) if "weight_range" in lora else None) if lora else None,
-            reference_images=refs, voice=_voice(raw.get("voice", {}), f"{where}.voice.name", base_dir, problems), mouth_shapes=mouths,
-            mouth_files=mouth_files, talk=raw.get("talk", "auto"),
+            reference_images=refs, sheet=sheet, voice=_voice(raw.get("voice", {}), f"{where}.voice.name", base_dir, problems), mouth_shapes=mouths,
+            mouth_files=mouth_files, talk=raw.get("talk", "auto"), language=raw.get("language"),
             ip_adapter=IPAdapterSpec(**raw["ip_adapter"]) if "ip_adapter" in raw else None)
     scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
     shots = []
@@ -184,6 +204,70 @@ def _continuity_problems(board: Storyboard) -> list[Problem]:
         if board.project.motion_models.wan is None:
             problems.append(Problem(where, "first-last-frame video runs on the Wan image-to-video model: name its "
                                            "files in project.motion_models.wan"))
+    return problems
+
+
+def keyframe_model_problems(board: Storyboard, data: dict, generated: list[str]) -> list[Problem]:
+    """A reference family needs its files in ``project.keyframe_models`` and, for every character in a generated
+    shot, a sheet or a reference picture to make one from; Qwen-Image-Edit reads at most three sheets a shot."""
+    family = board.project.keyframe_model
+    if family == "checkpoint" or not generated:
+        return []
+    problems = []
+    if getattr(board.project.keyframe_models, family) is None:
+        problems.append(Problem(f"$.project.keyframe_models.{family}",
+                                f"required: keyframe_model is {family!r} and shot {generated[0]!r} has no keyframe, "
+                                "so it is edited by that model: name its files here"))
+    for cid in board.sheet_characters():
+        character = board.characters[cid]
+        if character.sheet is None and not character.reference_images and "sheet" not in data["characters"][cid]:
+            problems.append(Problem(json_path(["characters", cid, "reference_images"]),
+                                    f"keyframe_model {family!r} edits every keyframe from the sheets of the characters "
+                                    f"in it, and character {cid!r} has no picture to make a sheet from: give at least "
+                                    "one reference image (or their own sheet in 'sheet')"))
+    for shot in board.shots:
+        if shot.keyframe is None and shot.control is not None:
+            problems.append(Problem(f"{shot.json_path}.control", f"ControlNet guides the checkpoint family; "
+                                    f"keyframe_model {family!r} edits from character sheets and cannot use it"))
+    if family == "qwen_edit":
+        for shot in board.shots:
+            if shot.keyframe is None and len(shot.characters) > QWEN_EDIT_MAX_REFERENCES:
+                problems.append(Problem(f"{shot.json_path}.characters",
+                                        f"Qwen-Image-Edit reads at most {QWEN_EDIT_MAX_REFERENCES} reference pictures "
+                                        f"and this shot has {len(shot.characters)} characters: use keyframe_model "
+                                        "'kontext', or give the shot a keyframe"))
+    return problems
+
+
+# letters of these scripts say which languages can speak them (Unicode blocks; Latin is everyone's)
+_SCRIPTS = (
+    ("Han", ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)), ("zh", "cmn", "yue", "hak", "ja")),
+    ("kana", ((0x3040, 0x30FF),), ("ja",)),
+    ("Hangul", ((0xAC00, 0xD7AF), (0x1100, 0x11FF)), ("ko",)),
+    ("Cyrillic", ((0x0400, 0x04FF),), ("ru", "uk", "be", "bg", "sr", "mk", "kk", "ky", "tt", "ba", "cv", "mn")),
+    ("Greek", ((0x0370, 0x03FF),), ("el", "grc")),
+    ("Arabic", ((0x0600, 0x06FF),), ("ar", "fa", "ur", "ps", "sd", "ug")),
+    ("Hebrew", ((0x0590, 0x05FF),), ("he", "yi")),
+    ("Devanagari", ((0x0900, 0x097F),), ("hi", "mr", "ne", "sa", "kok")),
+    ("Thai", ((0x0E00, 0x0E7F),), ("th",)),
+)
+
+
+def _script_problems(board: Storyboard) -> list[Problem]:
+    """A line written in a script its language cannot speak (Chinese characters spoken as English), at its path."""
+    problems = []
+    for shot in board.shots:
+        if shot.parent is not None:  # a close-up's lines are its shot's: checked there
+            continue
+        for j, line in enumerate(shot.dialogue):
+            language = board.line_language(line)
+            base = language.split("-")[0].lower()
+            for name, blocks, speakers in _SCRIPTS:
+                if base not in speakers and any(lo <= ord(ch) <= hi for ch in line.text for lo, hi in blocks):
+                    problems.append(Problem(f"{shot.json_path}.dialogue[{j}].text", (
+                        f"written in {name} letters, which the line's language {language!r} cannot speak: set the "
+                        f"line's 'language' (or its character's) to one that does ({', '.join(speakers[:4])}, …)")))
+                    break
     return problems
 
 
@@ -265,14 +349,16 @@ def _cross_reference_problems(board: Storyboard, data: dict) -> list[Problem]:
                                     f"{shot.transition.seconds} s is not shorter than the shot "
                                     f"({board.shot_seconds(shot)} s)"))
     generated = [s.id for s in board.shots if s.keyframe is None and "keyframe" not in data["shots"][s.index]]
-    if generated and not board.project.checkpoint:
+    if generated and not board.project.checkpoint and not board.project.edits_keyframes:
         problems.append(Problem("$.project.checkpoint",
                                 f"required: shot {generated[0]!r} has no keyframe, so it is generated from a checkpoint"))
+    problems += keyframe_model_problems(board, data, generated)
     if "consistency" in data["project"] and not board.project.clip_vision:
         problems.append(Problem("$.project.clip_vision", "required: the consistency score compares CLIP vision "
                                                          "image embeddings"))
     problems += _character_problems(board)
     problems += _continuity_problems(board)
+    problems += _script_problems(board)
     problems += talk_problems(board, data)
     for i, cue in enumerate(board.music):
         if cue.start_shot is not None and cue.start_shot not in first_seen:

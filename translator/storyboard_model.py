@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Literal, Union
 
 from ..common.errors import Problem, StoryboardError
+from ..common.jsonio import json_path
 from .schema_check import FIT_TO_DIALOGUE
+from .keyframe_models import REFERENCE_FAMILIES, KeyframeModels
 from .video_models import MotionModels, TalkModels
 
 BUILTIN_MOUTH_SETS = ("preston_blair", "simple")
@@ -25,6 +27,8 @@ class Project:
     seed: int = 0
     language: str = "en"
     checkpoint: str | None = None
+    keyframe_model: str = "checkpoint"   # or a reference family: "qwen_edit", "kontext"
+    keyframe_models: "KeyframeModels" = None  # type: ignore[assignment]
     negative_prompt: str = ""
     steps: int = 20
     cfg: float = 7.0
@@ -36,9 +40,12 @@ class Project:
     motion_models: "MotionModels" = None  # type: ignore[assignment]
     talk_models: "TalkModels" = None  # type: ignore[assignment]
     talk_style: str = "auto"
+    loudness: float = -14.0   # the film's integrated loudness, LUFS (-14 web, -16 podcasts, -23 EBU R128)
+    timing: "TimingSettings" = None  # type: ignore[assignment]
 
     def __post_init__(self):
-        for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings)):
+        for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings),
+                           ("timing", TimingSettings)):
             value = getattr(self, name)
             if value is None:
                 object.__setattr__(self, name, kind())
@@ -48,6 +55,14 @@ class Project:
             object.__setattr__(self, "motion_models", MotionModels.from_json(self.motion_models or {}))
         if self.talk_models is None or isinstance(self.talk_models, dict):
             object.__setattr__(self, "talk_models", TalkModels.from_json(self.talk_models or {}))
+        if self.keyframe_models is None or isinstance(self.keyframe_models, dict):
+            object.__setattr__(self, "keyframe_models", KeyframeModels.from_json(self.keyframe_models or {}))
+
+    @property
+    def edits_keyframes(self) -> bool:
+        """Whether keyframes are edited from character sheets (a reference family) rather than drawn by the
+        checkpoint."""
+        return self.keyframe_model in REFERENCE_FAMILIES
 
     @property
     def stylized(self) -> bool:
@@ -60,6 +75,16 @@ class Project:
     def scores_consistency(self) -> bool:
         """Keyframes are scored (and re-rendered when they fail) only with a CLIP vision model to score with."""
         return bool(self.clip_vision) and self.consistency.enabled
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How dialogue breathes: seconds of silence after a fitted shot's last line, between lines in a shot, and at
+    least between two speakers' lines across a cut."""
+
+    tail: float = 0.5
+    line_gap: float = 0.35
+    speaker_pause: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,10 +106,11 @@ STYLIZED_WORDS = re.compile(r"\b(cartoon\w*|anime|manga|2d|toon\w*|illustrat\w*|
 @dataclass(frozen=True)
 class SubtitleSettings:
     burn: bool = True
-    files: str = "srt+vtt"
+    files: str = "srt+vtt+ass"
     size: int = 0
     font: str = ""               # a font family by name, or a font file in the storyboard's folder
     position: str = "bottom"
+    speaker: bool = True           # captions start with the speaker's name
     font_file: Path | None = None  # the checked file, when ``font`` names one
 
 
@@ -127,11 +153,13 @@ class Character:
     name: str | None = None
     lora: Lora | None = None
     reference_images: tuple[Path, ...] = ()
+    sheet: Path | None = None           # the user's own character sheet (else one is made for reference families)
     voice: Voice = field(default_factory=Voice)
     mouth_shapes: str | None = None
     ip_adapter: IPAdapterSpec | None = None
     mouth_files: tuple[Path, ...] = ()  # a mouth-set folder's shape pictures, each checked at load
     talk: str = "auto"
+    language: str | None = None         # default: the project's
 
     @property
     def display_name(self) -> str:
@@ -157,6 +185,7 @@ class DialogueLine:
     character: str
     text: str
     emotion: str = "neutral"
+    language: str | None = None   # default: the character's, else the project's
 
 
 @dataclass(frozen=True)
@@ -240,12 +269,22 @@ class Storyboard:
         at = next(i for i, s in enumerate(self.shots) if s.id == shot.id)
         return self.shots[at - 1] if at else None
 
+    def line_language(self, line: DialogueLine) -> str:
+        """The language a line is spoken in: its own, else its character's, else the project's."""
+        character = self.characters.get(line.character)
+        return line.language or (character.language if character else None) or self.project.language
+
+    def next_shot(self, shot: Shot) -> Shot | None:
+        """The shot played after ``shot``, None for the last."""
+        at = next(i for i, s in enumerate(self.shots) if s.id == shot.id)
+        return self.shots[at + 1] if at + 1 < len(self.shots) else None
+
     def shot_seconds(self, shot: Shot) -> float:
         """The shot's length on screen: its own duration, or the time its dialogue takes to say."""
         if shot.duration != FIT_TO_DIALOGUE:
             return float(shot.duration)
         total = sum(estimate_speech_seconds(line.text, self._voice_rate(line.character)) for line in shot.dialogue)
-        return round(total + 0.5, 3)  # a breath before the cut
+        return round(total + self.project.timing.tail, 3)  # a breath before the cut
 
     def _voice_rate(self, character_id: str) -> float:
         character = self.characters.get(character_id)
@@ -259,15 +298,34 @@ class Storyboard:
         from dataclasses import replace
 
         checkpoint = checkpoint or self.project.checkpoint
-        if not checkpoint:
+        if not checkpoint and not self.project.edits_keyframes:
             raise StoryboardError(f"{self.source}: generating keyframes needs a checkpoint",
                                   [Problem("$.project.checkpoint", "required (or pass --checkpoint NAME)")])
-        return replace(self, project=replace(self.project, checkpoint=checkpoint, steps=steps or self.project.steps),
-                       shots=tuple(replace(shot, keyframe=None, mouths={}) for shot in self.shots))
+        board = replace(self, project=replace(self.project, checkpoint=checkpoint, steps=steps or self.project.steps),
+                        shots=tuple(replace(shot, keyframe=None, mouths={}) for shot in self.shots))
+        bare = [cid for cid in board.sheet_characters()
+                if board.characters[cid].sheet is None and not board.characters[cid].reference_images]
+        if bare:
+            raise StoryboardError(f"{self.source}: generating keyframes with {self.project.keyframe_model!r} edits "
+                                  "them from character sheets", [Problem(
+                                      json_path(["characters", cid, "reference_images"]), "give at least one reference image "
+                                      "(or their own sheet in 'sheet') to make the sheet from") for cid in bare])
+        return board
 
     @property
     def needs_generation(self) -> bool:
         return any(s.keyframe is None for s in self.shots)
+
+    def sheet_characters(self) -> tuple[str, ...]:
+        """The characters whose sheets a reference family edits keyframes from: those in generated shots, in the
+        order they first appear."""
+        if not self.project.edits_keyframes:
+            return ()
+        seen: dict[str, None] = {}
+        for shot in self.shots:
+            if shot.keyframe is None:
+                seen.update((cid, None) for cid in shot.characters if cid in self.characters)
+        return tuple(seen)
 
 
 def estimate_speech_seconds(text: str, rate: float = 1.0) -> float:

@@ -38,19 +38,34 @@ class AnimateDiffModels:
     max_frames: int = 32
 
 
-MOTION_FAMILIES = ("wan", "ltx", "animatediff")
+@dataclass(frozen=True)
+class PhantomModels:
+    """Wan Phantom (a Wan 2.1 text-to-video DiT that takes subject pictures): frames at 16 fps on the 4k+1 grid."""
+    unet: str
+    text_encoder: str
+    vae: str
+    steps: int = 20
+    cfg: float = 5.0
+    shift: float = 5.0
+    fps: int = 16
+    max_frames: int = 81
+
+
+MOTION_FAMILIES = ("wan", "ltx", "animatediff", "phantom")
+AUTO_MOTION_FAMILIES = ("wan", "ltx", "animatediff")  # image-to-video: what `auto` picks from; phantom is named
 
 
 @dataclass(frozen=True)
 class MotionModels:
-    """The image-to-video model files per family (``project.motion_models``); a family left out is not used."""
+    """The video model files per motion family (``project.motion_models``); a family left out is not used."""
     wan: WanModels | None = None
     ltx: LtxModels | None = None
     animatediff: AnimateDiffModels | None = None
+    phantom: PhantomModels | None = None
 
     @classmethod
     def from_json(cls, raw: dict) -> "MotionModels":
-        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels}
+        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels, "phantom": PhantomModels}
         # JSON Schema counts 16.0 as an integer; the graph should carry 16
         return cls(**{name: kinds[name](**{k: int(v) if k in ("steps", "fps", "max_frames") else v
                                             for k, v in value.items()}) for name, value in raw.items()})

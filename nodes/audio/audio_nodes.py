@@ -47,7 +47,8 @@ class AnimStudioTTS:
         speech = synthesize(text, settings)
         for note in speech.notes:
             log.warning("%s: %s", engine, note)
-        return (boundary.audio_to_comfy(speech.audio, speech.phones, speech.phone_set), "\n".join(speech.notes))
+        return (boundary.audio_to_comfy(speech.audio, speech.phones, speech.phone_set, speech.words),
+                "\n".join(speech.notes))
 
 
 class AnimStudioJoinAudio:

@@ -48,11 +48,47 @@ class AudioClip:
 
 
 def read_audio(path: str | Path) -> AudioClip:
-    """A sound file (WAV, FLAC, OGG, …) via soundfile (libsndfile)."""
+    """A sound file (WAV, FLAC, OGG, … through libsndfile), else the first sound stream of any container PyAV opens
+    (MP4, MOV, MKV, M4A, MP3, …). Raises FileNotFoundError for a missing file and ValueError for one that holds no
+    sound it can read."""
     import soundfile
 
-    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "file not found", str(path))
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.SoundFileError):  # not a format libsndfile knows
+        return read_audio_stream(path)
     return AudioClip(data.T, rate)
+
+
+def read_audio_stream(path: str | Path) -> AudioClip:
+    """The first sound stream of a container (a video file, M4A, MP3, …) through PyAV, decoded whole (sound is small
+    next to frames). Raises ValueError when there is none or the file is not a media file."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{path}: the file has no sound stream")
+            stream = container.streams.audio[0]
+            chunks = [_planar(frame) for frame in container.decode(stream)]
+            rate = stream.codec_context.sample_rate
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path}: not a sound or video file PyAV can read ({exc.strerror or exc})") from None
+    return AudioClip(np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32), rate)
+
+
+def _planar(frame) -> np.ndarray:
+    """An audio frame as float32 ``[channels, samples]`` whatever its sample layout."""
+    array = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        array = array.reshape(-1, channels).T
+    if array.dtype.kind == "i":
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+    return array.astype(np.float32)
 
 
 def write_wav(clip: AudioClip, path: str | Path, subtype: str = "PCM_16") -> Path:

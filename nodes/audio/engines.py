@@ -5,6 +5,7 @@ from __future__ import annotations
 from .clip import AudioClip
 from .espeak import PHONE_SET, EspeakUnavailable, espeak_synthesize, list_voices
 from .tts import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
+from .words import words_from_events
 
 # emotion → (rate factor, pitch semitones, espeak voice variant): espeak has no emotions, but prosody carries them
 ESPEAK_EMOTION = {
@@ -39,7 +40,7 @@ class EspeakEngine:
     def speak(self, sentence: str, voice: VoiceSettings) -> Speech:
         rate_factor, pitch_shift, variant = ESPEAK_EMOTION[voice.emotion]
         try:
-            samples, rate, events = espeak_synthesize(sentence, self.resolve_voice(voice) + variant,
+            samples, rate, events, word_events = espeak_synthesize(sentence, self.resolve_voice(voice) + variant,
                                                       voice.rate * rate_factor, voice.pitch + pitch_shift)
         except (EspeakUnavailable, ValueError) as exc:  # ValueError: espeak-ng refused the voice name
             raise TTSError(str(exc)) from None
@@ -48,7 +49,8 @@ class EspeakEngine:
         end = len(samples) / rate
         phones = tuple(PhoneTiming(e.phoneme, e.sample / rate, (nxt.sample / rate) if nxt else end)
                        for e, nxt in zip(events, list(events[1:]) + [None]))
-        return Speech(AudioClip(samples.clip(-1, 1), rate), phones, (), sentence, PHONE_SET)
+        words = words_from_events(sentence, [(w.position, w.length, w.sample / rate) for w in word_events], phones, end)
+        return Speech(AudioClip(samples.clip(-1, 1), rate), phones, (), sentence, PHONE_SET, words)
 
 
 register_engine("espeak", EspeakEngine)

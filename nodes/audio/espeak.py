@@ -67,6 +67,15 @@ class PhonemeEvent:
 
 
 @dataclass(frozen=True)
+class WordEvent:
+    """A word espeak began: its first character in the text (1-based), its length in characters, its first sample."""
+
+    position: int
+    length: int
+    sample: int
+
+
+@dataclass(frozen=True)
 class EspeakVoice:
     identifier: str
     name: str
@@ -80,6 +89,7 @@ class _Engine:
     callback: object = None
     samples: list = None
     events: list = None
+    words: list = None
 
 
 @lru_cache(maxsize=1)
@@ -112,6 +122,8 @@ def _engine() -> _Engine:
             event = events[i]
             if event.type == EVENT_PHONEME and engine.events is not None:
                 engine.events.append(PhonemeEvent(_phoneme_name(bytes(event.id.string)), event.sample))
+            elif event.type == EVENT_WORD and engine.words is not None:
+                engine.words.append(WordEvent(event.text_position, event.length, event.sample))
             i += 1
         return 0
 
@@ -151,8 +163,8 @@ def list_voices() -> tuple[EspeakVoice, ...]:
 
 
 def espeak_synthesize(text: str, voice: str = "en-us", rate: float = 1.0, pitch: float = 0.0,
-                      ) -> tuple[np.ndarray, int, list[PhonemeEvent]]:
-    """Speak ``text``; returns mono float32 samples in -1..1, the sample rate and the phoneme events.
+                      ) -> tuple[np.ndarray, int, list[PhonemeEvent], list[WordEvent]]:
+    """Speak ``text``; returns mono float32 samples in -1..1, the sample rate, the phoneme and the word events.
 
     ``rate`` scales espeak's default 175 words a minute; ``pitch`` is in semitones around the voice's own
     (espeak's 0-100 pitch scale, 50 = normal, covers roughly an octave either way).
@@ -164,14 +176,14 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: float = 1.0, pitch:
             raise ValueError(f"espeak-ng has no voice or language {voice!r}")
         lib.espeak_SetParameter(PARAM_RATE, int(round(DEFAULT_WPM * rate)), 0)
         lib.espeak_SetParameter(PARAM_PITCH, int(np.clip(50 + pitch * 50 / 12, 0, 100)), 0)
-        engine.samples, engine.events = [], []
+        engine.samples, engine.events, engine.words = [], [], []
         data = text.encode("utf-8") + b"\0"
         try:
             status = lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
             if status != 0:
                 raise RuntimeError(f"espeak-ng could not synthesise the text (error {status})")
             samples = np.concatenate(engine.samples) if engine.samples else np.zeros(0, np.int16)
-            events = engine.events
+            events, words = engine.events, engine.words
         finally:
-            engine.samples = engine.events = None
-    return samples.astype(np.float32) / 32768.0, engine.sample_rate, events
+            engine.samples = engine.events = engine.words = None
+    return samples.astype(np.float32) / 32768.0, engine.sample_rate, events, words

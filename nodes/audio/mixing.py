@@ -26,6 +26,15 @@ def match_channels(clip: AudioClip, channels: int) -> AudioClip:
     return AudioClip(np.repeat(clip.mono()[None], channels, axis=0), clip.sample_rate)
 
 
+def pan(clip: AudioClip, position: float) -> AudioClip:
+    """A clip placed in stereo at ``position`` (-1 left, 0 centre, 1 right): constant power (sine law), scaled so
+    that the centre is the mono clip on both channels, as :func:`match_channels` puts an unpanned one."""
+    theta = (float(np.clip(position, -1.0, 1.0)) + 1.0) * np.pi / 4
+    mono = clip.mono() if clip.channels > 1 else clip.samples[0]
+    gains = np.array([np.cos(theta), np.sin(theta)], np.float32)[:, None] * np.float32(np.sqrt(2.0))
+    return AudioClip(mono[None, :] * gains, clip.sample_rate)
+
+
 def conform(clips: list[AudioClip]) -> list[AudioClip]:
     """All clips at the first clip's sample rate and the largest channel count."""
     rate = clips[0].sample_rate

@@ -8,13 +8,14 @@ sentences with short pauses and click-free fades. What a voice asks for that its
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 import numpy as np
 
 from .clip import AudioClip
 from .text import has_speech, normalize_text, split_sentences
+from .words import WordTiming, estimated_words, shifted, voiced_span, words_from_phones
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Speech:
     notes: tuple[str, ...] = ()
     text: str = ""
     phone_set: str = PHONE_SET
+    words: tuple[WordTiming, ...] = ()  # when each word is said (:mod:`.words`); filled by synthesize()
 
 
 class TTSEngine(Protocol):
@@ -105,8 +107,20 @@ def synthesize(text: str, voice: VoiceSettings) -> Speech:
     if not has_speech(words):
         raise TTSError(f"nothing to say: the line {text!r} has no words")
     engine = get_engine(voice.engine)
-    parts = [engine.speak(sentence, voice) for sentence in split_sentences(words)]
+    parts = [with_words(engine.speak(sentence, voice)) for sentence in split_sentences(words)]
     return join_speech(parts, words)
+
+
+def with_words(speech: Speech) -> Speech:
+    """The sentence with its word timings: the engine's own, else from its phones (Piper), else spread over its
+    voiced span by letters (an estimate: logged, as it is no fault of the line)."""
+    if speech.words:
+        return speech
+    words = words_from_phones(speech.text, speech.phones)
+    if not words:
+        log.debug("no word timings from the voice for %r; estimated from the sound", speech.text[:40])
+        words = estimated_words(speech.text, *voiced_span(speech.audio.samples, speech.audio.sample_rate))
+    return replace(speech, words=words)
 
 
 def join_speech(parts: list[Speech], text: str = "") -> Speech:
@@ -114,7 +128,7 @@ def join_speech(parts: list[Speech], text: str = "") -> Speech:
     rate = parts[0].audio.sample_rate
     channels = max(p.audio.channels for p in parts)
     pause = np.zeros((channels, int(SENTENCE_PAUSE_SECONDS * rate)), np.float32)
-    chunks, phones, notes, offset = [], [], [], 0.0
+    chunks, phones, notes, words, offset = [], [], [], [], 0.0
     for i, part in enumerate(parts):
         if part.audio.sample_rate != rate:
             raise TTSError("sentences came back at different sample rates")
@@ -125,6 +139,7 @@ def join_speech(parts: list[Speech], text: str = "") -> Speech:
             offset += pause.shape[1] / rate
         chunks.append(samples)
         phones += [PhoneTiming(p.phone, p.start + offset, p.end + offset) for p in part.phones]
+        words += shifted(part.words, offset)
         notes += [n for n in part.notes if n not in notes]
         offset += samples.shape[1] / rate
     sets = {p.phone_set for p in parts if p.phones}
@@ -132,7 +147,7 @@ def join_speech(parts: list[Speech], text: str = "") -> Speech:
         log.warning("sentences came back in different phone sets (%s); phone timings dropped", ", ".join(sorted(sets)))
         phones = []
     return Speech(AudioClip(np.concatenate(chunks, axis=1), rate), tuple(phones), tuple(notes), text,
-                  sets.pop() if len(sets) == 1 else PHONE_SET)
+                  sets.pop() if len(sets) == 1 else PHONE_SET, tuple(words))
 
 
 def fade_edges(samples: np.ndarray, rate: int, seconds: float = FADE_SECONDS) -> None:

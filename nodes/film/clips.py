@@ -17,7 +17,7 @@ import numpy as np
 from ..audio.clip import AudioClip
 from .camera import crop_window
 from .dialogue import Dialogue
-from .subtitles import SubtitleCue, parse_srt
+from .subtitles import SubtitleCue, read_sidecar
 from .frames import cover_box, crop_resize, pack_picture, unpack_picture
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
     box = cover_box(picture.shape[1], picture.shape[0], width, height)
     count = frame_count_for(seconds, fps)
     if dialogue is not None and audio is None:
-        audio = dialogue.audio()
+        audio = dialogue.audio(speaker_pans(rigs, box))
     talking = dialogue is not None and bool(rigs)
     warnings = mouth_warnings(rigs, fps, count, label) if talking else ()
     if talking:
@@ -120,7 +120,7 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
     box = cover_box(frames[0].shape[1], frames[0].shape[0], width, height)
     count = frame_count_for(seconds, fps)
     if dialogue is not None and audio is None:
-        audio = dialogue.audio()
+        audio = dialogue.audio(speaker_pans(rigs, box))
     talking = dialogue is not None and bool(rigs)
     warnings = mouth_warnings(rigs, fps, count, label) if talking else ()
 
@@ -137,6 +137,22 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
     return Clip(width, height, fps, count, make, label, audio, subtitles, warnings)
+
+
+DIALOGUE_PAN_WIDTH = 0.5  # a speaker at the frame's edge sits half way to that side: dialogue stays clear
+
+
+def speaker_pans(rigs: tuple, window: tuple[float, float, float, float]) -> dict[str, float]:
+    """Each rigged speaker's place across the visible ``window`` (the picture's crop, ``(x0, y0, x1, y1)``) as a
+    stereo position: -1 left … 1 right, scaled by :data:`DIALOGUE_PAN_WIDTH`; speakers without a box are centred."""
+    x0, _, x1, _ = window
+    pans = {}
+    for rig in rigs:
+        where = rig.box_at(0)
+        if where is not None and x1 > x0:
+            centre = (where.x + where.width / 2 - x0) / (x1 - x0)
+            pans[rig.speaker] = float(np.clip(centre * 2 - 1, -1, 1)) * DIALOGUE_PAN_WIDTH
+    return pans
 
 
 def mouth_warnings(rigs: tuple, fps: float, count: int, label: str = "") -> tuple[str, ...]:
@@ -229,10 +245,7 @@ class Film:
         out = []
         for i, clip in enumerate(self.clips):
             offset = starts[i] / self.fps
-            for cue in clip.subtitles:
-                end = min(cue.end, clip.seconds)
-                if end > cue.start:
-                    out.append(SubtitleCue(cue.start + offset, end + offset, cue.text, cue.speaker))
+            out += [cue.moved(offset, clip.seconds) for cue in clip.subtitles if min(cue.end, clip.seconds) > cue.start]
         return tuple(out)
 
     def clip_starts(self) -> list[int]:
@@ -295,7 +308,32 @@ def video_clip(path: str | Path, label: str = "") -> Clip:
 
     info = probe_video(path)
     audio = read_audio_track(path) if info.has_audio else None
-    sidecar = Path(path).with_suffix(".srt")  # a per-shot render's subtitles travel beside its video
-    subtitles = parse_srt(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else ()
+    # a per-shot render's subtitles travel beside its video: WebVTT (speakers, word times), else SRT
+    sidecar = next((p for p in (Path(path).with_suffix(".vtt"), Path(path).with_suffix(".srt")) if p.is_file()), None)
+    subtitles = read_sidecar(sidecar) if sidecar else ()
     return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path),
                 label or Path(path).stem, audio, subtitles)
+
+
+def clip_from_frames(frames: np.ndarray, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
+                    seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = (),
+                    frames_fps: float = 0.0) -> Clip:
+    """A shot clip from ``frames`` (``uint8 [N, H, W, 3]``): a still (N = 1) with a camera move, or a batch played as
+    frames (made at ``frames_fps``, resampled to ``fps`` by time; 0: one per film frame)."""
+    if width % 2 or height % 2:
+        raise ValueError(f"film size {width}x{height} must be even: video is stored as 4:2:0, which halves both")
+    if seconds <= 0:
+        raise ValueError(f"shot {label or '?'} has no length ({seconds} s)")
+    if len(frames) == 1:
+        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
+    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs,
+                         source_fps=frames_fps)
+
+
+def without_speakers(film: Film) -> Film:
+    """The same film with captions of the lines alone (no "Speaker: " before them)."""
+    from dataclasses import replace
+
+    return Film(tuple(replace(clip, subtitles=tuple(replace(cue, speaker="") for cue in clip.subtitles))
+                      for clip in film.clips), film.transitions)
+

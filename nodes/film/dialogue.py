@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..audio.clip import AudioClip
-from ..audio.mixing import place
+from ..audio.mixing import pan, place
+from ..audio.words import WordTiming, shifted
 from ..lipsync.cues import MouthCue, MouthCues, frame_rate, frame_shapes, merge_equal
 from .subtitles import SubtitleCue
 
@@ -20,6 +21,7 @@ class SpokenLine:
     start: float           # seconds from the start of the shot's dialogue
     audio: AudioClip
     cues: MouthCues | None = None
+    words: tuple[WordTiming, ...] = ()  # when each word is said, from the line's start
 
     @property
     def end(self) -> float:
@@ -42,15 +44,21 @@ class Dialogue:
     def shifted(self, seconds: float) -> "Dialogue":
         return Dialogue(tuple(replace(line, start=line.start + seconds) for line in self.lines))
 
-    def audio(self) -> AudioClip | None:
+    def audio(self, pans: dict[str, float] | None = None) -> AudioClip | None:
+        """The lines at their times; with ``pans`` (speaker → -1 left … 1 right) in stereo, each speaker's lines
+        where they are in the frame (a speaker not in ``pans`` in the centre)."""
         if not self.lines:
             return None
         rate = max(line.audio.sample_rate for line in self.lines)
+        if pans:
+            return place([(line.start, pan(line.audio, pans.get(line.speaker, 0.0))) for line in self.lines],
+                         self.seconds, rate, 2)
         channels = max(line.audio.channels for line in self.lines)
         return place([(line.start, line.audio) for line in self.lines], self.seconds, rate, channels)
 
     def subtitles(self) -> tuple[SubtitleCue, ...]:
-        return tuple(SubtitleCue(line.start, line.end, line.text, line.speaker) for line in self.lines)
+        return tuple(SubtitleCue(line.start, line.end, line.text, line.speaker, shifted(line.words, line.start))
+                     for line in self.lines)
 
     def mouth_cues(self, speaker: str, until: float = 0.0) -> MouthCues:
         """The speaker's mouth on the dialogue's clock: each line's cues at the line's time, X (rest) between
@@ -97,3 +105,19 @@ def dialogue_sound(dialogue: Dialogue, min_seconds: float = 0.0, sample_rate: in
     seconds = max(dialogue.seconds, min_seconds, 1.0 / sample_rate)
     lines = [(line.start, line.audio) for line in dialogue.lines]
     return place(lines, seconds, max([sample_rate] + [line.audio.sample_rate for line in dialogue.lines]), 1)
+
+
+def shot_length(seconds: float, spoken: float, fit: bool, tail: float, lead: float = 0.0,
+                out: float = 0.0) -> tuple[float, float]:
+    """A shot's length and when its lines start, so that speech never overlaps a transition: the lines start once
+    the transition into the shot (``lead`` seconds) has ended and end before the one out of it (``out``) begins.
+    Fitted to its dialogue, the shot is exactly ``lead + spoken + tail + out``; of a fixed length, it grows as far as
+    the transitions need (a sound longer than the shot itself is cut at its end, as before: lines from its start)."""
+    if spoken <= 0:
+        return seconds, 0.0
+    if fit:
+        return lead + spoken + tail + out, lead
+    if spoken > seconds:
+        return seconds, 0.0
+    return max(seconds, lead + spoken + out), lead
+

@@ -6,6 +6,7 @@ its subtitles and, with mouth rigs, its moving mouths.
 from __future__ import annotations
 
 from .. import boundary
+from ..audio.words import words_for_text
 from .dialogue import Dialogue, SpokenLine, dialogue_sound
 
 DIALOGUE = "ANIMSTUDIO_DIALOGUE"
@@ -32,7 +33,8 @@ class AnimStudioDialogueLine:
         }}
 
     def line(self, audio, text, speaker, mouth_cues=None):
-        return (Dialogue((SpokenLine(speaker, text, 0.0, boundary.audio_from_comfy(audio), mouth_cues),)),)
+        words = words_for_text(text, boundary.audio_words(audio))
+        return (Dialogue((SpokenLine(speaker, text, 0.0, boundary.audio_from_comfy(audio), mouth_cues, words),)),)
 
 
 class AnimStudioJoinDialogue:

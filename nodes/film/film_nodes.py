@@ -1,23 +1,25 @@
 """Film nodes: storyboard panels and keyframes become shot clips, clips become a cut, the cut an MP4.
 
-Thin shells over :mod:`.clips`, :mod:`.frames` and :mod:`.video_io`. Clips and films travel between
+Thin shells over :mod:`.clips`, :mod:`.cut`, :mod:`.frames` and :mod:`.video_io`. Clips and films travel between
 nodes as lazy frame streams (``ANIMSTUDIO_CLIP``, ``ANIMSTUDIO_FILM``): nothing is decoded or drawn
 until the save node streams the cut into the encoder, so a long film costs no more memory than a short one.
 """
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
 from ...common.inputs import FONT_SUFFIXES
 from .. import boundary
 from .camera import CAMERA_MOVES
-from .clips import TRANSITIONS, Clip, Film, Transition, iter_film_frames, sequence_clip, still_clip, video_clip
+from .clips import TRANSITIONS, Film, Transition, clip_from_frames, video_clip, without_speakers
+from .cut import film_timeline, render_film
+from .dialogue import shot_length
 from .frames import load_rgb
-from .soundtrack import Soundtrack
-from .subtitles import FontError, SubtitleStyle, active_caption, burn_in, find_font, system_font, to_srt, to_webvtt
-from .video_io import CONTAINERS, write_video
+from .subtitles import SUBTITLE_FILES, FontError, SubtitleStyle, sidecar_text, system_font
+from .video_io import CONTAINERS
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,9 @@ class AnimStudioShotClip:
         }, "optional": {
             "label": ("STRING", {"default": "", "tooltip": "Name of the shot, shown in errors and reports."}),
             "audio": ("AUDIO", {"tooltip": "The shot's sound (its dialogue), starting with its first frame."}),
-            "fit_to_audio": ("BOOLEAN", {"default": False, "tooltip": "Lengthen the shot to the audio plus "
-                                                                      "tail_seconds when the audio is longer."}),
+            "fit_to_audio": ("BOOLEAN", {"default": False, "tooltip": "Make the shot exactly as long as its "
+                                                                      "audio plus tail_seconds (a storyboard's "
+                                                                      "fit_to_dialogue), whatever 'seconds' says."}),
             "tail_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
                                        "tooltip": "Breath after the audio when fitting to it."}),
             "dialogue": ("ANIMSTUDIO_DIALOGUE", {"tooltip": "The shot's dialogue: its sound, subtitles and mouth "
@@ -95,42 +98,40 @@ class AnimStudioShotClip:
                                      "tooltip": "The rate a frame batch was made at (a video model's: Wan 16, HuMo "
                                                 "25); its frames are resampled to the film's rate by time. 0: one "
                                                 "frame per film frame."}),
+            "lead_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0, "step": 0.05,
+                                       "tooltip": "The transition into this shot: the dialogue starts after it (no "
+                                                  "line is heard, nor its subtitle shown, over the shot before)."}),
+            "out_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0, "step": 0.05,
+                                      "tooltip": "The transition out of this shot: the dialogue ends before it; the "
+                                                 "shot grows as needed."}),
         }}
 
     def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label="", audio=None,
-                  fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None, frames_fps=0.0):
+                  fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None, frames_fps=0.0,
+                  lead_seconds=0.0, out_seconds=0.0):
         sound = boundary.audio_from_comfy(audio) if audio is not None else None
         spoken = dialogue.seconds if dialogue is not None else (sound.seconds if sound is not None else 0.0)
-        if fit_to_audio and spoken:
-            seconds = max(seconds, spoken + tail_seconds)
+        # fitted: exactly the speech and its tail (the compile-time estimate was only a guess); the lines wait for
+        # the transition into the shot and end before the one out of it
+        seconds, start = shot_length(seconds, spoken, fit_to_audio, tail_seconds,
+                                     lead_seconds if dialogue is not None else 0.0,
+                                     out_seconds if dialogue is not None else 0.0)
+        if dialogue is not None and start:
+            dialogue = dialogue.shifted(start)
+        if spoken and (fit_to_audio or start):  # whole frames, rounded up: the last word is never cut short
+            seconds = math.ceil(seconds * fps - 1e-6) / fps
         warnings = []
         if spoken > seconds:  # (fitting to the audio never leaves it longer)
             warnings.append(f"shot {label or '?'}: its sound ({spoken:.2f} s) is longer than the shot "
                             f"({seconds:.2f} s) and is cut at the shot's end")
             log.warning("%s", warnings[-1])
-        clip = clip_from_image(image, seconds, width, height, fps, camera_move, seed, label, sound, dialogue,
-                               tuple(mouth_rigs or ()), frames_fps)
+        clip = clip_from_frames(boundary.image_to_frames(image), seconds, width, height, fps, camera_move, seed,
+                                label, sound, dialogue, tuple(mouth_rigs or ()), frames_fps)
         # ui.images: the editor shows the shot's first frame on the node, as it does for core previews;
         # ui.warnings: what a headless client reports with the shot (a mouth not drawn, a track lost)
         first = next(iter(clip.frames()), None)
         thumbnails = [boundary.save_preview_image(first)] if first is not None else []
         return {"ui": {"images": thumbnails, "warnings": warnings + list(clip.warnings)}, "result": (clip,)}
-
-
-def clip_from_image(image, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
-                    seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = (),
-                    frames_fps: float = 0.0) -> Clip:
-    """A shot clip from a ComfyUI ``IMAGE``: a still with a camera move, or a batch played as frames (made at
-    ``frames_fps``, resampled to ``fps`` by time; 0: one per film frame)."""
-    if width % 2 or height % 2:
-        raise ValueError(f"film size {width}x{height} must be even: video is stored as 4:2:0, which halves both")
-    if seconds <= 0:
-        raise ValueError(f"shot {label or '?'} has no length ({seconds} s)")
-    frames = boundary.image_to_frames(image)
-    if len(frames) == 1:
-        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
-    return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs,
-                         source_fps=frames_fps)
 
 
 class AnimStudioCameraMove:
@@ -155,7 +156,7 @@ class AnimStudioCameraMove:
         }}
 
     def move(self, images, move, seconds, fps, width, height, seed):
-        clip = clip_from_image(images, seconds, width, height, fps, move, seed)
+        clip = clip_from_frames(boundary.image_to_frames(images), seconds, width, height, fps, move, seed)
         progress = boundary.Progress(clip.frame_count)
         frames = []
         for frame in clip.frames():
@@ -179,6 +180,9 @@ class AnimStudioLoadVideoClip:
         return {"required": {
             "video": (boundary.list_input_files(VIDEO_SUFFIXES) or [""], {
                 "video_upload": True, "tooltip": "Video file in the input folder (subfolders allowed)."}),
+        }, "optional": {
+            "label": ("STRING", {"default": "", "tooltip": "The clip's name in the film (a shot id); empty: the "
+                                                          "file's name."}),
         }}
 
     @classmethod
@@ -186,11 +190,11 @@ class AnimStudioLoadVideoClip:
         return boundary.input_file_hash(video)
 
     @classmethod
-    def VALIDATE_INPUTS(cls, video):
+    def VALIDATE_INPUTS(cls, video, label=""):
         return boundary.input_file_problem(video)
 
-    def load(self, video):
-        return (video_clip(boundary.input_file(video)),)
+    def load(self, video, label=""):
+        return (video_clip(boundary.input_file(video), label),)
 
 
 class AnimStudioAppendClip:
@@ -236,8 +240,9 @@ class AnimStudioSaveFilm:
                                            "tooltip": "File name prefix in the output folder; may include subfolders."}),
         }, "optional": {
             "burn_subtitles": ("BOOLEAN", {"default": False, "tooltip": "Draw the dialogue's subtitles on the frames."}),
-            "subtitle_files": (["none", "srt", "vtt", "srt+vtt"], {"default": "none",
-                                                                   "tooltip": "Subtitle sidecar files next to the film."}),
+            "subtitle_files": (list(SUBTITLE_FILES), {"default": "none", "tooltip": "Subtitle sidecar files next to "
+                                                      "the film: SRT; WebVTT with a timestamp before each word; ASS "
+                                                      "with karaoke tags that light each word as it is said."}),
             "subtitle_size": ("INT", {"default": 0, "min": 0, "max": 400,
                                       "tooltip": "Caption height in pixels; 0 = 5.5% of the frame height."}),
             "subtitle_font": ("STRING", {"default": "", "tooltip": "Caption font: a family from this machine's font "
@@ -245,6 +250,8 @@ class AnimStudioSaveFilm:
                                                                    "input folder; empty = one that covers the text (CJK "
                                                                    "included)."}),
             "subtitle_position": (["bottom", "top"], {"default": "bottom", "tooltip": "Where captions sit."}),
+            "subtitle_speaker": ("BOOLEAN", {"default": True, "tooltip": "Start each caption (burned in and in the "
+                                                                         "sidecar files) with the speaker's name."}),
             "music": ("AUDIO", {"tooltip": "A music bed under the whole film (cut or padded to its length)."}),
             "music_gain_db": ("FLOAT", {"default": -14.0, "min": -60.0, "max": 12.0, "step": 0.5,
                                         "tooltip": "Music level when nobody speaks."}),
@@ -252,25 +259,35 @@ class AnimStudioSaveFilm:
                                   "tooltip": "How much the music dips under dialogue."}),
             "crf": ("INT", {"default": 18, "min": 0, "max": 51, "tooltip": "H.264 quality: lower is better and "
                                                                           "larger; 18 looks lossless, 10 for intermediates."}),
+            "loudness_lufs": ("FLOAT", {"default": -14.0, "min": -40.0, "max": 0.0, "step": 0.5,
+                                        "tooltip": "Master the sound to this integrated loudness (ITU-R BS.1770) under "
+                                                   "a -1 dBTP true-peak ceiling, faded in and out at the ends: -14 "
+                                                   "for the web, -16 for podcasts and mobile, -23 for EBU R128 "
+                                                   "broadcast. 0 leaves the mix as it is (a shot's intermediate "
+                                                   "video)."}),
             "format": (list(CONTAINERS), {"default": "mp4", "tooltip": "mp4: H.264 + AAC, plays everywhere; webm: "
                                                                         "VP9 + Opus; mov: ProRes 422 HQ for editing."}),
         }}
 
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
              subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
-             format="mp4"):
+             format="mp4", loudness_lufs=-14.0, subtitle_speaker=True):
+        if not subtitle_speaker:
+            film = without_speakers(film)
         path, subfolder, name = boundary.next_output_path(filename_prefix, format)
         style = SubtitleStyle(font=_font_file(subtitle_font), size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
-        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf)
+        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf,
+                    loudness_lufs or None)
         files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
         cues = film.subtitle_track()
-        for kind in ("srt", "vtt"):
+        for kind in ("srt", "vtt", "ass"):
             if cues and kind in subtitle_files.split("+"):  # a film without dialogue gets no empty sidecars
                 sidecar = path.with_suffix(f".{kind}")
-                sidecar.write_text(to_srt(cues) if kind == "srt" else to_webvtt(cues), encoding="utf-8")
+                sidecar.write_text(sidecar_text(kind, cues, film, style), encoding="utf-8")
                 files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
-        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:]},
+        # ui.timeline: each shot's time on screen, for the client's QC and exports
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": film_timeline(film)},
                 "result": (boundary.video_output(path),)}
 
 
@@ -285,39 +302,6 @@ def _font_file(name: str) -> str:
             raise FontError(f"subtitle font {name!r} not found in the input folder")
         return str(path)
     return system_font(name)
-
-
-def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
-                duck_db: float = -10.0, crf: int = 18) -> None:
-    """Stream ``film`` into a video at ``path`` (format from its suffix), with progress and ComfyUI's interrupt.
-
-    Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
-    sound placed at their times, with ``music`` ducked under it when given.
-    """
-    if not film.clips:
-        raise ValueError("the film has no clips")
-    first = film.clips[0]
-    progress = boundary.Progress(film.frame_count)
-    captions = film.subtitle_track() if subtitles is not None else ()
-    if captions:
-        for cue in captions:  # fail before encoding anything if a caption has no font
-            find_font(cue.text if not cue.speaker else f"{cue.speaker}: {cue.text}", subtitles.font)
-
-    def frames():
-        for index, frame in enumerate(iter_film_frames(film)):
-            boundary.check_interrupted()
-            caption = active_caption(captions, index / film.fps) if captions else None
-            yield burn_in(frame, caption, subtitles) if caption else frame
-
-    write_video(frames(), path, first.fps, first.width, first.height, crf=crf,
-                on_frame=lambda n: progress.update(1), audio=soundtrack(film, music, music_gain_db, duck_db))
-
-
-def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0) -> Soundtrack | None:
-    """The film's sound, streamed: clip audio at clip times plus a ducked music bed; None when the film is silent."""
-    if music is None and not any(c.audio is not None for c in film.clips):
-        return None
-    return Soundtrack(film, music, music_gain_db, duck_db)
 
 
 NODE_CLASS_MAPPINGS = {

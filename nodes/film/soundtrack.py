@@ -1,8 +1,9 @@
 """The film's sound, produced a chunk at a time as the encoder asks for it: memory stays flat with length.
 
 Each clip's sound sits at the time its clip starts in the cut (sounds overlapping in a transition
-add, as in a mixer); a music bed, when given, is ducked under dialogue by a streaming speech gate.
-Levels above full scale are clipped softly rather than the whole film being scaled down afterwards.
+add, as in a mixer), at 48 kHz stereo; a music bed, when given, is ducked under dialogue by a streaming speech
+gate and fades out with the film. A shot's own video clips levels above full scale softly; the film's sound is
+mastered instead (:mod:`..audio.mastering`: a loudness target, a true-peak limiter, fades at its ends).
 """
 from __future__ import annotations
 
@@ -13,19 +14,26 @@ from ..audio.mixing import SpeechGate, ducked_music_gain, match_channels, resamp
 from .clips import Film
 
 
+SAMPLE_RATE, CHANNELS = 48000, 2  # broadcast and web delivery: 48 kHz stereo, dialogue in the centre
+MUSIC_FADE_SECONDS = 2.0          # a music bed longer than the film fades out with it instead of being cut
+
+
 class Soundtrack:
     def __init__(self, film: Film, music: AudioClip | None = None, music_gain_db: float = -14.0,
-                 duck_db: float = -10.0):
+                 duck_db: float = -10.0, soft_clip: bool = True):
         starts = film.clip_starts()
         voiced = [(starts[i] / film.fps, c.audio) for i, c in enumerate(film.clips) if c.audio is not None]
-        sources = [a for _, a in voiced] + ([music] if music is not None else [])
-        self.sample_rate = max((a.sample_rate for a in sources), default=48000)
-        self.channels = max((a.channels for a in sources), default=1)
+        self.sample_rate, self.channels = SAMPLE_RATE, CHANNELS
+        self.soft_clip = soft_clip  # off when a limiter masters the mix after
         self.frames = int(round(film.seconds * self.sample_rate))
         # each clip's sound is converted when the track reaches it and dropped once passed
         self.placed = [(int(round(start * self.sample_rate)), audio) for start, audio in voiced]
         self._ready: dict[int, np.ndarray] = {}
         self.music = match_channels(resample(music, self.sample_rate), self.channels).samples if music is not None else None
+        if self.music is not None and self.music.shape[1] > self.frames:  # it goes on past the film: fade it out
+            fade = min(self.frames, int(MUSIC_FADE_SECONDS * self.sample_rate))
+            self.music = self.music[:, :self.frames].copy()
+            self.music[:, self.frames - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[None, :]
         self.music_gain_db, self.duck_db = music_gain_db, duck_db
         self.gate = SpeechGate(self.sample_rate)
         self.position = 0
@@ -55,7 +63,7 @@ class Soundtrack:
                 gain = ducked_music_gain(amount[:hi - lo], self.music_gain_db, self.duck_db)
                 chunk[:, :hi - lo] += self.music[:, lo:hi] * gain[None, :]
         self.position = end
-        return soft_clip(chunk)
+        return soft_clip(chunk) if self.soft_clip else chunk
 
     def read_all(self) -> AudioClip:
         return AudioClip(self.read(self.frames), self.sample_rate)

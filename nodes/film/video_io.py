@@ -88,11 +88,13 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
             stream = container.add_stream(kind.video, rate=_fps_fraction(fps))
             stream.width, stream.height, stream.pix_fmt = width, height, kind.pix_fmt
             stream.options = _video_options(kind, crf)
+            _tag_bt709(stream)
             sound = _AudioWriter(container, audio, kind.audio) if audio is not None else None
             for frame in frames:
                 if frame.shape[:2] != (height, width):
                     raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
-                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+                    format=kind.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")  # HD's matrix, as tagged
                 container.mux(stream.encode(video_frame))
                 count += 1
                 if sound is not None:
@@ -109,6 +111,14 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
     return VideoInfo(width, height, float(fps), count, count / fps, kind.video, audio is not None)
 
 
+def _tag_bt709(stream) -> None:
+    """Tag the stream as BT.709 (primaries, transfer, matrix) in limited range, as the frames are converted: players
+    then show the colours as rendered instead of guessing (an untagged HD stream is read as BT.601 by some)."""
+    context = stream.codec_context
+    context.colorspace = context.color_primaries = context.color_trc = 1  # AVCOL_*_BT709
+    context.color_range = 1  # AVCOL_RANGE_MPEG (limited)
+
+
 class _AudioWriter:
     """AAC for the film's sound, fed in step with the video and padded or cut to the video's length."""
 
@@ -122,6 +132,8 @@ class _AudioWriter:
         self.rate = 48000 if codec == "libopus" else audio.sample_rate
         self.stream = container.add_stream(codec, rate=self.rate)
         self.stream.layout = self.layout
+        if codec in ("aac", "libopus"):  # 192 kb/s stereo: transparent, and lossy coding adds little to the peaks
+            self.stream.bit_rate = 96000 * len(self.stream.layout.channels)
         self.container = container
         self.written = 0
         self._av = av
@@ -158,26 +170,9 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 def read_audio_track(path: str | Path):
     """The first audio stream of a video file as an AudioClip (decoded whole: sound is small next to frames)."""
-    import av
+    from ..audio.clip import read_audio_stream
 
-    from ..audio.clip import AudioClip
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        chunks = [_planar(frame) for frame in container.decode(stream)]
-        rate = stream.codec_context.sample_rate
-    return AudioClip(np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32), rate)
-
-
-def _planar(frame) -> np.ndarray:
-    """An audio frame as float32 ``[channels, samples]`` whatever its sample layout."""
-    array = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if not frame.format.is_planar:
-        array = array.reshape(-1, channels).T
-    if array.dtype.kind == "i":
-        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
-    return array.astype(np.float32)
+    return read_audio_stream(path)
 
 
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:

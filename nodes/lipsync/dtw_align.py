@@ -276,7 +276,7 @@ def _speak(text: str, voice: str):
     from ..audio.espeak import espeak_synthesize
 
     try:
-        samples, rate, events = espeak_synthesize(text, voice)
+        samples, rate, events, _ = espeak_synthesize(text, voice)
     except Exception as exc:  # espeak missing or refusing the text: one error for the user
         raise LipSyncError(f"espeak-ng could not speak the text to align against: {exc}") from None
     if not events or len(samples) == 0:

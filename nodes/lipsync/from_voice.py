@@ -41,15 +41,16 @@ def _arpabet_segments(timings: Iterable) -> list[PhoneSegment]:
     return out
 
 
-def phone_segments(timings: Iterable, phone_set: str = "ipa") -> list[PhoneSegment]:
-    """Timed ARPAbet segments for :func:`.shapes.phones_to_cues` from timings in ``phone_set``."""
+def phone_segments(timings: Iterable, phone_set: str = "ipa", language: str = "en") -> list[PhoneSegment]:
+    """Timed ARPAbet segments for :func:`.shapes.phones_to_cues` from timings in ``phone_set``, spoken in
+    ``language`` (which decides how a few IPA vowels read: :data:`.ipa.LANGUAGE_PHONES`)."""
     if phone_set not in PHONE_SETS:
         raise LipSyncError(f"unknown phone set {phone_set!r}; one of {', '.join(PHONE_SETS)}")
     if phone_set == "arpabet":
         return _arpabet_segments(timings)
     from .ipa import to_segments
 
-    return to_segments(timings)
+    return to_segments(timings, language)
 
 
 def _voiced_closures(segments: list[PhoneSegment]) -> list[PhoneSegment]:
@@ -146,7 +147,7 @@ def cues_from_phone_timings(timings, duration: float, extended_shapes: str = "GH
     if duration <= 0:
         raise LipSyncError("the audio is empty")
     extended_shapes = "".join(s for s in extended_shapes.upper() if s in "GHX")
-    segments = phone_segments(list(timings), phone_set)
+    segments = phone_segments(list(timings), phone_set, language)
     if phone_set == "ipa":  # a voice's own event timing (espeak, Piper): see _voiced_closures
         segments = _voiced_closures(segments)
     segments = _closed_onset(segments)

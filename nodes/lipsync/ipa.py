@@ -14,7 +14,8 @@ tip or back), and the ARPAbet phones go through :func:`.shapes.phones_to_cues` u
 How a phone name is read (:func:`to_arpabet`): stress marks, length marks, tone letters and digits,
 tie bars and combining diacritics (nasal tilde, syllabic, dental, ...) are dropped; a trailing
 modifier letter (ʲ ʷ ʰ ᵝ, any Unicode "Lm" letter) is dropped too, but a modifier *alone* (espeak gives Russian palatalisation ʲ
-as its own event) becomes the glide it stands for. What is left is split into symbols: known affricates
+as its own event) becomes the glide it stands for, except right before a vowel, whose onset it is (the vowel starts
+there). A few symbols read differently by language (:data:`LANGUAGE_PHONES`): Russian's reduced ʌ/ɐ is open. What is left is split into symbols: known affricates
 (tʃ dʒ ts dz tɕ dʑ ʈʂ pf ...) and closing diphthongs with an ARPAbet twin (aɪ→AY, aʊ→AW, eɪ→EY,
 oʊ/əʊ→OW, ɔɪ→OY) stay whole; any other vowel sequence (ie, uo, ju, ɪə) is split into its parts, each
 getting a share of the phone's time. Openness and rounding decide the vowels: open a ɑ → AA (D, wide),
@@ -60,7 +61,7 @@ LONE_MODIFIER = {"ʲ": "Y", "ʷ": "W", "ʰ": "HH", "ʱ": "HH", "ˠ": "HH", "ˤ":
 MODIFIERS = set(LONE_MODIFIER) | set("ⁿˡʳ˞")
 LANGUAGE_SWITCH = re.compile(r"^\([a-z]{2,3}(-[a-z0-9]+)*\)$")
 # espeak's own marks that are not IPA but turn up in its names ("s." in cmn, "ə-" in fr, "@" variants)
-NON_IPA = set(".-@^`~")
+NON_IPA = set(".-@^`~\"")  # espeak's marks inside names ("u\"" is Russian's fronted u after a soft consonant)
 
 # IPA consonant → nearest ARPAbet phone (by what the lips and tongue show)
 CONSONANTS: dict[str, str] = {
@@ -273,11 +274,37 @@ def group_phones(timings: Iterable) -> list[tuple[str, float, float]]:
         out.append([name, start, end])
     if pending_space is not None:
         out.append([PAUSE, *pending_space])
-    return [(n, s, e) for n, s, e in out]
+    return [(n, s, e) for n, s, e in _soft_onsets(out)]
 
 
-def to_segments(timings: Iterable) -> list[PhoneSegment]:
-    """Timed IPA phones → timed ARPAbet :class:`~.shapes.PhoneSegment` for :func:`.shapes.phones_to_cues`.
+def _soft_onsets(items: list[list]) -> list[list]:
+    """A lone palatalisation mark (espeak's own ``ʲ`` event between a soft consonant and its vowel, 40-50 ms that
+    leave the vowel itself 15-20 ms) is the vowel's onset, not a glide of its own: the vowel starts there, so a
+    soft vowel opens the mouth as long as it sounds (Russian ля, ря, мё)."""
+    out: list[list] = []
+    for item in items:
+        if out and out[-1][0] == "ʲ" and is_vowel(item[0]) and abs(out[-1][2] - item[1]) < 1e-6:
+            item = [item[0], out.pop()[1], item[2]]
+        out.append(item)
+    return out
+
+
+# Symbols a language's voice uses for what the mouth does differently there than in English. Russian: the reduced
+# [ɐ] (akanye: an unstressed а or о just before the stress), which espeak writes ʌ or ɐ, is an open vowel, not the
+# lazy schwa-like AH those symbols are in English (CMUdict's AH0/AH1); its trilled r is the tongue tip alone, so the
+# lips stay with the vowels around it (English's rounded R would close the short vowels after it).
+LANGUAGE_PHONES: dict[str, dict[str, str]] = {"ru": {"ʌ": "a", "ɐ": "a", "r": "d"}}
+
+
+def in_language(name: str, language: str = "en") -> str:
+    """A phone name as :func:`to_arpabet` should read it in ``language`` (see :data:`LANGUAGE_PHONES`)."""
+    table = LANGUAGE_PHONES.get((language or "").replace("_", "-").split("-")[0].lower())
+    return "".join(table.get(ch, ch) for ch in name) if table else name
+
+
+def to_segments(timings: Iterable, language: str = "en") -> list[PhoneSegment]:
+    """Timed IPA phones (spoken in ``language``) → timed ARPAbet :class:`~.shapes.PhoneSegment` for
+    :func:`.shapes.phones_to_cues`.
 
     A phone that maps to two parts (a split vowel sequence, pf) gives the first part
     ``DIPHTHONG_SPLIT`` of its time, the rest the remainder; three or more parts share it equally.
@@ -286,7 +313,7 @@ def to_segments(timings: Iterable) -> list[PhoneSegment]:
     for name, start, end in group_phones(timings):
         if end <= start:
             continue
-        parts = to_arpabet(name)
+        parts = to_arpabet(in_language(name, language))
         if not parts:
             continue
         if len(parts) == 1:

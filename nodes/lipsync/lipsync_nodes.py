@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 
 from .. import boundary
+from ..audio.clip import write_wav
 from .engine import ENGINES, lipsync_audio
 from .formats import FORMATS, write_cues
 from .mouths import (MouthBox, box_from_mask, builtin_mouth_set, frame_count, load_mouth_folder,
@@ -79,18 +81,26 @@ class AnimStudioSaveMouthCues:
                                            "tooltip": "File name prefix in the output folder; may include subfolders."}),
             "dat_frame_rate": ("INT", {"default": 24, "min": 1, "max": 120,
                                        "tooltip": "Frame rate of DAT (Moho) files."}),
+        }, "optional": {
+            "audio": ("AUDIO", {"tooltip": "The sound the cues were made from: saved beside them as a WAV of the same "
+                                           "name, which the cues name as their soundFile (and an editor can import)."}),
         }}
 
-    def save(self, mouth_cues, format, filename_prefix, dat_frame_rate):
+    def save(self, mouth_cues, format, filename_prefix, dat_frame_rate, audio=None):
         suffix = "json" if format == "visemes" else format
         path, subfolder, name = boundary.next_output_path(filename_prefix, suffix)
+        files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
+        if audio is not None:
+            sound = write_wav(boundary.audio_from_comfy(audio), path.with_suffix(".wav"))
+            mouth_cues = replace(mouth_cues, sound_file=sound.name)  # beside the cues: the pair moves together
+            files.append({"filename": sound.name, "subfolder": subfolder, "type": "output"})
         if format == "visemes":
             path.write_text(to_viseme_json(mouth_cues), encoding="utf-8")
         elif format == "dat":
             write_cues(mouth_cues, path, frame_rate=dat_frame_rate)
         else:
             write_cues(mouth_cues, path)
-        return {"ui": {"files": [{"filename": name, "subfolder": subfolder, "type": "output"}]}, "result": ()}
+        return {"ui": {"files": files}, "result": ()}
 
 
 class AnimStudioTalkingMouth:

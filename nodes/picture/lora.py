@@ -17,6 +17,7 @@ functions: this module imports without ComfyUI or torch.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -242,7 +243,9 @@ def _fits(patch, weight_shape: tuple[int, ...]) -> bool:
         up, down = _shape(weights[0]), _shape(weights[1])
         if len(up) < 1 or len(down) < 2 or len(weight_shape) < 2:
             return True
-        return up[0] == weight_shape[0] and down[1] == weight_shape[1]
+        # core multiplies the factors flattened past their first dimension and reshapes the product to the weight:
+        # a conv's down factor may be (rank, in, k, k) (kohya) or (rank, in*k*k) (core's Train LoRA)
+        return up[0] == weight_shape[0] and math.prod(down[1:]) == math.prod(weight_shape[1:])
     return True
 
 

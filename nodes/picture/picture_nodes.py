@@ -1,11 +1,12 @@
-"""Picture nodes: a character's LoRA on the model and CLIP, refused when it was made for another model family.
+"""Picture nodes: a character's LoRA on the model and CLIP, refused when it was made for another model family; a
+LoRA trained in the graph saved where loaders find it.
 
-A thin shell over :mod:`.lora`. ComfyUI (and torch) are needed only when the node runs; the module imports
+Thin shells over :mod:`.lora` and :mod:`.lora_training`. ComfyUI (and torch) are needed only when the node runs; the module imports
 without them, so the pack still loads in the embedded engine.
 """
 from __future__ import annotations
 
-from . import lora
+from . import lora, lora_training
 
 
 class AnimStudioCharacterLoRA:
@@ -54,9 +55,42 @@ class AnimStudioCharacterLoRA:
         return (new_model, new_clip, report.text())
 
 
+class AnimStudioSaveCharacterLoRA:
+    DESCRIPTION = ("Saves a LoRA trained by core's Train LoRA as models/loras/animstudio/<name>.safetensors, so the "
+                   "Character LoRA node (and core's Load LoRA) can pick it at once, and keeps a copy in the output "
+                   "folder that the run reports, so a headless client can download it. Training again under the "
+                   "same name replaces the file.")
+    CATEGORY = "animstudio/picture"
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("lora_name",)
+    OUTPUT_TOOLTIPS = ("The saved file's name as LoRA loaders take it (animstudio/<name>.safetensors).",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "lora": ("LORA_MODEL", {"tooltip": "The trained LoRA: Train LoRA's 'lora' output (not the model with "
+                                               "the LoRA applied)."}),
+            "name": ("STRING", {"default": "character", "tooltip": "The file name (without extension) under "
+                                                                   "models/loras/animstudio; unsafe characters "
+                                                                   "become _."}),
+        }, "optional": {
+            "steps": ("INT", {"forceInput": True, "tooltip": "Train LoRA's 'steps' output, kept in the file's "
+                                                             "metadata."}),
+        }}
+
+    def save(self, lora, name, steps=None):
+        lora_name, _path, (subfolder, filename) = lora_training.save_character_lora(lora, name, steps)
+        return {"ui": {"loras": [{"filename": filename, "subfolder": subfolder, "type": "output",
+                                  "lora_name": lora_name}]}, "result": (lora_name,)}
+
+
 NODE_CLASS_MAPPINGS = {
     "AnimStudioCharacterLoRA": AnimStudioCharacterLoRA,
+    "AnimStudioSaveCharacterLoRA": AnimStudioSaveCharacterLoRA,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "AnimStudioCharacterLoRA": "Character LoRA (checked)",
+    "AnimStudioSaveCharacterLoRA": "Save Character LoRA",
 }

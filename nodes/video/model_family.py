@@ -12,7 +12,7 @@ FAMILY_NAMES = {
     "wan_ti2v_5b": "Wan2.2 TI2V 5B", "animate": "Wan2.2-Animate", "vace": "Wan VACE", "camera": "Wan Fun Camera",
 }
 #: the families a pack graph asks a loader for
-CHECKED = ("s2v", "humo", "wan_i2v")
+CHECKED = ("s2v", "humo", "wan_i2v", "wan_t2v")
 _BY_CLASS = {"WAN22_S2V": "s2v", "WAN21_HuMo": "humo", "WAN22": "wan_ti2v_5b", "WAN22_Animate": "animate",
              "WAN21_Vace": "vace", "WAN21_Camera": "camera"}
 _WAN_I2V_IN_DIM = 36  # an i2v DiT takes the start image's latent and mask beside the noise (16 + 20 channels)

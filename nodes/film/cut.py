@@ -1,0 +1,57 @@
+"""The cut rendered: a film (its clips and transitions) streamed into a video file with burned-in captions and its
+sound (the clips' sound at their times, a ducked music bed, mastered when asked), with progress and ComfyUI's
+interrupt; and its timeline, each shot's time on screen."""
+from __future__ import annotations
+
+from .. import boundary
+from ..audio.mastering import mastered
+from .clips import Film, iter_film_frames
+from .soundtrack import Soundtrack
+from .subtitles import SubtitleStyle, active_caption, burn_in, find_font
+from .video_io import write_video
+
+
+def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
+                duck_db: float = -10.0, crf: int = 18, loudness_lufs: float | None = None) -> None:
+    """Stream ``film`` into a video at ``path`` (format from its suffix), with progress and ComfyUI's interrupt.
+
+    Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
+    sound placed at their times, with ``music`` ducked under it when given; with ``loudness_lufs`` it is mastered
+    (levelled to that integrated loudness, under -1 dBTP, faded at the film's ends).
+    """
+    if not film.clips:
+        raise ValueError("the film has no clips")
+    first = film.clips[0]
+    progress = boundary.Progress(film.frame_count)
+    captions = film.subtitle_track() if subtitles is not None else ()
+    if captions:
+        for cue in captions:  # fail before encoding anything if a caption has no font
+            find_font(cue.text if not cue.speaker else f"{cue.speaker}: {cue.text}", subtitles.font)
+
+    def frames():
+        for index, frame in enumerate(iter_film_frames(film)):
+            boundary.check_interrupted()
+            caption = active_caption(captions, index / film.fps) if captions else None
+            yield burn_in(frame, caption, subtitles) if caption else frame
+
+    write_video(frames(), path, first.fps, first.width, first.height, crf=crf,
+                on_frame=lambda n: progress.update(1),
+                audio=soundtrack(film, music, music_gain_db, duck_db, loudness_lufs))
+
+
+def film_timeline(film: Film) -> list[dict]:
+    """Each clip's time on screen in the cut: ``[{"shot": label, "start": s, "end": s}]``."""
+    starts = film.clip_starts()
+    return [{"shot": clip.label, "start": round(starts[i] / film.fps, 3),
+             "end": round((starts[i] + clip.frame_count) / film.fps, 3)} for i, clip in enumerate(film.clips)]
+
+
+def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0,
+               loudness_lufs: float | None = None):
+    """The film's sound, streamed: clip audio at clip times plus a ducked music bed, mastered to ``loudness_lufs``
+    when given; None when the film is silent."""
+    if music is None and not any(c.audio is not None for c in film.clips):
+        return None
+    if loudness_lufs is None:
+        return Soundtrack(film, music, music_gain_db, duck_db)
+    return mastered(lambda: Soundtrack(film, music, music_gain_db, duck_db, soft_clip=False), loudness_lufs)
