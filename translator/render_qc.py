@@ -20,14 +20,17 @@ def reported_timeline(outputs: Mapping[str, Any]) -> list[dict]:
 
 
 def film_qc(film: Path, timeline: list[dict], out_dir: Path, loudness_target: float | None) -> dict:
-    """QC ``film`` (its lines from the ``.srt`` beside it) and draw its contact sheet (``<film>-contact.png``).
-    A fault in the check itself is logged and reported, never raised: the film is made either way."""
+    """QC ``film`` (its lines from the timeline, else from the ``.srt`` beside it) and draw its contact sheet
+    (``<film>-contact.png``). A fault in the check itself is logged and reported, never raised: the film is made
+    either way."""
     from ..nodes.film.qc import check_film, contact_sheet
-    from ..nodes.film.subtitles import parse_srt
+    from ..nodes.film.subtitles import SubtitleCue, parse_srt
 
     srt = film.with_suffix(".srt")
     try:
-        cues = parse_srt(srt.read_text(encoding="utf-8")) if srt.is_file() else ()
+        lines = [SubtitleCue(float(line["start"]), float(line["end"]), str(line.get("text", "")))
+                 for entry in timeline for line in entry.get("lines", ())]
+        cues = tuple(lines) if lines else parse_srt(srt.read_text(encoding="utf-8")) if srt.is_file() else ()
         result = check_film(film, cues, timeline, loudness_target).to_json()
         if timeline:
             sheet = contact_sheet(film, timeline, film.with_name(f"{film.stem}-contact.png"))

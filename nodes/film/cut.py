@@ -40,10 +40,17 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
 
 
 def film_timeline(film: Film) -> list[dict]:
-    """Each clip's time on screen in the cut: ``[{"shot": label, "start": s, "end": s}]``."""
+    """Each clip's time on screen in the cut and its lines' times in the film, in order:
+    ``[{"shot": label, "start": s, "end": s, "lines": [{"speaker": name, "text": t, "start": s, "end": s}]}]``."""
     starts = film.clip_starts()
-    return [{"shot": clip.label, "start": round(starts[i] / film.fps, 3),
-             "end": round((starts[i] + clip.frame_count) / film.fps, 3)} for i, clip in enumerate(film.clips)]
+    out = []
+    for i, clip in enumerate(film.clips):
+        offset = starts[i] / film.fps
+        lines = [{"speaker": cue.speaker, "text": cue.text, "start": round(cue.start, 3), "end": round(cue.end, 3)}
+                 for cue in (c.moved(offset, clip.seconds) for c in clip.subtitles if min(c.end, clip.seconds) > c.start)]
+        out.append({"shot": clip.label, "start": round(offset, 3),
+                    "end": round((starts[i] + clip.frame_count) / film.fps, 3), "lines": lines})
+    return out
 
 
 def soundtrack(film: Film, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0,

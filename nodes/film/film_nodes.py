@@ -18,6 +18,7 @@ from .clips import TRANSITIONS, Film, Transition, clip_from_frames, video_clip, 
 from .cut import film_timeline, render_film
 from .dialogue import shot_length
 from .frames import load_rgb
+from .editorial import EXPORT_CHOICES, export_film_cut, export_rate, parse_exports
 from .subtitles import SUBTITLE_FILES, FontError, SubtitleStyle, sidecar_text, system_font
 from .video_io import CONTAINERS
 
@@ -265,13 +266,19 @@ class AnimStudioSaveFilm:
                                                    "for the web, -16 for podcasts and mobile, -23 for EBU R128 "
                                                    "broadcast. 0 leaves the mix as it is (a shot's intermediate "
                                                    "video)."}),
+            "export": (list(EXPORT_CHOICES), {"default": "none", "tooltip": "The cut for editors, beside the film: "
+                                              "FCPXML (Final Cut Pro), FCP 7 XML (Premiere, Resolve), CMX 3600 EDL, "
+                                              "OTIO; each shot is its stretch of this film, cut where it starts."}),
             "format": (list(CONTAINERS), {"default": "mp4", "tooltip": "mp4: H.264 + AAC, plays everywhere; webm: "
                                                                         "VP9 + Opus; mov: ProRes 422 HQ for editing."}),
         }}
 
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
              subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
-             format="mp4", loudness_lufs=-14.0, subtitle_speaker=True):
+             format="mp4", loudness_lufs=-14.0, subtitle_speaker=True, export="none"):
+        kinds = parse_exports(export)
+        for kind in kinds:  # a rate an editor's format cannot count is refused before anything is encoded
+            export_rate(kind, film.fps)
         if not subtitle_speaker:
             film = without_speakers(film)
         path, subfolder, name = boundary.next_output_path(filename_prefix, format)
@@ -286,8 +293,11 @@ class AnimStudioSaveFilm:
                 sidecar = path.with_suffix(f".{kind}")
                 sidecar.write_text(sidecar_text(kind, cues, film, style), encoding="utf-8")
                 files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
-        # ui.timeline: each shot's time on screen, for the client's QC and exports
-        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": film_timeline(film)},
+        timeline = film_timeline(film)
+        for written in export_film_cut(path, film.fps, timeline, [t.kind for t in film.transitions], kinds):
+            files.append({"filename": written.name, "subfolder": subfolder, "type": "output"})
+        # ui.timeline: each shot's time on screen and its lines', for the client's QC and exports
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": timeline},
                 "result": (boundary.video_output(path),)}
 
 
