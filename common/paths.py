@@ -6,7 +6,9 @@ path, a symlink out).
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path, PurePosixPath
 
 
@@ -32,3 +34,17 @@ def safe_filename(name: str, default: str = "file") -> str:
     """A single path component made only of safe characters (no separators, no leading dots)."""
     cleaned = _UNSAFE.sub("_", name.replace("\\", "/").split("/")[-1]).lstrip(".")
     return cleaned[:128] or default
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> Path:
+    """``target`` holding ``source``'s bytes, replaced atomically: a hard link where both lie on one filesystem
+    (no byte is copied: a film of gigabytes costs nothing), else a copy. For files nobody writes to after."""
+    target = Path(target)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
+    return target

@@ -289,7 +289,7 @@ def test_voiced_storyboard_renders_on_the_server(comfy_server, tmp_path):
     assert len([p for p in report.outputs if "/lipsync/" in p and p.endswith(".json")]) == 2
 
 
-def test_bundled_example_renders_on_the_server(comfy_server, tmp_path, capsys):
+def test_bundled_example_renders_on_the_server(comfy_server, comfyui_base, tmp_path, capsys):
     """`animstudio render EXAMPLE --server URL`: the pack's nodes run inside ComfyUI, the film passes the same checks."""
     from animstudio.cli import main
     from conftest import EXAMPLE, check_example_film
@@ -299,6 +299,10 @@ def test_bundled_example_renders_on_the_server(comfy_server, tmp_path, capsys):
     assert report["engine"] == comfy_server.url and report["shape"] == "per_shot"
     check_example_film(tmp_path / report["film"], load_storyboard(EXAMPLE))
     assert (tmp_path / "the-last-lighthouse.srt").read_text().count("-->") == 2
+    # the film was composed here from OUT/shots: no shot video went up to the server
+    uploaded = comfyui_base / "input" / "animstudio" / "shots"
+    assert not (uploaded.is_dir() and list(uploaded.iterdir())), list(uploaded.iterdir())
+    assert not (tmp_path / "shots" / ".compose").exists()
 
 
 def test_saved_film_plugs_into_core_video_nodes(comfy_server, tmp_path):

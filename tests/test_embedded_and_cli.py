@@ -323,3 +323,34 @@ def test_captions_may_leave_out_the_speakers_name(tmp_path, capsys):
     film = out / json.loads(capsys.readouterr().out)["film"]
     assert "\nLook there.\n" in film.with_suffix(".srt").read_text() and "Ada" not in film.with_suffix(".srt").read_text()
     assert "Ada" not in film.with_suffix(".vtt").read_text()
+
+
+def test_each_graph_is_compiled_and_checked_once(tmp_path, monkeypatch):
+    """A render compiles every shot's graph once (the storyboard's compile serves the shots whose inputs it knew)
+    and the engine checks each graph once, before its files go up (its run trusts that check)."""
+    from collections import Counter
+
+    from animstudio.translator import compile as compile_module, graph_check, render as render_module
+    from animstudio.translator.engines import LocalEngine
+    from animstudio.translator.render import render
+
+    compiled, checked = Counter(), Counter()
+    original_compile, original_check = compile_module.compile_shot, graph_check.check_graph
+
+    def counting_compile(board, shot, *args, **kwargs):
+        compiled[shot.id] += 1
+        return original_compile(board, shot, *args, **kwargs)
+
+    def counting_check(graph, *args, **kwargs):
+        checked[id(graph)] += 1
+        return original_check(graph, *args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "compile_shot", counting_compile)
+    monkeypatch.setattr(render_module, "compile_shot", counting_compile)
+    monkeypatch.setattr(graph_check, "check_graph", counting_check)
+    board = load_storyboard(EXAMPLE)
+    with LocalEngine() as engine:
+        report = render(board, tmp_path, engine, "per_shot")
+    assert {s.status for s in report.shots.values()} == {"rendered"}
+    assert compiled == {shot.id: 1 for shot in board.shots}
+    assert len(checked) == len(board.shots) + 1 and set(checked.values()) == {1}  # the shots and the compose

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..common.errors import EngineUnavailableError, GraphValidationError, Problem, RenderInterrupted, ServerError
-from .graph_check import check_graph, is_link, node_place
+from .graph_check import CheckOnce, is_link, node_place
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class EmbeddedEngine:
         self.input_dir.mkdir(parents=True, exist_ok=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._classes: dict[str, type] | None = None
+        self._checked = CheckOnce()
 
     def close(self) -> None:
         """Remove the temporary folder with every copy of the inputs and outputs (fetch what you need first);
@@ -139,11 +140,11 @@ class EmbeddedEngine:
 
     # ------------------------------------------------------------------ files in and out
     def upload(self, local_path: str | Path, subfolder: str, filename: str) -> str:
-        from ..common.paths import resolve_inside
+        from ..common.paths import link_or_copy, resolve_inside
 
         target = resolve_inside(self.input_dir, f"{subfolder}/{filename}" if subfolder else filename)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, target)
+        link_or_copy(local_path, target)  # nodes only read their inputs: a link where it can be, no bytes copied
         return target.relative_to(self.input_dir).as_posix()
 
     def output_file(self, item: Mapping[str, str]) -> Path:
@@ -154,13 +155,23 @@ class EmbeddedEngine:
         return resolve_inside(self.output_dir, f"{sub}/{item['filename']}" if sub else item["filename"])
 
     # ------------------------------------------------------------------ running
+    @staticmethod
+    def _foreign(graph: Mapping[str, Any]) -> list[str]:
+        return sorted({n["class_type"] for n in graph.values() if not n["class_type"].startswith(PACK_PREFIX)})
+
+    def check(self, graph: Mapping[str, Any], node_shots=None, uploads=(), name: str = "graph") -> None:
+        """Refuse a graph of the pack's nodes alone that does not fit them, before anything is uploaded; a graph
+        with ComfyUI's nodes is checked by ComfyUI's own validation when it runs."""
+        if not self._foreign(graph):
+            self._checked.check(graph, self.pack_object_info(), node_shots, uploads, name)
+
     def run(self, graph: Mapping[str, Any], node_shots: Mapping[str, str | None] | None = None,
             on_event: EventHandler | None = None, uploads=()) -> dict[str, dict]:
         """Run ``graph``; returns its outputs as ``/history`` does (node id → ui dict)."""
         on_event = on_event or (lambda event, data: None)
-        foreign = sorted({n["class_type"] for n in graph.values() if not n["class_type"].startswith(PACK_PREFIX)})
+        foreign = self._foreign(graph)
         if not foreign:
-            check_graph(graph, self.pack_object_info(), node_shots, uploads, name="graph")
+            self._checked.before_run(graph, self.pack_object_info, node_shots, uploads)
             return self._run_pack_only(graph, node_shots, on_event)
         if comfyui_location() is None:
             raise EngineUnavailableError(

@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from .client import ComfyClient, OutputFile, local_output_path, write_atomically
+from ..common.paths import link_or_copy
+from .client import ComfyClient, OutputFile, local_output_path
 from .compile import CompiledGraph
 from .embedded import EmbeddedEngine
-from .graph_check import check_graph
+from .graph_check import CheckOnce
 
 
 class Engine(Protocol):
     name: str
 
     def object_info(self) -> dict: ...
+    def check(self, compiled: CompiledGraph) -> None:
+        """Refuse a graph that does not fit this engine (every problem, by node id) before anything of it is uploaded;
+        ``run`` then does not check that graph again."""
     def upload(self, local_path: Path, subfolder: str, filename: str) -> str: ...
     def run(self, graph: Mapping[str, Any], node_shots: Mapping, on_event: Callable, uploads=()) -> dict: ...
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path: ...
@@ -29,6 +33,7 @@ class ServerEngine:
         self.client = client
         self.name = client.name
         self._object_info: dict | None = None
+        self._checked = CheckOnce()
 
     def object_info(self) -> dict:
         if self._object_info is None:
@@ -41,11 +46,11 @@ class ServerEngine:
     def check(self, compiled: CompiledGraph) -> None:
         """Refuse a graph that does not fit the server before anything of it is uploaded (its uploads are
         named by content, so their names are known in advance)."""
-        check_graph(compiled.graph, self.object_info(), compiled.node_shots, [u.name for u in compiled.uploads],
-                    name=compiled.name)
+        self._checked.check(compiled.graph, self.object_info(), compiled.node_shots,
+                            [u.name for u in compiled.uploads], name=compiled.name)
 
     def run(self, graph, node_shots, on_event, uploads=()) -> dict:
-        check_graph(graph, self.object_info(), node_shots, uploads, name="graph")
+        self._checked.before_run(graph, self.object_info, node_shots, uploads)
         return self.client.run(graph, node_shots, on_event)
 
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
@@ -68,6 +73,9 @@ class LocalEngine:
     def object_info(self) -> dict:
         return self.engine.object_info()
 
+    def check(self, compiled: CompiledGraph) -> None:
+        self.engine.check(compiled.graph, compiled.node_shots, [u.name for u in compiled.uploads], compiled.name)
+
     def upload(self, local_path: Path, subfolder: str, filename: str) -> str:
         return self.engine.upload(local_path, subfolder, filename)
 
@@ -77,7 +85,7 @@ class LocalEngine:
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
         target = local_output_path(dest_dir, item.subfolder, item.filename)
         source = self.engine.output_file({"filename": item.filename, "subfolder": item.subfolder})
-        return write_atomically(target, source.read_bytes())
+        return link_or_copy(source, target)
 
     def free(self) -> None:
         """Nothing to do: each embedded run is its own worker process, and its memory goes with it."""

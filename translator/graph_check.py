@@ -230,3 +230,22 @@ def check_graph(graph: Mapping[str, Any], object_info: ObjectInfo, node_shots: M
     problems = graph_problems(graph, object_info, node_shots, uploads)
     if problems:
         raise GraphValidationError(f"{name}: {len(problems)} problem(s) against the node definitions", problems)
+
+
+class CheckOnce:
+    """An engine's memory of the graph its ``check`` passed, so that its ``run`` does not check that same graph
+    again (a render checks each graph once, before uploading its files); a graph run unchecked is checked there."""
+
+    def __init__(self) -> None:
+        self._passed: Mapping[str, Any] | None = None
+
+    def check(self, graph: Mapping[str, Any], object_info: ObjectInfo, node_shots=None, uploads: Iterable[str] = (),
+              name: str = "graph") -> None:
+        check_graph(graph, object_info, node_shots, uploads, name)
+        self._passed = graph
+
+    def before_run(self, graph: Mapping[str, Any], object_info, node_shots=None, uploads: Iterable[str] = ()) -> None:
+        """Check ``graph`` unless it is the one just checked; either way the next run checks again."""
+        passed, self._passed = self._passed, None
+        if graph is not passed:
+            check_graph(graph, object_info() if callable(object_info) else object_info, node_shots, uploads, "graph")

@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping
 from .client import write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, slug)
+from .embedded import EmbeddedEngine
 from .engines import Engine, LocalEngine, ServerEngine
 from .render_report import KeyframeAttempt, RenderReport, Reporter, ShotResult
 from .render_qc import film_qc, reported_timeline
@@ -135,8 +136,10 @@ def _render_per_shot(compiled: CompiledFilm, out_dir: Path, engine: Engine, repo
             keyframes[shot.id] = render_keyframe(board, shot, out_dir, engine, reporter, report)
     if keyframes and uses_video_models(board):
         engine.free()
+    graphs = {g.name: g for g in compiled.graphs}
     for shot in board.shots:
-        render_shot(board, shot, out_dir, engine, reporter, report, keyframes.get(shot.id), object_info)
+        render_shot(board, shot, out_dir, engine, reporter, report, keyframes.get(shot.id), object_info,
+                    graphs.get(f"shot-{shot.id}"))
     compose_film(board, out_dir, engine, reporter, report)
 
 
@@ -148,14 +151,21 @@ def uses_video_models(board: Storyboard) -> bool:
 
 
 def render_shot(board: Storyboard, shot: Shot, out_dir: Path, engine: Engine, reporter: Reporter,
-                report: RenderReport, keyframe: Path | None = None, object_info: dict | None = None) -> Path:
+                report: RenderReport, keyframe: Path | None = None, object_info: dict | None = None,
+                compiled: CompiledGraph | None = None) -> Path:
     """Render one shot's video into ``OUT/shots/`` unless the same graph made the one there already.
-    A generated shot needs its ``keyframe`` (from :func:`render_keyframe`)."""
+    A generated shot needs its ``keyframe`` (from :func:`render_keyframe`). ``compiled``: the shot's graph as the
+    whole storyboard was compiled, used as it is where nothing rendered since feeds it (a panel, no continuity frame,
+    no Phantom sheets), so each graph is compiled once."""
     if shot.keyframe is None and keyframe is None:
         raise AnimStudioError(f"shot {shot.id}: its keyframe has not been rendered yet")
-    sheets = {cid: sheet_file(out_dir, cid) for cid in shot.characters if sheet_file(out_dir, cid).is_file()}
-    shot_graph = compile_shot(board, shot, keyframe, object_info, _continuity_frame(board, shot, out_dir),
-                              sheets if shot.motion and shot.motion.family == "phantom" else None)
+    phantom = bool(shot.motion and shot.motion.family == "phantom")
+    if compiled is not None and keyframe is None and shot.continuity != "previous" and not phantom:
+        shot_graph = compiled
+    else:
+        sheets = {cid: sheet_file(out_dir, cid) for cid in shot.characters if sheet_file(out_dir, cid).is_file()}
+        shot_graph = compile_shot(board, shot, keyframe, object_info, _continuity_frame(board, shot, out_dir),
+                                  sheets if phantom else None)
     video = shot_video(out_dir, shot.id)
     video.parent.mkdir(parents=True, exist_ok=True)
     key_file, warnings_file = video.with_suffix(".key"), video.with_suffix(".warnings.json")
@@ -207,19 +217,20 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
     if _up_to_date(board, out_dir, key, reporter, report):
         return out_dir / report.film
     reporter.stage("composing the film")
-    check_before_upload(compose, engine, report)
-    with report.timed("upload"):
-        names = upload_all(compose, engine)
-        for upload in compose.uploads:
-            sidecar = upload.local_path.with_suffix(SHOT_SIDECAR)
-            if upload.subfolder == SHOT_VIDEO_SUBFOLDER and sidecar.is_file():
-                engine.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(SHOT_SIDECAR).name)
-    with report.timed("compose"):
-        outputs = engine.run(compose.graph, compose.node_shots, progress_events(compose, reporter, report), names)
-    for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
-        report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
-    with report.timed("download"):
-        files = fetch_outputs(outputs, engine, out_dir)
+    with compositor(compose, out_dir, engine) as composer:
+        check_before_upload(compose, composer, report)
+        with report.timed("upload"):
+            names = upload_all(compose, composer)
+            for upload in compose.uploads:
+                sidecar = upload.local_path.with_suffix(SHOT_SIDECAR)
+                if upload.subfolder == SHOT_VIDEO_SUBFOLDER and sidecar.is_file():
+                    composer.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(SHOT_SIDECAR).name)
+        with report.timed("compose"):
+            outputs = composer.run(compose.graph, compose.node_shots, progress_events(compose, reporter, report), names)
+        for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
+            report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
+        with report.timed("download"):
+            files = fetch_outputs(outputs, composer, out_dir)
     film = _film_file(files, out_dir, board)
     report.outputs += [f.relative_to(out_dir).as_posix() for f in files]
     report.film = film.relative_to(out_dir).as_posix() if film else None
@@ -229,6 +240,24 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
             "key": key, "film": report.film, "timeline": report.timeline, "qc": report.qc,
             "outputs": [f.relative_to(out_dir).as_posix() for f in files]}, indent=2).encode())
     return film
+
+
+@contextlib.contextmanager
+def compositor(compose: CompiledGraph, out_dir: Path, engine: Engine):
+    """Where the film is composed: here, by the pack's own nodes in this process, reading the shots where they lie in
+    ``OUT/shots/`` (linked into a working folder beside them, not uploaded anywhere) and writing the film beside
+    them; on ``engine`` only when the compose graph needs nodes of ComfyUI's own."""
+    if any(not node["class_type"].startswith("AnimStudio") for node in compose.graph.values()):
+        yield engine
+        return
+    work = Path(out_dir) / "shots" / ".compose"
+    shutil.rmtree(work, ignore_errors=True)
+    local = LocalEngine(EmbeddedEngine(work_dir=work))
+    try:
+        yield local
+    finally:
+        local.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _compose_record(out_dir: Path) -> Path:

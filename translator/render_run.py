@@ -119,11 +119,9 @@ def run_unscoped_graph(compiled: CompiledGraph, stage: str, engine: Engine, repo
 
 
 def check_before_upload(compiled: CompiledGraph, engine: Engine, report: RenderReport) -> None:
-    check = getattr(engine, "check", None)  # a server; the embedded engine checks as it runs
-    if check is None:
-        return
+    """The engine's check of a graph, once, before its files are uploaded (the engine's run then trusts it)."""
     try:
-        check(compiled)
+        engine.check(compiled)
     except AnimStudioError:
         if compiled.shot_id:
             report.shots[compiled.shot_id].status = "failed"

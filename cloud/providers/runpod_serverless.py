@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ...translator.client import OutputFile, local_output_path, write_atomically
 from ...common.errors import AnimStudioError, GraphValidationError, Problem, RenderInterrupted, ServerError
-from ...translator.graph_check import check_graph
+from ...translator.graph_check import CheckOnce
 from ...common.urls import redact
 from .base import ProviderError, secret_from_env
 from .http import ApiClient
@@ -117,6 +117,7 @@ class RunPodServerlessEngine:
         self.request_timeout = float(request_timeout)
         self.max_request_bytes = int(max_request_mb * 1_000_000)
         self.check_graphs = check_graphs
+        self._checked = CheckOnce()
         self._status_method = "GET"  # RunPod's API; the runpod package's local test server takes POST
         self._pending: dict[str, Path] = {}  # name in the graph → local file, sent with the next run
         self._files: dict[tuple[str, str, str, str], str] = {}  # (node, subfolder, filename, type) → base64
@@ -154,8 +155,8 @@ class RunPodServerlessEngine:
     def check(self, compiled) -> None:
         """Refuse a graph that does not fit the endpoint before anything is sent (as the server engine does)."""
         if self.check_graphs:
-            check_graph(compiled.graph, self.object_info(), compiled.node_shots,
-                        [u.name for u in compiled.uploads], name=compiled.name)
+            self._checked.check(compiled.graph, self.object_info(), compiled.node_shots,
+                                [u.name for u in compiled.uploads], name=compiled.name)
 
     def upload(self, local_path: Path, subfolder: str = "", filename: str | None = None) -> str:
         """Nothing leaves yet: the file goes with the next run (a serverless job may land on any worker)."""
@@ -172,7 +173,7 @@ class RunPodServerlessEngine:
         on_event = on_event or (lambda kind, data: None)
         pending, self._pending = self._pending, {}  # sent with this run, whatever becomes of it
         if self.check_graphs:
-            check_graph(graph, self.object_info(), node_shots, list(uploads) + list(pending), name="graph")
+            self._checked.before_run(graph, self.object_info, node_shots, list(uploads) + list(pending))
         images = [{"name": name, "image": base64.b64encode(path.read_bytes()).decode()}
                   for name, path in pending.items()]
         output = self._job({"workflow": dict(graph), "images": images}, "run the graph", self.timeout, on_event)
