@@ -58,6 +58,37 @@ def main() -> None:
     print(f"  aligner without text (phonetic)    {audio_seconds / phonetic:7.1f}x real time "
           f"({phonetic / synth_seconds:.1f}x the synthesis time)")
     print(f"  first-use decoder start-up          {warmup:7.2f} s (once per process)")
+    cli_line(args.repeat)
+
+
+CLI_BASELINE_SECONDS = 1.0  # `animstudio lipsync` on a one-second line before the decoders stopped loading models
+                            # they never use (the word dictionary and trigram model: about 0.3 and 0.5 s)
+
+
+def cli_line(repeat: int) -> None:
+    """``animstudio lipsync LINE.wav`` on a one-second line, start to finish (a new process each time, as a user or
+    a script runs it), without and with its text; goal: under 0.3 s."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from animstudio.nodes.audio.clip import write_wav
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav, text = Path(folder) / "line.wav", Path(folder) / "line.txt"
+        speech = synthesize("Steady, keeper.", VoiceSettings())
+        write_wav(speech.audio, wav)
+        text.write_text("Steady, keeper.")
+        for label, extra in (("without text", []), ("with its text", ["-d", str(text)])):
+            times = []
+            for _ in range(max(repeat, 3)):
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "animstudio", "lipsync", str(wav), *extra], check=True,
+                               stdout=subprocess.DEVNULL)
+                times.append(time.perf_counter() - t0)
+            print(f"  `animstudio lipsync` on a {speech.audio.seconds:.1f} s line, {label}: {min(times):.2f} s start "
+                  f"to finish (goal < 0.3 s; before: about {CLI_BASELINE_SECONDS:.1f} s)")
 
 
 if __name__ == "__main__":

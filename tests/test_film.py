@@ -162,3 +162,37 @@ def test_video_is_tagged_bt709_and_keeps_its_colours(tmp_path):
         assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
     assert np.abs(frame[10, 10] - (255, 0, 0)).max() <= 3 and np.abs(frame[50, 10] - (0, 160, 60)).max() <= 4
+
+
+def test_frames_are_made_ahead_in_order_with_errors_and_context_carried():
+    """write_video draws frames in a thread ahead of the encoder: in order, a bounded few ahead, the caller's
+    context (the embedded engine's folders) seen there, an error raised at the consumer, and an early stop stopping
+    the producer."""
+    import contextvars
+    import threading
+
+    from animstudio.nodes.film.video_io import PREFETCH_FRAMES, prefetched
+
+    made = []
+    where = contextvars.ContextVar("where", default="nowhere")
+    where.set("here")
+
+    def frames(n):
+        for i in range(n):
+            made.append((i, where.get(), threading.current_thread().name))
+            yield i
+
+    assert list(prefetched(frames(20))) == list(range(20))
+    assert {w for _, w, _ in made} == {"here"} and {t for _, _, t in made} == {"animstudio-frames"}
+    made.clear()
+    stream = prefetched(frames(1000))
+    assert next(stream) == 0
+    stream.close()  # the consumer stops: the producer stops too, a few frames ahead at most
+    assert len(made) <= PREFETCH_FRAMES + 2
+
+    def failing():
+        yield 1
+        raise ValueError("frame 1 is 4x4, expected 8x8")
+
+    with pytest.raises(ValueError, match="expected 8x8"):
+        list(prefetched(failing()))

@@ -5,7 +5,10 @@ playing before it has the whole file. Odd sizes are refused up front (4:2:0 need
 """
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -61,6 +64,53 @@ def _video_options(container: Container, crf: int) -> dict[str, str]:
     return {"profile": "3"}  # ProRes 422 HQ
 
 
+PREFETCH_FRAMES = 4  # frames made ahead of the encoder: the picture work and the encoding overlap, memory stays flat
+
+
+def prefetched(items: Iterable, depth: int = PREFETCH_FRAMES) -> Iterator:
+    """``items`` made in a thread of their own, up to ``depth`` ahead of the consumer, in order: drawing a frame
+    (camera moves, blends, captions, the colour conversion) runs while the encoder works on the one before, both
+    releasing the GIL in their C code. The producer sees the caller's context (ComfyUI's folders for the embedded
+    engine); an error in it is raised here, in order; a consumer that stops early stops it."""
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((None, exc))
+            return
+        put((done, None))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="animstudio-frames",
+                              daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, width: int, height: int,
                 crf: int = 18, on_frame: Callable[[int], None] | None = None, audio=None,
                 container_format: str = "") -> VideoInfo:
@@ -90,11 +140,16 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
             stream.options = _video_options(kind, crf)
             _tag_bt709(stream)
             sound = _AudioWriter(container, audio, kind.audio) if audio is not None else None
-            for frame in frames:
-                if frame.shape[:2] != (height, width):
-                    raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
-                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
-                    format=kind.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")  # HD's matrix, as tagged
+
+            def converted():
+                for index, frame in enumerate(frames):
+                    if frame.shape[:2] != (height, width):
+                        raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, expected "
+                                         f"{width}x{height}")
+                    yield av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+                        format=kind.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")  # HD's matrix, as tagged
+
+            for video_frame in prefetched(converted()):
                 container.mux(stream.encode(video_frame))
                 count += 1
                 if sound is not None:
