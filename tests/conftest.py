@@ -125,7 +125,7 @@ def check_example_film(film_path, board):
     import av
 
     from animstudio.nodes.audio.tts import VoiceSettings, synthesize
-    from animstudio.translator.compile import LINE_GAP_SECONDS
+    from animstudio.translator.storyboard_model import TimingSettings
 
     project = board.project
     with av.open(str(film_path)) as container:
@@ -145,7 +145,7 @@ def check_example_film(film_path, board):
                 board.characters[line.character].voice.engine, board.characters[line.character].voice.name,
                 project.language, board.characters[line.character].voice.rate,
                 board.characters[line.character].voice.pitch, line.emotion)).audio.seconds for line in shot.dialogue]
-            seconds = sum(spoken) + LINE_GAP_SECONDS * (len(spoken) - 1) + 0.5 + transition_room(board, shot)
+            seconds = sum(spoken) + TimingSettings().line_gap * (len(spoken) - 1) + 0.5 + transition_room(board, shot)
         fitted = shot.duration == "fit_to_dialogue"  # a fitted shot is rounded up to whole frames
         lengths.append(max(1, math.ceil(seconds * project.fps - 1e-6) if fitted else int(round(seconds * project.fps))))
     overlaps = sum(min(int(round(s.transition.duration * project.fps)), lengths[i - 1] - 1, lengths[i] - 1)

@@ -13,7 +13,7 @@ import soundfile as sf
 from animstudio.cli import main
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.common.errors import EngineUnavailableError, ServerError
-from animstudio.translator.compile import LINE_GAP_SECONDS
+from animstudio.translator.storyboard_model import TimingSettings
 from animstudio.translator.storyboard import load_storyboard
 from conftest import EXAMPLE, check_example_film, odd_width_film, transition_room, write_panel, write_storyboard
 
@@ -39,7 +39,7 @@ def test_cli_renders_the_bundled_example(tmp_path, capsys):
         if shot.duration == "fit_to_dialogue":  # each shot's own video: its lines, the gaps between, the tail
             spoken = sum(json.loads(p.read_text())["metadata"]["duration"]
                          for p in sorted((tmp_path / "outputs").rglob(f"{shot.id}-*.json")))
-            planned = spoken + LINE_GAP_SECONDS * (len(shot.dialogue) - 1) + 0.5
+            planned = spoken + TimingSettings().line_gap * (len(shot.dialogue) - 1) + 0.5
             assert planned < board.shot_seconds(shot)  # the estimate was longer: the old rule let the mouth rest
             planned += transition_room(board, shot)  # and the lines keep clear of the transitions
             assert abs(frame_count(tmp_path / "shots" / f"{shot.id}.mp4") - planned * 12) <= 1, shot.id

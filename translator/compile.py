@@ -12,7 +12,6 @@ Two shapes:
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -20,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .dialogue_graph import dialogue_nodes, mouth_rig_nodes, transition_room
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
 from ..common.errors import GraphValidationError, Problem
 from .motion import continuity_nodes, motion_family, motion_nodes
 from .reference_edit import sheet_nodes
 from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
-from .talk_plan import shot_speakers
 from .talk import talk_audio_seconds, talk_family, talk_nodes
-from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, file_digest, graph_json, instantiate
+from .templates import FILM_SCOPE, Graph, Link, Upload, content_upload, graph_json, instantiate
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
         image = continuity_nodes(board, shot, graph, node_shots, image, start)
     elif family is None and shot.motion is not None:
         image = motion_nodes(board, shot, graph, node_shots, image, object_info, uploads, sheets)
-    dialogue = _dialogue_nodes(board, shot, graph, node_shots)
+    dialogue = dialogue_nodes(board, shot, graph, node_shots)
     if family is not None:
         if shot.motion is not None:
             log.info("shot %s: its movement comes from %s; motion is not used", shot.id, family)
@@ -138,39 +137,14 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
                             {"seconds": talk_audio_seconds(board, shot, family)}, {"dialogue": dialogue})["audio"]
         image = talk_nodes(board, shot, graph, node_shots, image, audio, family)
     else:
-        rigs = _mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)
-    lead, out = _transition_room(board, shot, object_info) if family is None else (0.0, 0.0)
+        rigs = mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)
+    lead, out = transition_room(board, shot, object_info) if family is None else (0.0, 0.0)
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
         **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
         "frames_fps": _frames_fps(board, shot, family, object_info), "lead_seconds": lead, "out_seconds": out,
         "tail_seconds": board.project.timing.tail,
     }, {"image": image, "film": film, "dialogue": dialogue, "mouth_rigs": rigs})["film"]
-
-
-def _transition_room(board: Storyboard, shot: Shot, object_info: dict | None = None) -> tuple[float, float]:
-    """The seconds of the transitions into and out of a shot, which its lines keep clear of; a shot whose first
-    speaker is not the one who spoke last in the shot before waits longer, so that ``timing.speaker_pause`` passes
-    between them. A talking model's shot keeps its lines from its first frame: the model's frames were made with
-    the sound starting there."""
-    following = board.next_shot(shot)
-    lead = board.shot(shot.id).transition.seconds  # the board's own: a per-shot graph's shot starts with a cut
-    return lead + speaker_wait(board, shot, object_info), following.transition.seconds if following is not None else 0.0
-
-
-def speaker_wait(board: Storyboard, shot: Shot, object_info: dict | None = None) -> float:
-    """Seconds a shot's first line waits beyond its incoming transition for another speaker's pause: the silence
-    the shot before surely ends with (its tail when fitted to its dialogue, plus the transition its lines kept
-    clear of, which a talking model's shot does not) is topped up to ``timing.speaker_pause``."""
-    previous = board.previous_shot(shot)
-    if previous is None or not previous.dialogue or not shot.dialogue:
-        return 0.0
-    if previous.dialogue[-1].character == shot.dialogue[0].character:
-        return 0.0
-    talking = talk_family(board, previous, object_info) is not None
-    silence = ((board.project.timing.tail if previous.duration == FIT_TO_DIALOGUE else 0.0)
-               + (0.0 if talking else board.shot(shot.id).transition.seconds))
-    return round(max(0.0, board.project.timing.speaker_pause - silence), 6)
 
 
 def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: dict | None) -> float | None:
@@ -185,73 +159,11 @@ def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: di
     return None
 
 
-LINE_GAP_SECONDS = 0.35
-MOUTH_SUBFOLDER = "animstudio/mouths"
 MUSIC_SUBFOLDER = "animstudio/music"
 FONT_SUBFOLDER = "animstudio/fonts"
 CONTINUITY_SUBFOLDER = "animstudio/continuity"  # where a per-shot graph reads the previous shot's last frame
 FINAL_CRF = 18         # visually lossless H.264
 INTERMEDIATE_CRF = 10  # per-shot videos are encoded again when composed: keep generation loss invisible
-
-
-def _dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
-    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's dialogue."""
-    dialogue: Link | None = None
-    for index, line in enumerate(shot.dialogue):
-        character = board.characters[line.character]
-        voice = character.voice
-        # a line in its own language speaks it: espeak-ng then picks the voice by the language, not the character's
-        # voice name (which speaks the character's own)
-        name = "" if line.language and voice.engine == "espeak" else voice.name or ""
-        spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
-            "text": line.text, "engine": voice.engine, "voice": name, "language": board.line_language(line),
-            "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
-            "cues_prefix": f"animstudio/lipsync/{shot.id}-{index + 1}-{line.character}",
-            "speaker": character.display_name,
-        })["dialogue"]
-        if dialogue is None:
-            dialogue = spoken
-        else:
-            dialogue = instantiate("join_dialogue", f"{shot.id}:dialogue-{index + 1}", graph, node_shots, shot.id,
-                                   {"gap": board.project.timing.line_gap}, {"first": dialogue, "second": spoken}
-                                   )["dialogue"]
-    return dialogue
-
-
-def _mouth_rig_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict,
-                     uploads: list[Upload], picture: Link) -> Link | None:
-    """A mouth rig for every character the shot places a mouth box for, with that character's mouth set; then one
-    for every other speaker, found on the shot's ``picture`` (keyframe or moving frames) by face landmarks:
-    face number = the speaker's place among the shot's characters, left to right."""
-    rigs: Link | None = None
-    placed = [(cid, box) for cid, box in shot.mouths.items()]
-    placed += [(cid, None) for cid in shot_speakers(shot) if cid not in shot.mouths]
-    for cid, box in placed:
-        character = board.characters[cid]
-        folder = ""
-        if character.mouth_files:
-            files = mouth_set_uploads(character.mouth_files)
-            uploads.extend(files)
-            folder = files[0].subfolder
-        where = ({"x": box.x, "y": box.y, "width": box.width, "height": box.height, "locate": None,
-                  "face_index": None} if box is not None else
-                 {"x": 0, "y": 0, "width": 64, "height": 64, "locate": "auto",
-                  "face_index": shot.characters.index(cid) if cid in shot.characters else 0})
-        rigs = instantiate("mouth_rig", f"{shot.id}:mouth-{cid}", graph, node_shots, shot.id, {
-            "speaker": character.display_name, **where, "mouth_folder": folder},
-            {"previous": rigs, "frames": picture if box is None else None})["mouth_rigs"]
-    return rigs
-
-
-def mouth_set_uploads(files: tuple[Path, ...]) -> list[Upload]:
-    """A mouth set's shape images (checked by the storyboard loader), uploaded together under a subfolder
-    named by their content."""
-    digest = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path.name}:{file_digest(path, stat.st_size, stat.st_mtime_ns)}".encode())
-    subfolder = f"{MOUTH_SUBFOLDER}/{digest.hexdigest()[:16]}"
-    return [Upload(path, subfolder, path.name) for path in files]
 
 
 def _clip_params(board: Storyboard, shot: Shot) -> dict[str, Any]:
