@@ -13,7 +13,7 @@ pytest.importorskip("espeakng_loader")
 
 from animstudio.nodes.audio.clip import AudioClip  # noqa: E402
 from animstudio.nodes.audio.espeak import espeak_synthesize  # noqa: E402
-from animstudio.nodes.lipsync import dtw_align  # noqa: E402
+from animstudio.nodes.lipsync import dtw_align, features  # noqa: E402
 from animstudio.nodes.lipsync.cues import cue_problems  # noqa: E402
 from animstudio.nodes.lipsync.errors import LipSyncError  # noqa: E402
 
@@ -117,8 +117,8 @@ def test_unsupported_language_and_empty_input():
 
 def test_mfcc_shapes_and_normalisation():
     rng = np.random.default_rng(1)
-    feats = dtw_align.mfcc(rng.normal(0, 0.1, 16000).astype(np.float32))
-    assert feats.shape == (1 + 16000 // 80, 2 * dtw_align.N_CEPS)  # one frame per 5 ms hop, centred
+    feats = features.mfcc(rng.normal(0, 0.1, 16000).astype(np.float32))
+    assert feats.shape == (1 + 16000 // 80, 2 * features.N_CEPS)  # one frame per 5 ms hop, centred
     assert np.allclose(feats.mean(axis=0), 0, atol=1e-6) and np.allclose(feats.std(axis=0), 1, atol=1e-3)
 
 
