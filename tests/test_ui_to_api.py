@@ -428,3 +428,28 @@ def test_malformed_workflows_name_the_place(info, mutate, where):
 def test_api_format_is_refused(info):
     with pytest.raises(WorkflowFormatError):
         ui_to_api(TXT2IMG_API, info)
+
+
+def test_widgets_the_frontend_adds_for_remote_combos_recorders_and_3d_previews():
+    """As frontend 1.27.10 builds them (and the reference test checks in the real editor): a remote combo with a
+    refresh button gains an unsaved auto-refresh toggle and a "refresh" button whose value goes in the prompt; a
+    recorder's input is '' until something is recorded; Preview3D gains a viewer widget "image" that sends ''."""
+    info = {
+        "LoadImageOutput": {"name": "LoadImageOutput", "display_name": "Load Image (from Outputs)", "output": ["IMAGE"],
+                            "input": {"required": {"image": [["a.png [output]"], {
+                                "image_upload": True, "remote": {"route": "/internal/files/output",
+                                                                 "refresh_button": True}}]}}},
+        "RecordAudio": {"name": "RecordAudio", "display_name": "Record Audio", "output": ["AUDIO"],
+                        "input": {"required": {"audio": ["AUDIO_RECORD", {}]}}},
+        "Preview3D": {"name": "Preview3D", "display_name": "Preview 3D", "output": [],
+                      "input": {"required": {"model_file": ["STRING", {"default": ""}]}}},
+    }
+    workflow = {"nodes": [node(1, "LoadImageOutput", [], [out("IMAGE", "IMAGE", [])],
+                               ["b.png [output]", False, "refresh", "image"]),
+                          node(2, "RecordAudio", [], [out("AUDIO", "AUDIO", [])], ["kept.wav", ""]),
+                          node(3, "Preview3D", [inp("model_file", "STRING", None, True)], [], ["m.glb", "x"])],
+                "links": [], "version": 0.4}
+    api = ui_to_api(workflow, info)
+    assert api["1"]["inputs"] == {"image": "b.png [output]", "refresh": "refresh"}
+    assert api["2"]["inputs"] == {"audio": ""}
+    assert api["3"]["inputs"] == {"model_file": "m.glb", "image": ""}

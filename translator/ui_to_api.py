@@ -39,7 +39,10 @@ VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 # scripts/widgets.ts ComfyWidgets: input types that get a widget rather than only a socket
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "FILEUPLOAD",
                           "COLOR", "IMAGECOMPARE", "TREESELECT", "MULTISELECT", "CHART", "GALLERIA",
-                          "SELECTBUTTON", "TEXTAREA", "AUDIO_UI", "PREVIEW_3D", "AUDIOUPLOAD"})
+                          "SELECTBUTTON", "TEXTAREA", "AUDIO_UI", "PREVIEW_3D", "PREVIEW_3D_ANIMATION", "AUDIOUPLOAD",
+                          "AUDIO_RECORD"})
+# extensions/core/load3d.ts (Comfy.Preview3D, Comfy.Preview3DAnimation): these gain a ``required.image`` viewer widget
+PREVIEW_3D_TYPES = {"Preview3D": "PREVIEW_3D", "Preview3DAnimation": "PREVIEW_3D_ANIMATION"}
 # extensions/core/uploadAudio.ts (Comfy.AudioWidget): these node types gain a ``required.audioUI`` DOM widget
 AUDIO_UI_TYPES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus"})
 PACK_AUDIO_UI_TYPES = frozenset({"AnimStudioLoadAudio"})
@@ -99,6 +102,8 @@ def _ordered_specs(definition: Mapping[str, Any]) -> list[tuple[str, Any, bool]]
                 break
     if definition.get("name") == "SaveGLB":
         required["image"] = ["PREVIEW_3D", {}]
+    if definition.get("name") in PREVIEW_3D_TYPES:
+        required["image"] = [PREVIEW_3D_TYPES[definition["name"]], {}]
     # extensions/core/uploadImage.ts: a combo with image/video upload gains a ``required.upload`` input
     for name, spec in list(required.items()):
         kind, opts = _spec_parts(spec)
@@ -146,13 +151,24 @@ def _widgets_for(name: str, kind: str, opts: dict) -> list[_Widget]:
         default = opts["default"] if opts.get("default") else values[0] if values else \
             "Loading..." if opts.get("remote") else _UNSET
         widgets = [_Widget(name, default)]
+        remote = opts.get("remote")
+        if isinstance(remote, Mapping):
+            # useRemoteWidget.ts: an "Auto-refresh after generation" toggle (serialize: false), then with
+            # ``refresh_button`` a button widget "refresh" whose value "refresh" goes in the prompt
+            widgets.append(_Widget("Auto-refresh after generation", False, in_prompt=False))
+            if remote.get("refresh_button"):
+                widgets.append(_Widget("refresh", "refresh"))
         if opts.get("control_after_generate"):
             # widgets.ts:110-160: a control combo plus a filter-list string, both ``serialize: false``
             widgets += [_Widget("control_after_generate", "randomize", in_prompt=False),
                         _Widget("control_filter_list", "", in_prompt=False)]
         return widgets
-    if kind in ("AUDIO_UI", "PREVIEW_3D"):
+    if kind in ("AUDIO_UI", "PREVIEW_3D", "PREVIEW_3D_ANIMATION"):
         return [_Widget(name, "", fixed=True)]
+    if kind == "AUDIO_RECORD":
+        # extensions/core/uploadAudio.ts (Comfy.RecordAudio): a DOM player named after the input whose value is ''
+        # until something is recorded, then a record button of the same name (its saved value, '' as made)
+        return [_Widget(name, "", fixed=True), _Widget(name, "")]
     if kind == "AUDIOUPLOAD":
         return [_Widget(name, "", in_prompt=False)]
     if kind == "IMAGEUPLOAD":
