@@ -281,7 +281,7 @@ def audio_from_comfy(audio):
 # Extra keys of an AUDIO dict: the phones and the words the voice reports it spoke, so Lip Sync reads mouth
 # shapes from them exactly and captions follow each word. Only audio_to_comfy(clip, phones, words=...) puts
 # them there, so every node that builds new audio (join, pad, mix, level) drops them by construction, and
-# carried() refuses timings whose recorded length no longer matches the waveform (a node elsewhere that
+# _carried() refuses timings whose recorded length no longer matches the waveform (a node elsewhere that
 # kept the key but cut or padded the audio).
 PHONES_KEY = "animstudio_phones"
 WORDS_KEY = "animstudio_words"

@@ -10,9 +10,15 @@ from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
 from .talk import talk_family
 from .talk_plan import shot_speakers
-from .templates import Graph, Link, Upload, file_digest, instantiate
+from .templates import Graph, Link, Upload, instantiate, path_digest
 
 MOUTH_SUBFOLDER = "animstudio/mouths"
+LIPSYNC_SUBFOLDER = "animstudio/lipsync"
+
+
+def cues_prefix(shot: Shot, index: int) -> str:
+    """Where line ``index`` of ``shot`` saves its mouth cues and its sound (Save Mouth Cues' filename prefix)."""
+    return f"{LIPSYNC_SUBFOLDER}/{shot.id}-{index + 1}-{shot.dialogue[index].character}"
 
 
 def dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
@@ -27,7 +33,7 @@ def dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict
         spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
             "text": line.text, "engine": voice.engine, "voice": name, "language": board.line_language(line),
             "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
-            "cues_prefix": f"animstudio/lipsync/{shot.id}-{index + 1}-{line.character}",
+            "cues_prefix": cues_prefix(shot, index),
             "speaker": character.display_name,
         })["dialogue"]
         if dialogue is None:
@@ -69,8 +75,7 @@ def mouth_set_uploads(files: tuple[Path, ...]) -> list[Upload]:
     named by their content."""
     digest = hashlib.sha256()
     for path in files:
-        stat = path.stat()
-        digest.update(f"{path.name}:{file_digest(path, stat.st_size, stat.st_mtime_ns)}".encode())
+        digest.update(f"{path.name}:{path_digest(path)}".encode())
     subfolder = f"{MOUTH_SUBFOLDER}/{digest.hexdigest()[:16]}"
     return [Upload(path, subfolder, path.name) for path in files]
 

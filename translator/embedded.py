@@ -40,6 +40,11 @@ def pack_node_classes() -> dict[str, type]:
     return dict(nodes.NODE_CLASS_MAPPINGS)
 
 
+def foreign_node_types(graph: Mapping[str, Any]) -> list[str]:
+    """The node types of ``graph`` that are not the pack's (ComfyUI's own, another pack's): what needs ComfyUI."""
+    return sorted({n["class_type"] for n in graph.values() if not n["class_type"].startswith(PACK_PREFIX)})
+
+
 def object_info_from_classes(classes: Mapping[str, type]) -> dict[str, dict]:
     """``/object_info`` entries for node classes (what the validator needs, in ComfyUI's layout)."""
     info = {}
@@ -155,21 +160,17 @@ class EmbeddedEngine:
         return resolve_inside(self.output_dir, f"{sub}/{item['filename']}" if sub else item["filename"])
 
     # ------------------------------------------------------------------ running
-    @staticmethod
-    def _foreign(graph: Mapping[str, Any]) -> list[str]:
-        return sorted({n["class_type"] for n in graph.values() if not n["class_type"].startswith(PACK_PREFIX)})
-
     def check(self, graph: Mapping[str, Any], node_shots=None, uploads=(), name: str = "graph") -> None:
         """Refuse a graph of the pack's nodes alone that does not fit them, before anything is uploaded; a graph
         with ComfyUI's nodes is checked by ComfyUI's own validation when it runs."""
-        if not self._foreign(graph):
+        if not foreign_node_types(graph):
             self._checked.check(graph, self.pack_object_info(), node_shots, uploads, name)
 
     def run(self, graph: Mapping[str, Any], node_shots: Mapping[str, str | None] | None = None,
             on_event: EventHandler | None = None, uploads=()) -> dict[str, dict]:
         """Run ``graph``; returns its outputs as ``/history`` does (node id → ui dict)."""
         on_event = on_event or (lambda event, data: None)
-        foreign = self._foreign(graph)
+        foreign = foreign_node_types(graph)
         if not foreign:
             self._checked.before_run(graph, self.pack_object_info, node_shots, uploads)
             return self._run_pack_only(graph, node_shots, on_event)

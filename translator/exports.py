@@ -10,6 +10,7 @@ from pathlib import Path
 from ..common.errors import AnimStudioError
 from ..nodes.film.editorial import (EXPORTS, CutMedia, cut_points, cut_timeline, edl_rate, export_rate,
                                     parse_exports, write_cut)
+from .dialogue_graph import cues_prefix
 from .storyboard_model import Storyboard
 
 __all__ = ["EXPORTS", "parse_exports", "edl_rate", "cut_points", "write_exports", "line_sounds"]
@@ -19,11 +20,11 @@ def line_sounds(board: Storyboard, out_dir: Path) -> dict[str, tuple[str, ...]]:
     """Each shot's lines' own sounds, relative to ``out_dir`` (the newest WAV saved under each line's cue prefix;
     "" where none was kept)."""
     out: dict[str, tuple[str, ...]] = {}
-    folder = Path(out_dir) / "outputs" / "animstudio" / "lipsync"
     for shot in board.shots:
         found = []
-        for index, line in enumerate(shot.dialogue):
-            saved = sorted(folder.glob(f"{shot.id}-{index + 1}-{line.character}_*_.wav"))
+        for index in range(len(shot.dialogue)):
+            prefix = Path(out_dir) / "outputs" / cues_prefix(shot, index)
+            saved = sorted(prefix.parent.glob(f"{prefix.name}_*_.wav"))
             found.append(saved[-1].relative_to(out_dir).as_posix() if saved else "")
         out[shot.id] = tuple(found)
     return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .video_models import family_settings
+
 KEYFRAME_FAMILIES = ("checkpoint", "qwen_edit", "kontext")
 REFERENCE_FAMILIES = ("qwen_edit", "kontext")
 QWEN_EDIT_MAX_REFERENCES = 3  # TextEncodeQwenImageEditPlus takes image1..image3
@@ -48,7 +50,4 @@ class KeyframeModels:
 
     @classmethod
     def from_json(cls, raw: dict) -> "KeyframeModels":
-        kinds = {"qwen_edit": QwenEditModels, "kontext": KontextModels}
-        # JSON Schema counts 20.0 as an integer; the graph should carry 20
-        return cls(**{name: kinds[name](**{k: int(v) if k == "steps" else v for k, v in value.items()})
-                      for name, value in raw.items()})
+        return cls(**family_settings({"qwen_edit": QwenEditModels, "kontext": KontextModels}, raw))

@@ -21,7 +21,7 @@ from typing import Any, Literal, Mapping
 from .client import write_atomically
 from .compile import (CompiledFilm, CompiledGraph, SHOT_VIDEO_SUBFOLDER, compile_compose, compile_keyframe,
                       compile_shot, compile_storyboard, slug)
-from .embedded import EmbeddedEngine
+from .embedded import EmbeddedEngine, foreign_node_types
 from .engines import Engine, LocalEngine, ServerEngine
 from .render_report import KeyframeAttempt, RenderReport, Reporter, ShotResult
 from .render_qc import film_qc, reported_timeline
@@ -214,7 +214,7 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
                               f"(missing: {', '.join(missing)})")
     compose = compile_compose(board, videos)
     key = _compose_key(compose, videos.values())
-    if _up_to_date(board, out_dir, key, reporter, report):
+    if _up_to_date(out_dir, key, reporter, report):
         return out_dir / report.film
     reporter.stage("composing the film")
     with compositor(compose, out_dir, engine) as composer:
@@ -247,7 +247,7 @@ def compositor(compose: CompiledGraph, out_dir: Path, engine: Engine):
     """Where the film is composed: here, by the pack's own nodes in this process, reading the shots where they lie in
     ``OUT/shots/`` (linked into a working folder beside them, not uploaded anywhere) and writing the film beside
     them; on ``engine`` only when the compose graph needs nodes of ComfyUI's own."""
-    if any(not node["class_type"].startswith("AnimStudio") for node in compose.graph.values()):
+    if foreign_node_types(compose.graph):
         yield engine
         return
     work = Path(out_dir) / "shots" / ".compose"
@@ -268,14 +268,14 @@ def _compose_record(out_dir: Path) -> Path:
 def _compose_key(compose: CompiledGraph, videos) -> str:
     """What the film depends on: the compose graph (the shot videos are in it by their content) and each shot's
     caption sidecar, uploaded beside its video."""
-    from .templates import file_digest
+    from .templates import path_digest
 
     sidecars = [v.with_suffix(SHOT_SIDECAR) for v in videos]
-    digests = [file_digest(p, p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "-" for p in sidecars]
+    digests = [path_digest(p) if p.is_file() else "-" for p in sidecars]
     return hashlib.sha256("|".join([graph_key(compose), *digests]).encode()).hexdigest()
 
 
-def _up_to_date(board: Storyboard, out_dir: Path, key: str, reporter: Reporter, report: RenderReport) -> bool:
+def _up_to_date(out_dir: Path, key: str, reporter: Reporter, report: RenderReport) -> bool:
     """Whether the film on disk was composed from exactly this: then the report takes its timeline and QC from that
     render, and nothing is uploaded, run or encoded."""
     try:

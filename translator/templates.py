@@ -83,9 +83,14 @@ def file_digest(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def path_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read once per size and modification time (:func:`file_digest`)."""
+    stat = Path(path).stat()
+    return file_digest(Path(path), stat.st_size, stat.st_mtime_ns)
+
+
 def content_upload(path: Path, subfolder: str) -> Upload:
     """A file uploaded under a content-hash name: stable, and two projects never overwrite each other."""
-    stat = path.stat()
-    digest = file_digest(path, stat.st_size, stat.st_mtime_ns)
+    digest = path_digest(path)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem)[:40] or "file"
     return Upload(path, subfolder, f"{digest[:16]}-{stem}{path.suffix.lower()}")

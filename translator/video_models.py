@@ -4,7 +4,7 @@ families render a shot in (Wan's 4k+1 grid)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,16 @@ class AnimateDiffModels:
     max_frames: int = 32
 
 
+def family_settings(kinds: dict[str, type], raw: dict) -> dict:
+    """Each model family's settings (``{family: {field: value}}`` from the storyboard) as its dataclass in ``kinds``,
+    its integer fields as int: JSON Schema counts 16.0 as an integer, and the graph should carry 16."""
+    out = {}
+    for name, value in raw.items():
+        integers = {f.name for f in fields(kinds[name]) if f.type in ("int", int)}
+        out[name] = kinds[name](**{k: int(v) if k in integers else v for k, v in value.items()})
+    return out
+
+
 @dataclass(frozen=True)
 class PhantomModels:
     """Wan Phantom (a Wan 2.1 text-to-video DiT that takes subject pictures): frames at 16 fps on the 4k+1 grid."""
@@ -65,10 +75,8 @@ class MotionModels:
 
     @classmethod
     def from_json(cls, raw: dict) -> "MotionModels":
-        kinds = {"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels, "phantom": PhantomModels}
-        # JSON Schema counts 16.0 as an integer; the graph should carry 16
-        return cls(**{name: kinds[name](**{k: int(v) if k in ("steps", "fps", "max_frames") else v
-                                            for k, v in value.items()}) for name, value in raw.items()})
+        return cls(**family_settings({"wan": WanModels, "ltx": LtxModels, "animatediff": AnimateDiffModels,
+                                      "phantom": PhantomModels}, raw))
 
     @property
     def configured(self) -> tuple[str, ...]:
@@ -119,10 +127,7 @@ class TalkModels:
 
     @classmethod
     def from_json(cls, raw: dict) -> "TalkModels":
-        kinds = {"s2v": S2VModels, "humo": HuMoModels}
-        ints = ("steps", "fps", "window_frames", "max_windows", "max_frames")
-        return cls(**{name: kinds[name](**{k: int(v) if k in ints else v for k, v in value.items()})
-                      for name, value in raw.items()})
+        return cls(**family_settings({"s2v": S2VModels, "humo": HuMoModels}, raw))
 
     @property
     def configured(self) -> tuple[str, ...]:

@@ -119,7 +119,7 @@ def with_words(speech: Speech) -> Speech:
     words = words_from_phones(speech.text, speech.phones)
     if not words:
         log.debug("no word timings from the voice for %r; estimated from the sound", speech.text[:40])
-        words = estimated_words(speech.text, *voiced_span(speech.audio.samples, speech.audio.sample_rate))
+        words = estimated_words(speech.text, *voiced_span(speech.audio.mono(), speech.audio.sample_rate))
     return replace(speech, words=words)
 
 

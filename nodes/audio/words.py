@@ -62,7 +62,7 @@ def words_from_phones(text: str, phones: Sequence) -> tuple[WordTiming, ...]:
             if current:
                 runs.append(current)
             current = []
-        elif phone.phone not in SILENT_PHONES[:3]:
+        elif phone.phone not in SILENT_PHONES:
             current.append(phone)
     if current:
         runs.append(current)
@@ -72,9 +72,9 @@ def words_from_phones(text: str, phones: Sequence) -> tuple[WordTiming, ...]:
     return tuple(WordTiming(word, run[0].start, run[-1].end) for word, run in zip(written, runs))
 
 
-def voiced_span(samples: np.ndarray, rate: int, floor_db: float = -40.0) -> tuple[float, float]:
-    """First and last moments (seconds) louder than ``floor_db`` below the peak, on 10 ms windows."""
-    mono = np.abs(np.asarray(samples, np.float32).reshape(-1, np.asarray(samples).shape[-1]).mean(axis=0))
+def voiced_span(mono: np.ndarray, rate: int, floor_db: float = -40.0) -> tuple[float, float]:
+    """First and last moments (seconds) of ``mono`` louder than ``floor_db`` below the peak, on 10 ms windows."""
+    mono = np.abs(np.asarray(mono, np.float32))
     hop = max(int(rate * 0.01), 1)
     n = len(mono) // hop
     if n == 0 or mono.max() <= 0:

@@ -242,11 +242,13 @@ class Film:
     def subtitle_track(self) -> tuple[SubtitleCue, ...]:
         """Every clip's subtitles at the time the clip starts in the cut, each ending by its clip's end."""
         starts = self.clip_starts()
-        out = []
-        for i, clip in enumerate(self.clips):
-            offset = starts[i] / self.fps
-            out += [cue.moved(offset, clip.seconds) for cue in clip.subtitles if min(cue.end, clip.seconds) > cue.start]
-        return tuple(out)
+        return tuple(cue for i in range(len(self.clips)) for cue in self.placed_subtitles(i, starts[i]))
+
+    def placed_subtitles(self, index: int, start_frame: int) -> list[SubtitleCue]:
+        """Clip ``index``'s subtitles on the film's clock (the clip starting at ``start_frame``), cut at its end."""
+        clip = self.clips[index]
+        return [cue.moved(start_frame / self.fps, clip.seconds) for cue in clip.subtitles
+                if min(cue.end, clip.seconds) > cue.start]
 
     def clip_starts(self) -> list[int]:
         """The frame each clip starts at in the cut."""

@@ -45,10 +45,9 @@ def film_timeline(film: Film) -> list[dict]:
     starts = film.clip_starts()
     out = []
     for i, clip in enumerate(film.clips):
-        offset = starts[i] / film.fps
         lines = [{"speaker": cue.speaker, "text": cue.text, "start": round(cue.start, 3), "end": round(cue.end, 3)}
-                 for cue in (c.moved(offset, clip.seconds) for c in clip.subtitles if min(c.end, clip.seconds) > c.start)]
-        out.append({"shot": clip.label, "start": round(offset, 3),
+                 for cue in film.placed_subtitles(i, starts[i])]
+        out.append({"shot": clip.label, "start": round(starts[i] / film.fps, 3),
                     "end": round((starts[i] + clip.frame_count) / film.fps, 3), "lines": lines})
     return out
 
