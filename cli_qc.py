@@ -23,7 +23,7 @@ def add_qc_commands(sub) -> None:
 
 def cmd_qc(args) -> int:
     from .nodes.film.qc import check_film
-    from .nodes.film.subtitles import parse_srt
+    from .nodes.film.sidecars import parse_srt
     from .translator.render_qc import qc_lines
 
     film = Path(args.film)

@@ -178,7 +178,7 @@ def check_karaoke(film_path, board):
 
     from animstudio.nodes.audio.tts import VoiceSettings, synthesize
     from animstudio.nodes.audio.words import words_for_text
-    from animstudio.nodes.film.subtitles import parse_webvtt
+    from animstudio.nodes.film.sidecars import parse_webvtt
 
     lines = [line for shot in board.shots for line in shot.dialogue]
     expected = []

@@ -248,7 +248,7 @@ def test_no_line_is_heard_or_captioned_over_a_transition(tmp_path, capsys):
     """A dissolve into a shot whose line starts at once, and a wipe out of a shot whose line runs to its end: the
     lines wait for the transition in and end before the one out, the shots growing as needed; checked on the film's
     timeline (its subtitle sidecar) and on its decoded sound."""
-    from animstudio.nodes.film.subtitles import parse_srt
+    from animstudio.nodes.film.sidecars import parse_srt
     from animstudio.nodes.film.video_io import read_audio_track
 
     story = tmp_path / "story"
@@ -283,7 +283,7 @@ def test_a_pause_between_speakers_across_a_cut(tmp_path, capsys):
     """Ada ends one shot, Ben starts the next after a hard cut: with ``timing.speaker_pause`` 1.2 s and a 0.3 s tail,
     Ben's line waits 0.9 s into his shot (the shot growing), so 1.2 s of silence separate them; Ada's own next line,
     in the shot after, does not wait. Measured on the sidecar's times and on the decoded sound."""
-    from animstudio.nodes.film.subtitles import parse_webvtt
+    from animstudio.nodes.film.sidecars import parse_webvtt
     from animstudio.nodes.film.video_io import read_audio_track
 
     story = tmp_path / "story"

@@ -12,7 +12,8 @@ from animstudio.nodes.audio.tts import PhoneTiming, Speech, VoiceSettings, synth
 from animstudio.nodes.audio.words import WordTiming, estimated_words, voiced_span, words_for_text, words_from_phones
 from animstudio.nodes.film.clips import Film, Transition, still_clip
 from animstudio.nodes.film.dialogue import Dialogue, SpokenLine
-from animstudio.nodes.film.subtitles import SubtitleCue, parse_webvtt, to_ass, to_webvtt
+from animstudio.nodes.film.sidecars import parse_webvtt, to_ass, to_webvtt
+from animstudio.nodes.film.subtitles import SubtitleCue
 
 LINE = "Another quiet night at the lighthouse."
 

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from animstudio.cli import main
-from animstudio.nodes.film.subtitles import SubtitleCue, to_srt
+from animstudio.nodes.film.sidecars import to_srt
+from animstudio.nodes.film.subtitles import SubtitleCue
 from animstudio.nodes.film.video_io import write_video
 from conftest import EXAMPLE
 

@@ -7,8 +7,8 @@ import pytest
 from animstudio.nodes.film.clips import Film, Transition, still_clip
 from animstudio.nodes.film.dialogue import Dialogue, SpokenLine
 from animstudio.nodes.audio.clip import AudioClip
-from animstudio.nodes.film.subtitles import (FontError, SubtitleCue, SubtitleStyle, active_caption, burn_in, find_font,
-                                             parse_srt, to_srt, to_webvtt)
+from animstudio.nodes.film.sidecars import parse_srt, to_srt, to_webvtt
+from animstudio.nodes.film.subtitles import FontError, SubtitleCue, SubtitleStyle, active_caption, burn_in, find_font
 
 CJK = "灯塔守护者说：今晚很安静。"
 

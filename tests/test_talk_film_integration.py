@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-from animstudio.nodes.film.subtitles import parse_webvtt
+from animstudio.nodes.film.sidecars import parse_webvtt
 from animstudio.translator.client import ComfyClient
 from animstudio.translator.compile import compile_shot
 from animstudio.translator.keyframes import shot_prompt

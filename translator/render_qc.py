@@ -24,7 +24,8 @@ def film_qc(film: Path, timeline: list[dict], out_dir: Path, loudness_target: fl
     (``<film>-contact.png``). A fault in the check itself is logged and reported, never raised: the film is made
     either way."""
     from ..nodes.film.qc import check_film, contact_sheet
-    from ..nodes.film.subtitles import SubtitleCue, parse_srt
+    from ..nodes.film.sidecars import parse_srt
+    from ..nodes.film.subtitles import SubtitleCue
 
     srt = film.with_suffix(".srt")
     try:

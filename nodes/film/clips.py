@@ -17,7 +17,8 @@ import numpy as np
 from ..audio.clip import AudioClip
 from .camera import crop_window
 from .dialogue import Dialogue
-from .subtitles import SubtitleCue, read_sidecar
+from .sidecars import read_sidecar
+from .subtitles import SubtitleCue
 from .frames import cover_box, crop_resize, pack_picture, unpack_picture
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from .. import boundary
 from ..audio.mastering import mastered
 from .clips import Film, iter_film_frames
 from .soundtrack import Soundtrack
-from .subtitles import SubtitleStyle, active_caption, burn_in, find_font
+from .subtitles import SubtitleStyle, active_caption, burn_in, caption_text, find_font
 from .video_io import write_video
 
 
@@ -26,7 +26,7 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
     captions = film.subtitle_track() if subtitles is not None else ()
     if captions:
         for cue in captions:  # fail before encoding anything if a caption has no font
-            find_font(cue.text if not cue.speaker else f"{cue.speaker}: {cue.text}", subtitles.font)
+            find_font(caption_text(cue), subtitles.font)
 
     def frames():
         for index, frame in enumerate(iter_film_frames(film)):

@@ -19,7 +19,8 @@ from .cut import film_timeline, render_film
 from .dialogue import shot_length
 from .frames import load_rgb
 from .editorial import EXPORT_CHOICES, export_film_cut, export_rate, parse_exports
-from .subtitles import SUBTITLE_FILES, FontError, SubtitleStyle, sidecar_text, system_font
+from .sidecars import SUBTITLE_FILES, sidecar_text
+from .subtitles import FontError, SubtitleStyle, system_font
 from .video_io import CONTAINERS
 
 log = logging.getLogger(__name__)
