@@ -22,7 +22,7 @@ from animstudio.nodes.audio.tts import VoiceSettings, synthesize
 from animstudio.nodes.lipsync.aligner import lipsync
 from animstudio.nodes.lipsync.cues import cue_problems
 from animstudio.nodes.lipsync.from_voice import cues_from_phone_timings
-from animstudio.nodes.lipsync.ipa import group_phones, is_bilabial, is_silence, is_vowel, phone_viseme, to_arpabet
+from animstudio.nodes.lipsync.ipa import group_phones, is_bilabial, is_silence, is_vowel, to_arpabet
 from conftest import REPO
 
 # a natural sentence per language, with several p/b/m in each
@@ -163,9 +163,9 @@ def test_russian_open_vowels_open_the_mouth_as_in_other_languages():
 
 
 def test_visemes_from_ipa_phones():
-    from animstudio.nodes.lipsync.visemes import viseme_track
+    from animstudio.nodes.lipsync.visemes import ipa_phone_viseme, viseme_track
 
-    assert [phone_viseme(p) for p in ("m", "f", "ˈɑ", "ɔ", "u", "_")] == ["PP", "FF", "aa", "oh", "ou", "sil"]
+    assert [ipa_phone_viseme(p) for p in ("m", "f", "ˈɑ", "ɔ", "u", "_")] == ["PP", "FF", "aa", "oh", "ou", "sil"]
     speech = synthesize(SENTENCES["es"], VoiceSettings(language="es"))
     cues = cues_from_phone_timings(speech.phones, speech.audio.seconds, language="es")
     track = viseme_track(cues, speech.phones, phone_set="ipa")

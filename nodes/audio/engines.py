@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .clip import AudioClip
 from .espeak import PHONE_SET, EspeakUnavailable, espeak_synthesize, list_voices
-from .tts import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
+from .speech import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
 from .words import words_from_events
 
 # emotion → (rate factor, pitch semitones, espeak voice variant): espeak has no emotions, but prosody carries them

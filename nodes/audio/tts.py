@@ -1,85 +1,28 @@
 """Text-to-speech behind one interface, one engine per character voice.
 
-An engine turns one sentence into audio; :func:`synthesize` does the rest the same way for every
-engine: normalise the text, refuse empty lines, split long lines into sentences, and join the
-sentences with short pauses and click-free fades. What a voice asks for that its engine cannot do
-(an emotion, a pitch shift) comes back in ``Speech.notes`` rather than being dropped silently.
+An engine (registered in :mod:`.speech`, where the types it speaks in live) turns one sentence into audio;
+:func:`synthesize` does the rest the same way for every engine: normalise the text, refuse empty lines, split
+long lines into sentences, and join the sentences with short pauses and click-free fades. What a voice asks for
+that its engine cannot do (an emotion, a pitch shift) comes back in ``Speech.notes`` rather than being dropped
+silently.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from dataclasses import replace
 
 import numpy as np
 
 from .clip import AudioClip
+from .speech import _ENGINES, PHONE_SET, PhoneTiming, Speech, TTSEngine, TTSError, VoiceSettings
 from .text import has_speech, normalize_text, split_sentences
-from .words import WordTiming, estimated_words, shifted, voiced_span, words_from_phones
+from .words import estimated_words, shifted, voiced_span, words_from_phones
 
 log = logging.getLogger(__name__)
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted", "whisper", "shout")
 SENTENCE_PAUSE_SECONDS = 0.18
-PHONE_SET = "ipa"  # the phone set of Speech.phones from the built-in engines
 FADE_SECONDS = 0.008
-
-
-class TTSError(ValueError):
-    """A voice that cannot speak: unknown engine, missing model file, unreachable server, empty text, unsupported language."""
-
-
-@dataclass(frozen=True)
-class VoiceSettings:
-    """How one character speaks. ``voice`` is engine-specific: an espeak voice, a Piper ``.onnx`` file,
-    a reference WAV for cloning, a server-side voice name."""
-
-    engine: str = "espeak"
-    voice: str | None = None
-    language: str = "en"
-    rate: float = 1.0
-    pitch: float = 0.0          # semitones
-    emotion: str = "neutral"
-    server_url: str | None = None
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class PhoneTiming:
-    """A phone the engine reports it spoke, in seconds from the line's start; ``Speech.phone_set`` says
-    which phone set the name is in."""
-
-    phone: str
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class Speech:
-    """A spoken line. ``phones`` are the engine's own timings (exact, so lip sync reads mouth shapes from
-    them instead of recognising the audio again), named in ``phone_set``: "ipa" for espeak-ng and Piper,
-    whose phonemes are espeak-ng's IPA names (Piper's one codepoint each, stress and length marks apart)."""
-
-    audio: AudioClip
-    phones: tuple[PhoneTiming, ...] = ()
-    notes: tuple[str, ...] = ()
-    text: str = ""
-    phone_set: str = PHONE_SET
-    words: tuple[WordTiming, ...] = ()  # when each word is said (:mod:`.words`); filled by synthesize()
-
-
-class TTSEngine(Protocol):
-    name: str
-
-    def speak(self, sentence: str, voice: VoiceSettings) -> Speech:
-        """One sentence, already normalised and non-empty."""
-
-
-_ENGINES: dict[str, Callable[[], TTSEngine]] = {}
-
-
-def register_engine(name: str, factory: Callable[[], TTSEngine]) -> None:
-    _ENGINES[name] = factory
 
 
 def engine_names() -> list[str]:

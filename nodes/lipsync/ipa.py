@@ -327,16 +327,3 @@ def to_segments(timings: Iterable, language: str = "en") -> list[PhoneSegment]:
     return segments
 
 
-def phone_viseme(phone: str) -> str:
-    """The Oculus viseme of one IPA phone (its first ARPAbet part's); ``sil`` for a pause."""
-    from .visemes import phone_viseme as arpabet_viseme
-
-    parts = to_arpabet(phone)
-    return arpabet_viseme(parts[0]) if parts else "sil"
-
-
-def phone_weights(phone: str) -> dict[str, float]:
-    """ARKit blendshape weights for one IPA phone, through its viseme (every channel listed)."""
-    from .visemes import arkit_weights
-
-    return arkit_weights(phone_viseme(phone))

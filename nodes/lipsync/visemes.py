@@ -17,7 +17,7 @@ From Rhubarb shapes (:data:`SHAPE_VISEME`), one per cue: A→PP, B→SS (clenche
 F→ou, G→FF, H→nn (L), X→sil. Phones are more precise (TH, CH, kk, RR have no Rhubarb shape), so when
 ARPAbet phone timings are given they are used instead (:data:`PHONE_VISEME`); time the phones do not
 cover is silence. IPA timings (from a voice's own phoneme events, any language) go through the same table
-by way of each phone's nearest ARPAbet phone (:func:`.ipa.phone_viseme`).
+by way of each phone's nearest ARPAbet phone (:func:`ipa_phone_viseme`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import re
 from typing import Iterable, Sequence
 
 from .cues import MouthCues
+from .ipa import group_phones, to_arpabet
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ def phone_viseme(phone: str) -> str:
     return PHONE_VISEME.get(_STRESS.sub("", phone.strip().upper()), "sil")
 
 
+def ipa_phone_viseme(phone: str) -> str:
+    """The Oculus viseme of one IPA phone (its first ARPAbet part's); ``sil`` for a pause."""
+    parts = to_arpabet(phone)
+    return phone_viseme(parts[0]) if parts else "sil"
+
+
 def arkit_weights(viseme: str) -> dict[str, float]:
     """Every channel of :data:`ARKIT_CHANNELS` with its weight for ``viseme``."""
     table = VISEME_WEIGHTS[viseme]
@@ -121,9 +128,7 @@ def _track_from_phones(phones: Iterable, duration: float, phone_set: str = "arpa
     viseme_of = phone_viseme
     fields = [_phone_fields(p) for p in phones]
     if phone_set == "ipa":
-        from .ipa import group_phones, phone_viseme as ipa_viseme
-
-        viseme_of, fields = ipa_viseme, group_phones(fields)
+        viseme_of, fields = ipa_phone_viseme, group_phones(fields)
     track: list[tuple[float, float, str]] = []
     cursor = 0.0
     for name, start, end in sorted(fields, key=lambda p: p[1]):
