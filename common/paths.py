@@ -6,10 +6,12 @@ path, a symlink out).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 
 class PathEscapeError(ValueError):
@@ -36,15 +38,27 @@ def safe_filename(name: str, default: str = "file") -> str:
     return cleaned[:128] or default
 
 
+@contextlib.contextmanager
+def written_atomically(path: str | Path) -> Iterator[Path]:
+    """A name beside ``path`` to write to, renamed to ``path`` when the block ends well and removed when it fails:
+    a crash or an interrupt never leaves a half-written file under the real name."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def link_or_copy(source: str | Path, target: str | Path) -> Path:
     """``target`` holding ``source``'s bytes, replaced atomically: a hard link where both lie on one filesystem
     (no byte is copied: a film of gigabytes costs nothing), else a copy. For files nobody writes to after."""
     target = Path(target)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    try:
-        os.link(source, partial)
-    except OSError:
-        shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    with written_atomically(target) as partial:
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(source, partial)
+        except OSError:
+            shutil.copyfile(source, partial)
     return target

@@ -71,7 +71,8 @@ def test_example_compiles():
     assert g["film:save"]["inputs"] == {
         "film": ["beam:append", 0], "filename_prefix": "animstudio/the-last-lighthouse", "burn_subtitles": True,
         "subtitle_files": "srt+vtt+ass", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom", "subtitle_speaker": True,
-        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0}
+        "music": ["film:music", 0], "music_gain_db": -16.48, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0,
+        "key_frames": ""}
     assert g["film:music"]["class_type"] == "AnimStudioLoadAudio"
     assert g["keeper-window:clip"]["inputs"]["mouth_rigs"] == ["keeper-window:mouth-keeper:rig", 0]
     assert g["keeper-window:clip"]["inputs"]["dialogue"] == ["keeper-window:line-1:line", 0]
@@ -226,15 +227,21 @@ def test_per_shot_shape(tmp_path):
         assert shot_graph.depends_on == (f"keyframe-{shot_id}",) and not of_class(shot_graph.graph, "KSampler")
         assert shot_graph.graph[f"{shot_id}:panel"]["inputs"] == {"image": f"animstudio/keyframes/{shot_id}.png"}
     assert film.graph("compose").depends_on == tuple(f"shot-{s.id}" for s in sb.shots)
-    for shot in sb.shots:
+    # each shot is encoded once, at the film's quality, captions burned in, with fresh picture groups where its
+    # transitions end and begin, so the compose copies its frames (smart rendering)
+    fps = sb.project.fps
+    for i, shot in enumerate(sb.shots):
         g = film.graph(f"shot-{shot.id}")
         assert g.shot_id == shot.id and g.kind == "shot"
         assert of_class(g.graph, "AnimStudioSaveFilm") == ["film:save"]
+        head = round(shot.transition.seconds * fps) if i or shot.transition.type == "fade_black" else 0
+        tail = round(sb.shots[i + 1].transition.seconds * fps) if i + 1 < len(sb.shots) else 0
+        keys = ",".join(["0"] + ([str(head)] if head else []) + ([str(-tail)] if tail else []))
         assert g.graph["film:save"]["inputs"] == {
             "film": [f"{shot.id}:append", 0], "filename_prefix": f"animstudio/shots/{shot.id}",
-            "burn_subtitles": False, "subtitle_files": "vtt", "subtitle_size": 0, "subtitle_font": "",
-            "subtitle_position": "bottom", "subtitle_speaker": True, "music_gain_db": -60.0, "duck_db": -10.0, "crf": 10,
-            "loudness_lufs": 0.0}
+            "burn_subtitles": True, "subtitle_files": "vtt", "subtitle_size": 0, "subtitle_font": "",
+            "subtitle_position": "bottom", "subtitle_speaker": True, "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18,
+            "loudness_lufs": 0.0, "key_frames": keys}
         assert g.graph[f"{shot.id}:append"]["inputs"]["transition"] == "cut"
         assert "film" not in g.graph[f"{shot.id}:append"]["inputs"]
         assert {g.node_shots[n] for n in g.graph} == {shot.id}
@@ -252,7 +259,7 @@ def test_per_shot_shape(tmp_path):
         assert (append["transition"], append["transition_seconds"]) == (shot.transition.type, shot.transition.duration)
         assert append.get("film") == ([f"{sb.shots[i - 1].id}:append", 0] if i else None)
     assert {k: v for k, v in c["film:save"]["inputs"].items() if k in ("film", "filename_prefix", "burn_subtitles")} == {
-        "film": ["p2:append", 0], "filename_prefix": "animstudio/two-friends", "burn_subtitles": True}
+        "film": ["p2:append", 0], "filename_prefix": "animstudio/two-friends", "burn_subtitles": False}
     assert compose.node_shots["film:save"] is None and compose.node_shots["g2:video"] == "g2"
     with pytest.raises(ValueError, match="unknown graph shape"):
         compile_storyboard(sb, "batch")
@@ -324,7 +331,7 @@ def test_golden_film_graph(tmp_path):
         "film:save": {"class_type": "AnimStudioSaveFilm", "inputs": {
             "film": ["b:append", 0], "filename_prefix": "animstudio/golden-test", "burn_subtitles": True,
             "subtitle_files": "srt+vtt+ass", "subtitle_size": 0, "subtitle_font": "", "subtitle_position": "bottom", "subtitle_speaker": True,
-            "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0}},
+            "music_gain_db": -60.0, "duck_db": -10.0, "crf": 18, "loudness_lufs": -14.0, "key_frames": ""}},
     }
     assert compiled.graph == expected
     assert compiled.to_json() == graph_json(expected)  # same node and key order, byte for byte

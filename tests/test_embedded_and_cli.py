@@ -199,6 +199,15 @@ def test_editing_one_lines_dialogue_rerenders_only_that_shot(tmp_path, capsys):
     assert not {"render", "compose", "upload", "download"} & set(again["stages"]), again["stages"]
     assert {p: p.stat().st_mtime_ns for p in made} == made
     assert again["timeline"] == first["timeline"] and again["qc"] == first["qc"] and again["film"] == first["film"]
+    assert again["frames"] == {"encoded": 0, "copied": 0}
+    # smart rendering: each shot encoded once; the film copies their frames and encodes only its transitions: the
+    # fade up into the opening (0.75 s at 12 fps), the dissolve into the window and the wipe into the beam (0.5 s)
+    fps = 12
+    shot_frames = {e["shot"]: round((e["end"] - e["start"]) * fps) for e in first["timeline"]}
+    transitions = 9 + 6 + 6
+    film_frames = sum(shot_frames.values()) - 6 - 6
+    assert first["frames"] == {"encoded": sum(shot_frames.values()) + transitions,
+                               "copied": film_frames - transitions}, (first["frames"], shot_frames)
     data = json.loads(path.read_text())
     data["shots"][2]["dialogue"][0]["text"] = "Hold her steady! I see the light!"
     path.write_text(json.dumps(data))
@@ -208,6 +217,9 @@ def test_editing_one_lines_dialogue_rerenders_only_that_shot(tmp_path, capsys):
         "opening": "cached", "keeper-window": "cached", "ship-storm": "rendered", "beam": "cached"}
     assert "I see the light" in (out / "the-last-lighthouse.srt").read_text() and not second["up_to_date"]
     assert film.stat().st_mtime_ns != made[film]  # re-composed
+    # the edited shot is encoded again, and of the film only the wipe out of it: the other transitions are kept
+    edited = {e["shot"]: round((e["end"] - e["start"]) * fps) for e in second["timeline"]}["ship-storm"]
+    assert second["frames"]["encoded"] == edited + 6, second["frames"]
     assert "render" not in second["stages"] or second["stages"]["render"] < first["stages"]["render"]
 
 
@@ -354,3 +366,11 @@ def test_each_graph_is_compiled_and_checked_once(tmp_path, monkeypatch):
     assert {s.status for s in report.shots.values()} == {"rendered"}
     assert compiled == {shot.id: 1 for shot in board.shots}
     assert len(checked) == len(board.shots) + 1 and set(checked.values()) == {1}  # the shots and the compose
+
+
+def test_render_into_a_relative_output_folder(tmp_path, monkeypatch):
+    """`animstudio render story.json -o out`, as typed in a terminal: the film is composed inside `out/`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", str(EXAMPLE), "-o", "out", "-q"]) == 0
+    report = json.loads((tmp_path / "out" / "render-report.json").read_text())
+    assert report["film"] == "the-last-lighthouse.mp4" and (tmp_path / "out" / report["film"]).is_file()

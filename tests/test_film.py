@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from animstudio.nodes.film.camera import CAMERA_MOVES, crop_window
-from animstudio.nodes.film.clips import Film, Transition, iter_film_frames, still_clip
+from animstudio.nodes.film.clips import Film, Transition, still_clip
+from animstudio.nodes.film.transitions import iter_film_frames
 from animstudio.nodes.film.cut import render_film
 from animstudio.nodes.film.video_io import probe_video, write_video
 

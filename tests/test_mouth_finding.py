@@ -317,7 +317,8 @@ def test_a_headless_render_reports_the_mouths_it_could_not_find_and_draws_the_on
     Image.fromarray(astronaut()[:384]).resize((320, 240)).save(story / "eileen.png")  # cropped to 4:3
     path = write_storyboard(story, {
         "version": 1,
-        "project": {"title": "Found", "width": 320, "height": 240, "fps": 8, "subtitles": {"files": "none"}},
+        "project": {"title": "Found", "width": 320, "height": 240, "fps": 8,
+                    "subtitles": {"files": "none", "burn": False}},  # shots carry burned captions: none here
         "characters": {"toon": {"name": "Toon", "description": "a drawn face"},
                        "eileen": {"name": "Eileen", "description": "an astronaut"}},
         "shots": [{"id": "s1", "description": "toon", "keyframe": "toon.png", "characters": ["toon"],
@@ -336,7 +337,8 @@ def test_a_headless_render_reports_the_mouths_it_could_not_find_and_draws_the_on
         assert "warning: shot s1: Toon's mouth is not drawn" in printed and "Eileen" not in printed
     s1 = decode_frames(out / "shots" / "s1.mp4")
     s2 = decode_frames(out / "shots" / "s2.mp4")
-    assert max(np.abs(f.astype(int) - s1[0]).max() for f in s1) <= 12  # nothing drawn: a still (codec noise)
+    # nothing drawn: a still, but for codec noise (the film's CRF 18: a pixel on a sharp edge may move by dozens)
+    assert max(np.percentile(np.abs(f.astype(int) - s1[0]), 99.9) for f in s1) <= 12
     x, y = round(ASTRONAUT_MOUTH[0] * 0.625), round(ASTRONAUT_MOUTH[1] * 0.625)  # Eileen's mouth, scaled
     region = [f[y - 8:y + 8, x - 12:x + 12].astype(int) for f in s2]
     assert max(np.abs(r - region[0]).mean() for r in region) > 10  # her mouth moves with the line

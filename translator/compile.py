@@ -162,8 +162,7 @@ def _frames_fps(board: Storyboard, shot: Shot, talk: str | None, object_info: di
 MUSIC_SUBFOLDER = "animstudio/music"
 FONT_SUBFOLDER = "animstudio/fonts"
 CONTINUITY_SUBFOLDER = "animstudio/continuity"  # where a per-shot graph reads the previous shot's last frame
-FINAL_CRF = 18         # visually lossless H.264
-INTERMEDIATE_CRF = 10  # per-shot videos are encoded again when composed: keep generation loss invisible
+FINAL_CRF = 18         # visually lossless H.264: the film's, and its shots' (the film copies their frames)
 
 
 def _clip_params(board: Storyboard, shot: Shot) -> dict[str, Any]:
@@ -221,7 +220,7 @@ def compile_compose(board: Storyboard, videos: dict[str, Path] | None = None) ->
             name = shot_video_name(shot.id)
         film = instantiate("shot_from_video", shot.id, graph, node_shots, shot.id, {
             "video": name, "label": shot.id, **_clip_params(board, shot)}, {"film": film})["film"]
-    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads)
+    _save(board, graph, node_shots, film, f"animstudio/{slug(board.project.title)}", uploads=uploads, compose=True)
     return CompiledGraph("compose", graph, node_shots, _unique(uploads), kind="compose",
                          depends_on=tuple(f"shot-{s.id}" for s in board.shots))
 
@@ -303,10 +302,25 @@ def _as_cut(shot: Shot) -> Shot:
     return replace(shot, transition=Transition("cut", shot.transition.duration))
 
 
+def shot_key_frames(board: Storyboard, shot: Shot) -> str:
+    """Where a shot's video starts fresh picture groups, so the film is joined from it by stream copy (smart
+    rendering): its first frame, the first one after its incoming transition (or fade) and, counted from its end,
+    the first one its outgoing transition changes (where that stretch is decoded from)."""
+    fps = board.project.fps
+    index = board.shots.index(shot)
+    own = board.shot(shot.id).transition
+    head = int(round(own.seconds * fps)) if index > 0 or own.type == "fade_black" else 0
+    following = board.next_shot(shot)
+    tail = int(round(following.transition.seconds * fps)) if following is not None else 0
+    return ",".join(["0"] + ([str(head)] if head else []) + ([str(-tail)] if tail else []))
+
+
 def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix: str, shot_id: str | None = None,
-          uploads: list[Upload] | None = None) -> None:
-    """The save node. A per-shot graph (``shot_id``) writes plain video and an SRT beside it for the compose
-    graph; the film graph burns captions, writes sidecars and lays the music bed as the storyboard asks."""
+          uploads: list[Upload] | None = None, compose: bool = False) -> None:
+    """The save node. A per-shot graph (``shot_id``) writes its video encoded to be joined, at the film's quality,
+    captions burned in when the film has them, and a WebVTT beside it for the compose graph; the film graph (and
+    the compose graph, whose shots already carry their captions) writes sidecars, lays the music bed and masters
+    the sound as the storyboard asks."""
     subtitles = board.project.subtitles
     music = None
     if shot_id is None and board.music and uploads is not None:
@@ -323,14 +337,15 @@ def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix:
             font = upload.name
     instantiate("save_film", FILM_SCOPE, graph, node_shots, shot_id, {
         "filename_prefix": prefix,
-        "burn_subtitles": subtitles.burn if shot_id is None else False,
+        "burn_subtitles": subtitles.burn and not compose,
         "subtitle_files": subtitles.files if shot_id is None else "vtt",
         "subtitle_size": subtitles.size, "subtitle_font": font, "subtitle_position": subtitles.position,
         "subtitle_speaker": subtitles.speaker,
         "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
         else -60.0,
-        "crf": FINAL_CRF if shot_id is None else INTERMEDIATE_CRF,
+        "crf": FINAL_CRF,
         "loudness": board.project.loudness if shot_id is None else 0.0,  # the film is mastered, not its shots
+        "key_frames": shot_key_frames(board, board.shot(shot_id)) if shot_id is not None else "",
     }, {"film": film, "music": music})
 
 

@@ -100,7 +100,7 @@ class EmbeddedEngine:
         self.models_dir = Path(models_dir) if models_dir else None
         self._cleanup: weakref.finalize | None = None
         if work_dir:
-            self._work_dir = Path(work_dir)
+            self._work_dir = Path(work_dir).resolve()  # resolved: files inside it are named relative to it
         else:
             self._work_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
             self._cleanup = weakref.finalize(self, remove_work_dir, self._work_dir)

@@ -106,6 +106,7 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
     handler = progress_events(compiled, reporter, report)
     with report.timed("render"):
         outputs = engine.run(compiled.graph, compiled.node_shots, handler, names)
+    report.count_frames(outputs)
     for shot in board.shots:
         handler.finish(shot.id)
     for shot_id, texts in node_warnings(outputs, compiled.node_shots).items():
@@ -227,6 +228,7 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
                     composer.upload(sidecar, upload.subfolder, Path(upload.filename).with_suffix(SHOT_SIDECAR).name)
         with report.timed("compose"):
             outputs = composer.run(compose.graph, compose.node_shots, progress_events(compose, reporter, report), names)
+        report.count_frames(outputs)
         for shot_id, texts in node_warnings(outputs, compose.node_shots).items():
             report.shots[shot_id].warnings += [t for t in texts if t not in report.shots[shot_id].warnings]
         with report.timed("download"):
@@ -246,18 +248,27 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
 def compositor(compose: CompiledGraph, out_dir: Path, engine: Engine):
     """Where the film is composed: here, by the pack's own nodes in this process, reading the shots where they lie in
     ``OUT/shots/`` (linked into a working folder beside them, not uploaded anywhere) and writing the film beside
-    them; on ``engine`` only when the compose graph needs nodes of ComfyUI's own."""
+    them; on ``engine`` only when the compose graph needs nodes of ComfyUI's own. The working folder's ``temp``
+    stays: it keeps the film's re-encoded transitions for the next compose (smart rendering)."""
     if foreign_node_types(compose.graph):
         yield engine
         return
     work = Path(out_dir) / "shots" / ".compose"
-    shutil.rmtree(work, ignore_errors=True)
+
+    def clear() -> None:
+        for entry in work.iterdir() if work.is_dir() else ():
+            if entry.is_dir() and entry.name != "temp":
+                shutil.rmtree(entry, ignore_errors=True)
+            elif not entry.is_dir():
+                entry.unlink(missing_ok=True)
+
+    clear()
     local = LocalEngine(EmbeddedEngine(work_dir=work))
     try:
         yield local
     finally:
         local.close()
-        shutil.rmtree(work, ignore_errors=True)
+        clear()
 
 
 def _compose_record(out_dir: Path) -> Path:

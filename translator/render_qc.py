@@ -23,7 +23,7 @@ def film_qc(film: Path, timeline: list[dict], out_dir: Path, loudness_target: fl
     """QC ``film`` (its lines from the timeline, else from the ``.srt`` beside it) and draw its contact sheet
     (``<film>-contact.png``). A fault in the check itself is logged and reported, never raised: the film is made
     either way."""
-    from ..nodes.film.qc import check_film, contact_sheet
+    from ..nodes.film.qc import check_film
     from ..nodes.film.sidecars import parse_srt
     from ..nodes.film.subtitles import SubtitleCue
 
@@ -32,9 +32,9 @@ def film_qc(film: Path, timeline: list[dict], out_dir: Path, loudness_target: fl
         lines = [SubtitleCue(float(line["start"]), float(line["end"]), str(line.get("text", "")))
                  for entry in timeline for line in entry.get("lines", ())]
         cues = tuple(lines) if lines else parse_srt(srt.read_text(encoding="utf-8")) if srt.is_file() else ()
-        result = check_film(film, cues, timeline, loudness_target).to_json()
-        if timeline:
-            sheet = contact_sheet(film, timeline, film.with_name(f"{film.stem}-contact.png"))
+        sheet = film.with_name(f"{film.stem}-contact.png") if timeline else None
+        result = check_film(film, cues, timeline, loudness_target, sheet).to_json()
+        if sheet is not None:
             result["contact_sheet"] = sheet.relative_to(out_dir).as_posix()
         return result
     except Exception as exc:  # noqa: BLE001 - a diagnostic after the work: it must not cost the film

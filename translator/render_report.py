@@ -56,6 +56,16 @@ class RenderReport:
     timeline: list[dict] = field(default_factory=list)  # each shot's time on screen in the film
     qc: dict | None = None  # the finished film's quality control: findings, loudness, true peak, contact sheet
     up_to_date: bool = False  # every shot and the film came from the cache: nothing was rendered or encoded
+    # video frames this render encoded (shots and film) and copied from shot videos into the film (smart rendering)
+    frames: dict[str, int] = field(default_factory=lambda: {"encoded": 0, "copied": 0})
+
+    def count_frames(self, outputs) -> None:
+        """Add what the graph's Save Film nodes reported in their ``ui.frames``."""
+        for ui in outputs.values():
+            for counts in (ui.get("frames") or []) if isinstance(ui, dict) else []:
+                if isinstance(counts, dict):
+                    for kind in ("encoded", "copied"):
+                        self.frames[kind] += int(counts.get(kind, 0))
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -97,6 +97,7 @@ def run_shot_graph(compiled: CompiledGraph, stage: str, engine: Engine, reporter
     except AnimStudioError:
         report.shots[compiled.shot_id].status = "failed"
         raise
+    report.count_frames(outputs)
     with report.timed("download"):
         files = fetch_outputs(outputs, engine, out_dir)
     return outputs, files

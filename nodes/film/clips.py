@@ -2,12 +2,11 @@
 
 A :class:`Clip` knows its size, rate and length and yields its frames on demand (from a still with
 a camera move, or decoded from a video file). A :class:`Film` is clips joined by transitions;
-:func:`iter_film_frames` yields the cut, holding back only the frames a transition overlaps.
+:func:`.transitions.iter_film_frames` yields the cut.
 """
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -39,24 +38,37 @@ class Clip:
     audio: AudioClip | None = field(default=None, repr=False, compare=False)  # starts with the clip's first frame
     subtitles: tuple[SubtitleCue, ...] = field(default=(), compare=False)     # times from the clip's first frame
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what the viewer should know (a mouth not drawn)
+    source: Path | None = field(default=None, compare=False)  # the video file the frames are decoded from
 
     @property
     def seconds(self) -> float:
         return self.frame_count / self.fps
 
-    def frames(self) -> Iterator[np.ndarray]:
-        produced = 0
-        for frame in self.make_frames():
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Frames ``start`` on; a clip read from a video file seeks there (from the key frame before it)."""
+        from itertools import islice
+
+        produced = start
+        if start and self.source is not None:
+            from .video_io import read_frames
+
+            made = read_frames(self.source, start)
+        else:
+            made = islice(self.make_frames(), start, None)
+        frame = None
+        for frame in made:
             if produced == self.frame_count:
                 return
             produced += 1
             yield frame
-        last = None
+        if produced < self.frame_count and frame is None and start:  # the source ends before `start`: its last frame
+            for frame in self.make_frames():
+                pass
         while produced < self.frame_count:  # a source shorter than promised holds its last frame
-            if last is None:
-                last = frame if produced else np.zeros((self.height, self.width, 3), np.uint8)
+            if frame is None:
+                frame = np.zeros((self.height, self.width, 3), np.uint8)
             produced += 1
-            yield last
+            yield frame
 
 
 def frame_count_for(seconds: float, fps: float) -> int:
@@ -261,50 +273,6 @@ class Film:
         return starts
 
 
-def _blend(a: np.ndarray, b: np.ndarray, kind: str, t: float) -> np.ndarray:
-    if kind == "dissolve":
-        return (a.astype(np.float32) * (1 - t) + b.astype(np.float32) * t + 0.5).astype(np.uint8)
-    width = a.shape[1]
-    edge = int(round(width * t))
-    out = a.copy()
-    if kind == "wipe_left":      # the new shot enters from the right edge, moving left
-        out[:, width - edge:] = b[:, width - edge:]
-    else:                        # wipe_right: enters from the left
-        out[:, :edge] = b[:, :edge]
-    return out
-
-
-def _fade(frame: np.ndarray, level: float) -> np.ndarray:
-    return (frame.astype(np.float32) * level + 0.5).astype(np.uint8)
-
-
-def iter_film_frames(film: Film) -> Iterator[np.ndarray]:
-    """The film's frames in order, transitions applied, holding at most one transition's frames."""
-    held: deque[np.ndarray] = deque()  # the tail of the previous clip, kept for the next transition
-    for index, clip in enumerate(film.clips):
-        transition = film.transitions[index]
-        overlap = film.overlap_frames(index)
-        fade_frames = (min(int(round(transition.seconds * film.fps)), clip.frame_count)
-                       if transition.kind == "fade_black" else 0)
-        keep_tail = film.overlap_frames(index + 1) if index + 1 < len(film.clips) else 0
-        next_fade = (index + 1 < len(film.clips) and film.transitions[index + 1].kind == "fade_black")
-        tail_fade = (min(int(round(film.transitions[index + 1].seconds * film.fps)), clip.frame_count)
-                     if next_fade else 0)
-        for i, frame in enumerate(clip.frames()):
-            if i < overlap:
-                frame = _blend(held.popleft(), frame, transition.kind, (i + 1) / (overlap + 1))
-            if i < fade_frames:      # fade up from black into this clip
-                frame = _fade(frame, (i + 1) / (fade_frames + 1))
-            from_end = clip.frame_count - i
-            if from_end <= tail_fade:  # fade down to black out of this clip
-                frame = _fade(frame, (from_end - 1) / tail_fade)
-            if from_end <= keep_tail:
-                held.append(frame)
-                continue
-            yield frame
-
-
-
 def video_clip(path: str | Path, label: str = "") -> Clip:
     """A clip decoded lazily from a video file (the per-shot renders of the compose graph)."""
     from .video_io import probe_video, read_audio_track, read_frames
@@ -315,7 +283,7 @@ def video_clip(path: str | Path, label: str = "") -> Clip:
     sidecar = next((p for p in (Path(path).with_suffix(".vtt"), Path(path).with_suffix(".srt")) if p.is_file()), None)
     subtitles = read_sidecar(sidecar) if sidecar else ()
     return Clip(info.width, info.height, info.fps, info.frame_count, lambda: read_frames(path),
-                label or Path(path).stem, audio, subtitles)
+                label or Path(path).stem, audio, subtitles, source=Path(path))
 
 
 def clip_from_frames(frames: np.ndarray, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",

@@ -3,21 +3,31 @@ sound (the clips' sound at their times, a ducked music bed, mastered when asked)
 interrupt; and its timeline, each shot's time on screen."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .. import boundary
 from ..audio.mastering import mastered
-from .clips import Film, iter_film_frames
+from .clips import Film
+from .transitions import iter_film_frames
 from .soundtrack import Soundtrack
+from .splice import FrameCounts, smart_render
 from .subtitles import SubtitleStyle, active_caption, burn_in, caption_text, find_font
 from .video_io import write_video
 
 
 def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=None, music_gain_db: float = -14.0,
-                duck_db: float = -10.0, crf: int = 18, loudness_lufs: float | None = None) -> None:
+                duck_db: float = -10.0, crf: int = 18, loudness_lufs: float | None = None,
+                key_frames: tuple[int, ...] | None = None, segments: Path | None = None) -> FrameCounts:
     """Stream ``film`` into a video at ``path`` (format from its suffix), with progress and ComfyUI's interrupt.
 
     Burned-in captions are drawn once per line and laid over each frame; the soundtrack is the clips'
     sound placed at their times, with ``music`` ducked under it when given; with ``loudness_lufs`` it is mastered
     (levelled to that integrated loudness, under -1 dBTP, faded at the film's ends).
+
+    With ``segments`` (a folder kept between renders) an MP4 whose clips are videos encoded to be joined at this
+    ``crf`` is joined from them by stream copy, only the transitions encoded again (:mod:`.splice`). With
+    ``key_frames`` (frame numbers, negative ones from the end) the video is itself encoded to be joined so, a fresh
+    picture group starting at each of them. Returns how many frames were encoded and how many copied.
     """
     if not film.clips:
         raise ValueError("the film has no clips")
@@ -34,9 +44,15 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
             caption = active_caption(captions, index / film.fps) if captions else None
             yield burn_in(frame, caption, subtitles) if caption else frame
 
+    sound = soundtrack(film, music, music_gain_db, duck_db, loudness_lufs)
+    if segments is not None and not captions and Path(path).suffix.lower() == ".mp4":
+        joined = smart_render(film, Path(path), sound, crf, segments, lambda: progress.update(1))
+        if joined is not None:
+            return joined
+    keys = None if key_frames is None else {k if k >= 0 else film.frame_count + k for k in key_frames}
     write_video(frames(), path, first.fps, first.width, first.height, crf=crf,
-                on_frame=lambda n: progress.update(1),
-                audio=soundtrack(film, music, music_gain_db, duck_db, loudness_lufs))
+                on_frame=lambda n: progress.update(1), audio=sound, key_frames=keys)
+    return FrameCounts(film.frame_count)
 
 
 def film_timeline(film: Film) -> list[dict]:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ...common.inputs import FONT_SUFFIXES
+from ...common.paths import safe_filename
 from .. import boundary
 from .camera import CAMERA_MOVES
 from .clips import TRANSITIONS, Film, Transition, clip_from_frames, video_clip, without_speakers
@@ -20,6 +21,7 @@ from .dialogue import shot_length
 from .frames import load_rgb
 from .editorial import EXPORT_CHOICES, export_film_cut, export_rate, parse_exports
 from .sidecars import SUBTITLE_FILES, sidecar_text
+from .splice import parse_key_frames
 from .subtitles import FontError, SubtitleStyle, system_font
 from .video_io import CONTAINERS
 
@@ -270,13 +272,17 @@ class AnimStudioSaveFilm:
             "export": (list(EXPORT_CHOICES), {"default": "none", "tooltip": "The cut for editors, beside the film: "
                                               "FCPXML (Final Cut Pro), FCP 7 XML (Premiere, Resolve), CMX 3600 EDL, "
                                               "OTIO; each shot is its stretch of this film, cut where it starts."}),
+            "key_frames": ("STRING", {"default": "", "tooltip": "For a shot video a film will be joined from: frame "
+                                      "numbers (comma-separated; negative ones count from the end) where a fresh "
+                                      "picture group starts, and no B-frames, so the film copies this video's frames "
+                                      "instead of encoding them again. Empty: an ordinary encode."}),
             "format": (list(CONTAINERS), {"default": "mp4", "tooltip": "mp4: H.264 + AAC, plays everywhere; webm: "
                                                                         "VP9 + Opus; mov: ProRes 422 HQ for editing."}),
         }}
 
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
              subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
-             format="mp4", loudness_lufs=-14.0, subtitle_speaker=True, export="none"):
+             format="mp4", loudness_lufs=-14.0, subtitle_speaker=True, export="none", key_frames=""):
         kinds = parse_exports(export)
         for kind in kinds:  # a rate an editor's format cannot count is refused before anything is encoded
             export_rate(kind, film.fps)
@@ -285,8 +291,9 @@ class AnimStudioSaveFilm:
         path, subfolder, name = boundary.next_output_path(filename_prefix, format)
         style = SubtitleStyle(font=_font_file(subtitle_font), size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
-        render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf,
-                    loudness_lufs or None)
+        counts = render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf,
+                             loudness_lufs or None, parse_key_frames(key_frames),
+                             boundary.temp_directory() / "animstudio-segments" / safe_filename(filename_prefix))
         files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
         cues = film.subtitle_track()
         for kind in ("srt", "vtt", "ass"):
@@ -298,7 +305,9 @@ class AnimStudioSaveFilm:
         for written in export_film_cut(path, film.fps, timeline, [t.kind for t in film.transitions], kinds):
             files.append({"filename": written.name, "subfolder": subfolder, "type": "output"})
         # ui.timeline: each shot's time on screen and its lines', for the client's QC and exports
-        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": timeline},
+        # ui.frames: how many frames were encoded and how many copied from shots encoded before (smart rendering)
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": timeline,
+                       "frames": [{"encoded": counts.encoded, "copied": counts.copied}]},
                 "result": (boundary.video_output(path),)}
 
 

@@ -62,11 +62,14 @@ def _runs(flags: list[bool], times: list[float], minimum: float, step: float) ->
     return runs
 
 
-def _picture(path: Path) -> tuple[list[bool], list[bool], list[float], float, float]:
-    """Per frame: black, frozen (unchanged since the frame before), its time; the frame rate, the length."""
+def _picture(path: Path, timeline: list[dict] | None = None):
+    """Per frame: black, frozen (unchanged since the frame before), its time; the frame rate, the length; and, with
+    a ``timeline``, each shot's middle frame for the contact sheet, taken in the same pass."""
     import av
 
     black, frozen, times, previous = [], [], [], None
+    wanted = _sheet_times(timeline)
+    pictures: dict = {}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 24)
@@ -79,7 +82,15 @@ def _picture(path: Path) -> tuple[list[bool], list[bool], list[float], float, fl
                           and float(np.abs(small - previous).mean()) < FROZEN_DIFFERENCE)
             times.append(frame.time if frame.time is not None else index / fps)
             previous = small
-    return black, frozen, times, fps, (len(times) / fps if times else 0.0)
+            while len(pictures) < len(wanted) and times[-1] + 0.5 / fps >= wanted[len(pictures)][0]:
+                pictures[wanted[len(pictures)][1]] = frame.to_image()
+    return black, frozen, times, fps, (len(times) / fps if times else 0.0), pictures
+
+
+def _sheet_times(timeline: list[dict] | None) -> list[tuple[float, str]]:
+    """``(time, shot)`` of each shot's middle frame (the middle of its time on screen), in order."""
+    middles = {entry["shot"]: (entry["start"] + entry["end"]) / 2 for entry in timeline or ()}
+    return sorted((t, shot) for shot, t in middles.items())
 
 
 def _sound(path: Path):
@@ -133,12 +144,15 @@ def shot_at(timeline: list[dict] | None, seconds: float) -> str | None:
 
 
 def check_film(path: str | Path, cues=(), timeline: list[dict] | None = None,
-               loudness_target: float | None = -14.0) -> QcResult:
+               loudness_target: float | None = -14.0, sheet: str | Path | None = None) -> QcResult:
     """QC a film file. ``cues``: its lines (``start``, ``end``, ``text``: a subtitle track) for silence under a line;
     ``timeline``: ``[{"shot", "start", "end"}]`` to name the shot of each finding; ``loudness_target``: LUFS the film
-    should measure (None: reported, not judged)."""
+    should measure (None: reported, not judged). With ``sheet`` and a timeline, the contact sheet (see
+    :func:`contact_sheet`) is drawn there from the same decoding of the picture."""
     path = Path(path)
-    black, frozen, times, fps, video_seconds = _picture(path)
+    black, frozen, times, fps, video_seconds, pictures = _picture(path, timeline if sheet else None)
+    if sheet is not None and timeline:
+        _draw_sheet(pictures, _sheet_times(timeline), sheet)
     result = QcResult(video_seconds=round(video_seconds, 3))
 
     def add(kind: str, start: float, end: float, detail: str) -> None:
@@ -180,27 +194,12 @@ def check_film(path: str | Path, cues=(), timeline: list[dict] | None = None,
     return result
 
 
-def contact_sheet(path: str | Path, timeline: list[dict], target: str | Path, width: int = 256) -> Path:
+def _draw_sheet(pictures: dict, wanted: list[tuple[float, str]], target: str | Path, width: int = 256) -> Path:
     """One picture per shot (the frame in the middle of its time on screen), labelled, in a grid; a PNG."""
-    import av
     from PIL import Image, ImageDraw
 
-    middles = {entry["shot"]: (entry["start"] + entry["end"]) / 2 for entry in timeline}
-    wanted = sorted((t, shot) for shot, t in middles.items())
-    pictures: dict[str, Image.Image] = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 24)
-        at = 0
-        for index, frame in enumerate(container.decode(stream)):
-            t = frame.time if frame.time is not None else index / fps
-            while at < len(wanted) and t + 0.5 / fps >= wanted[at][0]:
-                pictures.setdefault(wanted[at][1], frame.to_image())
-                at += 1
-            if at >= len(wanted):
-                break
     if not pictures:
-        raise ValueError(f"{path}: no frames to make a contact sheet from")
+        raise ValueError(f"{target}: no frames to make a contact sheet from")
     first = next(iter(pictures.values()))
     height = round(width * first.height / first.width)
     columns = min(4, len(pictures))

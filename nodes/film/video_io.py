@@ -16,6 +16,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ...common.paths import written_atomically
+
 log = logging.getLogger(__name__)
 
 
@@ -56,9 +58,15 @@ CONTAINERS = {
 }
 
 
-def _video_options(container: Container, crf: int) -> dict[str, str]:
+# x264 settings under which videos can be joined by copying their packets (smart rendering): frames stored in the
+# order they are shown (no B-frames, so a video can be cut after any frame), headers that never depend on the
+# content (``stitchable``), and a forced key frame is an IDR frame (nothing after it looks back past it)
+JOINABLE_X264 = {"x264-params": "bframes=0:stitchable=1", "forced-idr": "1"}
+
+
+def _video_options(container: Container, crf: int, joinable: bool = False) -> dict[str, str]:
     if container.video == "libx264":
-        return {"crf": str(crf), "preset": "veryfast"}
+        return {"crf": str(crf), "preset": "veryfast", **(JOINABLE_X264 if joinable else {})}
     if container.video == "libvpx-vp9":
         return {"crf": str(min(63, crf + 13)), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
     return {"profile": "3"}  # ProRes 422 HQ
@@ -113,12 +121,15 @@ def prefetched(items: Iterable, depth: int = PREFETCH_FRAMES) -> Iterator:
 
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, width: int, height: int,
                 crf: int = 18, on_frame: Callable[[int], None] | None = None, audio=None,
-                container_format: str = "") -> VideoInfo:
+                container_format: str = "", key_frames: Iterable[int] | None = None) -> VideoInfo:
     """Encode ``frames`` (``uint8 [H, W, 3]``) to ``path`` with ``audio`` (a Soundtrack), streaming both.
 
     The format follows ``container_format`` or the file's suffix: ``.mp4`` H.264 + AAC (default),
     ``.webm`` VP9 + Opus, ``.mov`` ProRes 422 HQ + PCM. Audio is encoded alongside the frames, a frame's
     worth at a time, so the file is interleaved.
+
+    With ``key_frames`` (frame numbers) an H.264 video is written to be joined by stream copy: each of those frames
+    starts a fresh picture group (an IDR frame) and no frame is stored out of order (see ``JOINABLE_X264``).
 
     The file is written next to its final name and renamed when complete, so a crash or an
     interrupt never leaves a half-written film under the real name.
@@ -131,15 +142,15 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
     kind = CONTAINERS.get(container_format or path.suffix.lower().lstrip(".") or "mp4")
     if kind is None:
         raise ValueError(f"unknown video format {container_format or path.suffix!r}; one of {', '.join(CONTAINERS)}")
-    partial = path.with_name(path.name + ".partial")
+    keys = set(key_frames) if key_frames is not None and kind.video == "libx264" else None
     count = 0
-    try:
+    with written_atomically(path) as partial:
         with av.open(str(partial), mode="w", format=kind.format, options=dict(kind.options)) as container:
             stream = container.add_stream(kind.video, rate=_fps_fraction(fps))
             stream.width, stream.height, stream.pix_fmt = width, height, kind.pix_fmt
-            stream.options = _video_options(kind, crf)
+            stream.options = _video_options(kind, crf, keys is not None)
             _tag_bt709(stream)
-            sound = _AudioWriter(container, audio, kind.audio) if audio is not None else None
+            sound = AudioWriter(container, audio, kind.audio) if audio is not None else None
 
             def converted():
                 for index, frame in enumerate(frames):
@@ -150,6 +161,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
                         format=kind.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")  # HD's matrix, as tagged
 
             for video_frame in prefetched(converted()):
+                if keys is not None and count in keys:
+                    video_frame.pict_type = av.video.frame.PictureType.I
                 container.mux(stream.encode(video_frame))
                 count += 1
                 if sound is not None:
@@ -159,9 +172,6 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, widt
             container.mux(stream.encode(None))
             if sound is not None:
                 sound.finish(count / fps)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
     log.info("wrote %s: %d frames, %dx%d at %s fps", path, count, width, height, fps)
     return VideoInfo(width, height, float(fps), count, count / fps, kind.video, audio is not None)
 
@@ -174,7 +184,7 @@ def _tag_bt709(stream) -> None:
     context.color_range = 1  # AVCOL_RANGE_MPEG (limited)
 
 
-class _AudioWriter:
+class AudioWriter:
     """AAC for the film's sound, fed in step with the video and padded or cut to the video's length."""
 
     def __init__(self, container, audio, codec: str = "aac"):
@@ -230,13 +240,35 @@ def read_audio_track(path: str | Path):
     return read_audio_stream(path)
 
 
-def read_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode a video's frames one at a time as ``uint8 [H, W, 3]``."""
+def read_frames(path: str | Path, start: int = 0) -> Iterator[np.ndarray]:
+    """Decode a video's frames one at a time as ``uint8 [H, W, 3]``, from frame ``start`` (reached by seeking to
+    the key frame before it and decoding from there; the frames before ``start`` are never converted)."""
     import av
 
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        index = None
+        if start:
+            index = FrameIndex(stream)
+            container.seek(index.pts(start), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            if index is not None and frame.pts is not None and index(frame.pts) < start:
+                continue
             yield frame.to_ndarray(format="rgb24")
+
+
+class FrameIndex:
+    """A stream's frame numbers from its timestamps (constant frame rate, as the films here are written)."""
+
+    def __init__(self, stream):
+        self.origin = stream.start_time or 0
+        self.tick = stream.time_base * (stream.average_rate or stream.guessed_rate or 24)
+
+    def __call__(self, pts: int) -> int:
+        return int(round((pts - self.origin) * self.tick))
+
+    def pts(self, index: int) -> int:
+        return self.origin + int(index / self.tick)
 
 
 def last_frame(path: str | Path, target: str | Path) -> Path:

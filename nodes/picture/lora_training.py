@@ -9,11 +9,10 @@ the client to download.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from .. import boundary
-from ...common.paths import safe_filename
+from ...common.paths import safe_filename, written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +39,8 @@ def save_character_lora(lora_sd: dict, name: str, steps: int | None = None) -> t
     target = folder / f"{stem}.safetensors"
     metadata = {"animstudio_character": name, **({"training_steps": str(steps)} if steps is not None else {})}
     tensors = {k: v.detach().contiguous() for k, v in lora_sd.items()}
-    partial = target.with_name(target.name + ".partial")
-    safetensors.torch.save_file(tensors, str(partial), metadata=metadata)
-    os.replace(partial, target)
+    with written_atomically(target) as partial:
+        safetensors.torch.save_file(tensors, str(partial), metadata=metadata)
     copy, subfolder, filename = boundary.next_output_path(f"{SUBFOLDER}/loras/{stem}", "safetensors")
     safetensors.torch.save_file(tensors, str(copy), metadata=metadata)
     log.info("trained LoRA for %s saved as %s (%d tensors)", name, target, len(tensors))
