@@ -15,6 +15,9 @@ from .engines import Engine
 from .render_report import RenderReport, Reporter
 
 
+SHOT_SIDECAR = ".vtt"  # a per-shot video's captions (WebVTT keeps speakers and word times), read by Load Video Clip
+
+
 def progress_events(compiled: CompiledGraph, reporter: Reporter, report: RenderReport):
     """Turn engine events (ComfyUI's ``/ws`` vocabulary) into per-shot progress."""
     current: dict[str, str | None] = {"shot": None}
