@@ -189,10 +189,8 @@ def cmd_render(args) -> int:
     exported = []
     if exports and film is not None:
         from .translator.exports import write_exports
-        from .translator.render import shot_video
 
-        exported = write_exports(board, Path(args.output), film, report.timeline, exports,
-                                 {s.id: shot_video(args.output, s.id) for s in board.shots})
+        exported = write_exports(board, Path(args.output), film, exports)
     cached = sum(1 for s in report.shots.values() if s.status == "cached")
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
     _emit(args, {"ok": True, **report.to_json(), "exports": [p.name for p in exported]},

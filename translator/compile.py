@@ -341,12 +341,17 @@ def _save(board: Storyboard, graph: Graph, node_shots: dict, film: Link, prefix:
         "subtitle_files": subtitles.files if shot_id is None else "vtt",
         "subtitle_size": subtitles.size, "subtitle_font": font, "subtitle_position": subtitles.position,
         "subtitle_speaker": subtitles.speaker,
-        "music_gain_db": round(20 * math.log10(board.music[0].volume), 2) if board.music and board.music[0].volume > 0
-        else -60.0,
+        "music_gain_db": music_gain_db(board),
         "crf": FINAL_CRF,
         "loudness": board.project.loudness if shot_id is None else 0.0,  # the film is mastered, not its shots
         "key_frames": shot_key_frames(board, board.shot(shot_id)) if shot_id is not None else "",
     }, {"film": film, "music": music})
+
+
+def music_gain_db(board: Storyboard) -> float:
+    """The music bed's level (its ``volume`` in decibels; -60 for none or silent)."""
+    volume = board.music[0].volume if board.music else 0.0
+    return round(20 * math.log10(volume), 2) if volume > 0 else -60.0
 
 
 def _unique(uploads: list[Upload]) -> list[Upload]:

@@ -26,6 +26,7 @@ from .render_sheets import render_sheets, sheet_file
 from .render_run import (SHOT_SIDECAR, check_before_upload, chosen_keyframe, fetch_outputs, graph_key,
                          node_warnings, progress_events, run_shot_graph, shot_video, upload_all)
 from .compose import check_film, compose_film, film_file
+from .render_qc import reported_timeline
 from ..common.errors import AnimStudioError
 from .film_length import check_film_length
 from .keyframes import consistency_node, keyframe_seed, scored_characters
@@ -98,7 +99,7 @@ def _render_film(compiled: CompiledGraph, board: Storyboard, out_dir: Path, engi
         files = fetch_outputs(outputs, engine, out_dir)
     film = film_file(files, out_dir, board)
     report.film = film.relative_to(out_dir).as_posix() if film else None
-    check_film(film, outputs, out_dir, board, report)
+    check_film(film, reported_timeline(outputs), out_dir, board, report)
     report.outputs = [f.relative_to(out_dir).as_posix() for f in files]
     for f in files:
         if "sheets" in f.parts and f.suffix == ".png":

@@ -3,12 +3,16 @@ sound (the clips' sound at their times, a ducked music bed, mastered when asked)
 interrupt; and its timeline, each shot's time on screen."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import boundary
 from ..audio.mastering import mastered
 from .clips import Film
 from .transitions import iter_film_frames
+from .clips import without_speakers
+from .editorial import export_film_cut, export_rate
+from .sidecars import sidecar_text
 from .soundtrack import Soundtrack
 from .splice import FrameCounts, smart_render
 from .subtitles import SubtitleStyle, active_caption, burn_in, caption_text, find_font
@@ -53,6 +57,41 @@ def render_film(film: Film, path, subtitles: SubtitleStyle | None = None, music=
     write_video(frames(), path, first.fps, first.width, first.height, crf=crf,
                 on_frame=lambda n: progress.update(1), audio=sound, key_frames=keys)
     return FrameCounts(film.frame_count)
+
+
+@dataclass(frozen=True)
+class FinishedFilm:
+    """What finishing a film wrote (the film first, then its sidecars and exports), its timeline (see
+    :func:`film_timeline`) and how many frames were encoded and copied."""
+
+    files: tuple[Path, ...]
+    timeline: list[dict]
+    frames: FrameCounts
+
+
+def finish_film(film: Film, path: Path, style: SubtitleStyle, burn: bool = False, subtitle_files: str = "none",
+                speaker: bool = True, music=None, music_gain_db: float = -14.0, duck_db: float = -10.0, crf: int = 18,
+                loudness_lufs: float | None = None, key_frames: tuple[int, ...] | None = None,
+                segments: Path | None = None, exports: tuple[str, ...] = ()) -> FinishedFilm:
+    """The film rendered to ``path`` (:func:`render_film`), its subtitle sidecars (``subtitle_files``: ``srt``,
+    ``vtt``, ``ass`` joined by ``+``) and editors' ``exports`` written beside it: what Save Film does, and the
+    compositor that renders a cut outside ComfyUI."""
+    for kind in exports:  # a rate an editor's format cannot count is refused before anything is encoded
+        export_rate(kind, film.fps)
+    if not speaker:
+        film = without_speakers(film)
+    counts = render_film(film, path, style if burn else None, music, music_gain_db, duck_db, crf, loudness_lufs,
+                         key_frames, segments)
+    files = [Path(path)]
+    cues = film.subtitle_track()
+    for kind in ("srt", "vtt", "ass"):
+        if cues and kind in subtitle_files.split("+"):  # a film without dialogue gets no empty sidecars
+            sidecar = Path(path).with_suffix(f".{kind}")
+            sidecar.write_text(sidecar_text(kind, cues, film, style), encoding="utf-8")
+            files.append(sidecar)
+    timeline = film_timeline(film)
+    files += export_film_cut(Path(path), film.fps, timeline, [t.kind for t in film.transitions], exports)
+    return FinishedFilm(tuple(files), timeline, counts)
 
 
 def film_timeline(film: Film) -> list[dict]:

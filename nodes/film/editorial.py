@@ -59,10 +59,12 @@ def edl_rate(fps: float) -> int:
 
 
 def cut_timeline(title: str, fps: float, timeline: list[dict], transitions: list[str], media: CutMedia,
-                 rate: float | None = None):
+                 rate: float | None = None, seconds: list[float] | None = None, music_gain_db: float = 0.0):
     """The film as an ``opentimelineio`` Timeline counted at ``rate`` (default: the film's own ``fps``):
     ``timeline`` is each shot's time on screen (with its ``lines``), ``transitions`` the kind of each entry's
-    transition in."""
+    transition in, ``seconds`` its length as the film was cut (kept with each clip, with the kind, under
+    ``metadata["animstudio"]``, so :func:`film_from_cut` renders the same film from it). Each shot's clip carries a
+    marker for each of its lines (the text, ``speaker`` in its metadata) at its time; the music clip its gain."""
     import opentimelineio as otio
 
     scale = (rate or fps) / fps
@@ -83,18 +85,64 @@ def cut_timeline(title: str, fps: float, timeline: list[dict], transitions: list
             video.append(otio.schema.Transition(
                 name=transitions[index], transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
                 in_offset=frame(0), out_offset=frame(entries[index - 1][2] - start)))
-        video.append(otio.schema.Clip(name=entry["shot"], source_range=span(0, min(end, following_start) - start),
-                                      media_reference=otio.schema.ExternalReference(
-                                          target_url=media.shots[index], available_range=span(0, end - start))))
+        clip = otio.schema.Clip(name=entry["shot"], source_range=span(0, min(end, following_start) - start),
+                                media_reference=otio.schema.ExternalReference(
+                                    target_url=media.shots[index], available_range=span(0, end - start)),
+                                metadata={"animstudio": {"shot": entry["shot"], "transition": {
+                                    "type": transitions[index],
+                                    "seconds": seconds[index] if seconds else 0.0}}})
+        for line in entry.get("lines", ()):
+            at = max(0, round(line["start"] * fps) - start)
+            clip.markers.append(otio.schema.Marker(
+                name=line.get("text", ""), marked_range=span(at, max(1, round(line["end"] * fps) - start - at)),
+                metadata={"animstudio": {"speaker": line.get("speaker", "")}}))
+        video.append(clip)
     result.tracks.append(video)
     for track in _dialogue_tracks(timeline, media, fps, frame, span):
         result.tracks.append(track)
     if media.music:
         audio = otio.schema.Track(name="music", kind=otio.schema.TrackKind.Audio)
         audio.append(otio.schema.Clip(name="music", source_range=span(0, total), media_reference=(
-            otio.schema.ExternalReference(target_url=media.music, available_range=span(0, total)))))
+            otio.schema.ExternalReference(target_url=media.music, available_range=span(0, total))),
+            metadata={"animstudio": {"gain_db": music_gain_db}}))
         result.tracks.append(audio)
     return result
+
+
+def film_from_cut(cut, base: Path):
+    """The film a cut describes (one :func:`cut_timeline` made from a film of shot videos): each clip of its video
+    track from its media (a video inside ``base``), joined by the transition its metadata keeps; with the music's
+    file (inside ``base``) and gain, or None. What the compositor renders."""
+    import opentimelineio as otio
+
+    from ...common.paths import PathEscapeError, resolve_inside
+    from .clips import Film, Transition, video_clip
+
+    def media(clip) -> Path:
+        url = getattr(clip.media_reference, "target_url", "") or ""
+        try:
+            path = resolve_inside(base, url)
+        except PathEscapeError:
+            raise AnimStudioError(f"the cut's clip {clip.name!r} names media outside {base}: {url!r}") from None
+        if not path.is_file():
+            raise AnimStudioError(f"the cut's clip {clip.name!r} names {url!r}, not found in {base}")
+        return path
+
+    video = next((t for t in cut.tracks if t.kind == otio.schema.TrackKind.Video), None)
+    if video is None or not video.find_clips():
+        raise AnimStudioError(f"the cut {cut.name!r} has no shots on a video track")
+    film = Film()
+    for clip in video.find_clips():
+        join = clip.metadata.get("animstudio", {}).get("transition", {})
+        film = film.append(video_clip(media(clip), clip.name), Transition(str(join.get("type", "cut")),
+                                                                      float(join.get("seconds", 0.0))))
+    music = None
+    for track in cut.tracks:
+        if track.kind == otio.schema.TrackKind.Audio and track.name == "music":
+            clip = track.find_clips()[0]
+            music = (media(clip),
+                     float(clip.metadata.get("animstudio", {}).get("gain_db", 0.0)))
+    return film, music
 
 
 def _dialogue_tracks(timeline: list[dict], media: CutMedia, fps: float, frame, span) -> list:

@@ -15,12 +15,12 @@ from ...common.inputs import FONT_SUFFIXES
 from ...common.paths import safe_filename
 from .. import boundary
 from .camera import CAMERA_MOVES
-from .clips import TRANSITIONS, Film, Transition, clip_from_frames, video_clip, without_speakers
-from .cut import film_timeline, render_film
+from .clips import TRANSITIONS, Film, Transition, clip_from_frames, video_clip
+from .cut import finish_film
 from .dialogue import shot_length
 from .frames import load_rgb
-from .editorial import EXPORT_CHOICES, export_film_cut, export_rate, parse_exports
-from .sidecars import SUBTITLE_FILES, sidecar_text
+from .editorial import EXPORT_CHOICES, parse_exports
+from .sidecars import SUBTITLE_FILES
 from .splice import parse_key_frames
 from .subtitles import FontError, SubtitleStyle, system_font
 from .video_io import CONTAINERS
@@ -283,31 +283,18 @@ class AnimStudioSaveFilm:
     def save(self, film, filename_prefix, burn_subtitles=False, subtitle_files="none", subtitle_size=0,
              subtitle_font="", subtitle_position="bottom", music=None, music_gain_db=-14.0, duck_db=-10.0, crf=18,
              format="mp4", loudness_lufs=-14.0, subtitle_speaker=True, export="none", key_frames=""):
-        kinds = parse_exports(export)
-        for kind in kinds:  # a rate an editor's format cannot count is refused before anything is encoded
-            export_rate(kind, film.fps)
-        if not subtitle_speaker:
-            film = without_speakers(film)
         path, subfolder, name = boundary.next_output_path(filename_prefix, format)
         style = SubtitleStyle(font=_font_file(subtitle_font), size=subtitle_size, position=subtitle_position)
         music_clip = boundary.audio_from_comfy(music) if music is not None else None
-        counts = render_film(film, path, style if burn_subtitles else None, music_clip, music_gain_db, duck_db, crf,
-                             loudness_lufs or None, parse_key_frames(key_frames),
-                             boundary.temp_directory() / "animstudio-segments" / safe_filename(filename_prefix))
-        files = [{"filename": name, "subfolder": subfolder, "type": "output"}]
-        cues = film.subtitle_track()
-        for kind in ("srt", "vtt", "ass"):
-            if cues and kind in subtitle_files.split("+"):  # a film without dialogue gets no empty sidecars
-                sidecar = path.with_suffix(f".{kind}")
-                sidecar.write_text(sidecar_text(kind, cues, film, style), encoding="utf-8")
-                files.append({"filename": sidecar.name, "subfolder": subfolder, "type": "output"})
-        timeline = film_timeline(film)
-        for written in export_film_cut(path, film.fps, timeline, [t.kind for t in film.transitions], kinds):
-            files.append({"filename": written.name, "subfolder": subfolder, "type": "output"})
-        # ui.timeline: each shot's time on screen and its lines', for the client's QC and exports
-        # ui.frames: how many frames were encoded and how many copied from shots encoded before (smart rendering)
-        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": timeline,
-                       "frames": [{"encoded": counts.encoded, "copied": counts.copied}]},
+        done = finish_film(film, path, style, burn_subtitles, subtitle_files, subtitle_speaker, music_clip,
+                           music_gain_db, duck_db, crf, loudness_lufs or None, parse_key_frames(key_frames),
+                           boundary.temp_directory() / "animstudio-segments" / safe_filename(filename_prefix),
+                           parse_exports(export))
+        files = [{"filename": f.name, "subfolder": subfolder, "type": "output"} for f in done.files]
+        # ui.timeline: each shot's time on screen and its lines', for the client's QC and exports; ui.frames: how
+        # many frames were encoded and how many copied from shots encoded before (smart rendering)
+        return {"ui": {"images": files[:1], "animated": (True,), "files": files[1:], "timeline": done.timeline,
+                       "frames": [{"encoded": done.frames.encoded, "copied": done.frames.copied}]},
                 "result": (boundary.video_output(path),)}
 
 
