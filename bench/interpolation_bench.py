@@ -28,6 +28,13 @@ import numpy as np
 
 from animstudio.nodes.film.interpolation import interpolate_frames
 
+#: The flow engine's seconds per in-between frame before the speed-up (half-size working resolution,
+#: full-size refinement), measured 2026-12-06 on the 2-core dev machine with this bench (seed 7):
+#: at 512x288 (``--width 512 --height 288``) and at the default 640x360.
+BASELINE_SECONDS = {(512, 288): 0.159, (640, 360): 0.294}
+#: The goal: seconds per 512-px in-between frame on 2 cores.
+GOAL_SECONDS = 0.06
+
 
 # --- the scene -------------------------------------------------------------------------------------------
 
@@ -199,9 +206,14 @@ def main() -> None:
         p = [psnr(m, t) for m, t in zip(made, held_out)]
         s = [ssim(m, t) for m, t in zip(made, held_out)]
         rows.append((name, np.mean(p), np.min(p), np.mean(s), len(made) / seconds))
-    print(f"{'method':<24} {'PSNR dB':>8} {'worst':>7} {'SSIM':>7} {'frames/s':>9}")
+    print(f"{'method':<24} {'PSNR dB':>8} {'worst':>7} {'SSIM':>7} {'frames/s':>9} {'s/frame':>8}")
     for name, mean_p, min_p, mean_s, fps in rows:
-        print(f"{name:<24} {mean_p:8.2f} {min_p:7.2f} {mean_s:7.4f} {fps:9.1f}")
+        print(f"{name:<24} {mean_p:8.2f} {min_p:7.2f} {mean_s:7.4f} {fps:9.1f} {1 / fps:8.4f}")
+    flow_seconds = 1 / rows[0][4]
+    baseline = BASELINE_SECONDS.get((args.width, args.height))
+    before = f"{baseline:.3f} s before the speed-up" if baseline else "no baseline measured at this size"
+    print(f"flow engine: {flow_seconds:.3f} s per in-between frame at {args.width}x{args.height} ({before}; "
+          f"goal {GOAL_SECONDS} s at 512 px on 2 cores)")
 
 
 if __name__ == "__main__":
