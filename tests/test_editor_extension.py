@@ -163,8 +163,13 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             page.screenshot(path=str(artifacts / "04-queued.png"))
             # after the run: the shot nodes show their first frame (core ui.images), the camera preview travels the
             # renderer's crop windows, and the Lip Sync node's timeline has the line's cues and its audio to play
-            page.wait_for_function("""() => app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip')
-                                        .every(n => n.imgs?.length && n.imgs[0].naturalWidth > 0)""", timeout=30_000)
+            # (the frontend loads a node's pictures when it draws the node: each shot is brought into view, as a
+            # user scrolls to it)
+            page.wait_for_function("""() => {
+                const shots = app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip');
+                const missing = shots.find(n => !(n.imgs?.length && n.imgs[0].naturalWidth > 0));
+                if (missing) { app.canvas.centerOnNode(missing); app.canvas.draw(true, true); }
+                return !missing; }""", timeout=30_000)
             camera = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'AnimStudioShotClip')
                 .map(n => ({move: n.widgets.find(w => w.name === 'camera_move').value,
                             windows: n.animstudioCameraPreview?.windows}))""")
