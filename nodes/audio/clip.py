@@ -80,6 +80,27 @@ def read_audio_stream(path: str | Path) -> AudioClip:
     return AudioClip(np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32), rate)
 
 
+class StreamedAudio:
+    """A media file's sound, read like an :class:`AudioClip` but decoded each time its ``samples`` are asked for and
+    never held: a film joined from hundreds of shot videos keeps none of their sound between the moments the mix
+    uses it (the mixer converts a clip's sound when the track reaches it and drops it once passed)."""
+
+    def __init__(self, path: str | Path):
+        clip = read_audio_stream(path)  # decoded once, for its exact length; not kept
+        self.path, self.sample_rate, self.channels, self.frames = Path(path), clip.sample_rate, clip.channels, clip.frames
+
+    @property
+    def samples(self) -> np.ndarray:
+        return read_audio_stream(self.path).samples[:, :self.frames]
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    def mono(self) -> np.ndarray:
+        return self.samples.mean(axis=0)
+
+
 def _planar(frame) -> np.ndarray:
     """An audio frame as float32 ``[channels, samples]`` whatever its sample layout."""
     array = frame.to_ndarray()

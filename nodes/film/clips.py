@@ -275,10 +275,11 @@ class Film:
 
 def video_clip(path: str | Path, label: str = "") -> Clip:
     """A clip decoded lazily from a video file (the per-shot renders of the compose graph)."""
-    from .video_io import probe_video, read_audio_track, read_frames
+    from ..audio.clip import StreamedAudio
+    from .video_io import probe_video, read_frames
 
     info = probe_video(path)
-    audio = read_audio_track(path) if info.has_audio else None
+    audio = StreamedAudio(path) if info.has_audio else None  # read when the mix reaches the clip, not held
     # a per-shot render's subtitles travel beside its video: WebVTT (speakers, word times), else SRT
     sidecar = next((p for p in (Path(path).with_suffix(".vtt"), Path(path).with_suffix(".srt")) if p.is_file()), None)
     subtitles = read_sidecar(sidecar) if sidecar else ()

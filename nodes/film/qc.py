@@ -25,6 +25,7 @@ CLIP_SHARE = 0.4         # ... by this share of its samples is flat-topped: clip
 LEVEL_SECONDS = 0.05
 LOUDNESS_TOLERANCE = 1.0  # LU off the target before it is a finding
 TRUE_PEAK_CEILING = -1.0
+SHEET_WIDTH = 256          # the contact sheet's picture of each shot, in pixels across
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _picture(path: Path, timeline: list[dict] | None = None):
             times.append(frame.time if frame.time is not None else index / fps)
             previous = small
             while len(pictures) < len(wanted) and times[-1] + 0.5 / fps >= wanted[len(pictures)][0]:
-                pictures[wanted[len(pictures)][1]] = frame.to_image()
+                pictures[wanted[len(pictures)][1]] = _thumbnail(frame)
     return black, frozen, times, fps, (len(times) / fps if times else 0.0), pictures
 
 
@@ -194,7 +195,14 @@ def check_film(path: str | Path, cues=(), timeline: list[dict] | None = None,
     return result
 
 
-def _draw_sheet(pictures: dict, wanted: list[tuple[float, str]], target: str | Path, width: int = 256) -> Path:
+def _thumbnail(frame, width: int = SHEET_WIDTH):
+    """A decoded frame as the contact sheet's picture, scaled down at once: a film of hundreds of shots holds
+    kilobytes per shot, not a full frame each."""
+    return frame.reformat(width=width, height=max(2, round(width * frame.height / frame.width)),
+                          format="rgb24").to_image()
+
+
+def _draw_sheet(pictures: dict, wanted: list[tuple[float, str]], target: str | Path, width: int = SHEET_WIDTH) -> Path:
     """One picture per shot (the frame in the middle of its time on screen), labelled, in a grid; a PNG."""
     from PIL import Image, ImageDraw
 
