@@ -7,6 +7,8 @@ path, a symlink out).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import re
 import shutil
@@ -36,6 +38,21 @@ def safe_filename(name: str, default: str = "file") -> str:
     """A single path component made only of safe characters (no separators, no leading dots)."""
     cleaned = _UNSAFE.sub("_", name.replace("\\", "/").split("/")[-1]).lstrip(".")
     return cleaned[:128] or default
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def path_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read once per size and modification time."""
+    stat = Path(path).stat()
+    return _file_digest(Path(path), stat.st_size, stat.st_mtime_ns)
 
 
 @contextlib.contextmanager

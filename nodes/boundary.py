@@ -144,13 +144,9 @@ def input_file_problem(name: str) -> bool | str:
 
 def input_file_hash(name: str) -> str:
     """``IS_CHANGED`` for file inputs: the content hash, so an edited file re-runs the node."""
-    import hashlib
+    from ..common.paths import path_digest
 
-    digest = hashlib.sha256()
-    with open(input_file(name), "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return path_digest(input_file(name))
 
 
 def torch_available() -> bool:

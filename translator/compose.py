@@ -42,8 +42,7 @@ def compose_film(board: Storyboard, out_dir: Path, engine: Engine, reporter: Rep
         with report.timed("compose"):
             done = render_cut(board, cut, out_dir, reporter)
         files, timeline = list(done.files), done.timeline
-        for kind in ("encoded", "copied"):
-            report.frames[kind] += getattr(done.frames, kind)
+        report.add_frames(done.frames.encoded, done.frames.copied)
     else:
         files, timeline = _compose_on(engine, compose, out_dir, reporter, report)
     film = film_file(files, out_dir, board)

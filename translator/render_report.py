@@ -59,13 +59,16 @@ class RenderReport:
     # video frames this render encoded (shots and film) and copied from shot videos into the film (smart rendering)
     frames: dict[str, int] = field(default_factory=lambda: {"encoded": 0, "copied": 0})
 
+    def add_frames(self, encoded: int, copied: int) -> None:
+        self.frames["encoded"] += int(encoded)
+        self.frames["copied"] += int(copied)
+
     def count_frames(self, outputs) -> None:
         """Add what the graph's Save Film nodes reported in their ``ui.frames``."""
         for ui in outputs.values():
             for counts in (ui.get("frames") or []) if isinstance(ui, dict) else []:
                 if isinstance(counts, dict):
-                    for kind in ("encoded", "copied"):
-                        self.frames[kind] += int(counts.get(kind, 0))
+                    self.add_frames(counts.get("encoded", 0), counts.get("copied", 0))
 
     def to_json(self) -> dict:
         return asdict(self)

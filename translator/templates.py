@@ -2,13 +2,14 @@
 shot (``<shot id>:<role>``), uploads named by content, the canonical graph text."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from ..common.paths import path_digest
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "workflows" / "templates"
 FILM_SCOPE = "film"
@@ -72,21 +73,6 @@ def instantiate(template: str, scope: str, graph: Graph, node_shots: dict[str, s
         graph[node_id] = {"class_type": node["class_type"], "inputs": inputs}
         node_shots[node_id] = shot_id
     return {key: _fill(value, scope, params, links) for key, value in spec.items() if key not in ("nodes", "description")}
-
-
-@lru_cache(maxsize=4096)
-def file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def path_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read once per size and modification time (:func:`file_digest`)."""
-    stat = Path(path).stat()
-    return file_digest(Path(path), stat.st_size, stat.st_mtime_ns)
 
 
 def content_upload(path: Path, subfolder: str) -> Upload:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,8 +47,6 @@ class Clip:
 
     def frames(self, start: int = 0) -> Iterator[np.ndarray]:
         """Frames ``start`` on; a clip read from a video file seeks there (from the key frame before it)."""
-        from itertools import islice
-
         produced = start
         if start and self.source is not None:
             from .video_io import read_frames

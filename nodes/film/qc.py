@@ -98,10 +98,8 @@ def _sound(path: Path):
     """Per 50 ms window: RMS level (dBFS) and, when loud, the share of samples near its peak; loudness, true peak,
     length."""
     import av
-    from scipy.signal import resample_poly
-
     from ..audio.clip import _planar
-    from ..audio.mastering import LoudnessMeter
+    from ..audio.mastering import LoudnessMeter, true_peaks
 
     with av.open(str(path)) as container:
         if not container.streams.audio:
@@ -119,8 +117,7 @@ def _sound(path: Path):
             meter.feed(samples)
             if samples.size:  # oversampled with the end of the packet before as context (no ringing at the join)
                 joined = np.concatenate([tail, samples], axis=1) if tail is not None else samples
-                skip = 4 * (joined.shape[1] - samples.shape[1])
-                peak = max(peak, float(np.abs(resample_poly(joined, 4, 1, axis=1))[:, skip:].max()))
+                peak = max(peak, float(true_peaks(joined)[joined.shape[1] - samples.shape[1]:].max()))
                 tail = joined[:, -32:]
             total += samples.shape[1]
             carry = np.concatenate([carry, samples], axis=1)

@@ -25,7 +25,7 @@ from ..lipsync.cues import frame_rate
 from .clips import Film
 from .transitions import ClipLayout, clip_layouts, iter_film_frames
 from .video_io import AudioWriter, CONTAINERS, FrameIndex, write_video
-from ...common.paths import written_atomically
+from ...common.paths import path_digest, written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,6 @@ def splice_plan(film: Film, layouts: list[ClipLayout], videos: list[JoinableVide
     return spans
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _span_key(span: Span, film: Film, layouts: list[ClipLayout], digests: list[str], crf: int) -> str:
     """What an encoded stretch is made of: the clips it shows (by content), where it cuts them, how they join."""
     parts: list = [crf, film.clips[0].width, film.clips[0].height, str(frame_rate(film.fps))]
@@ -167,7 +159,7 @@ def smart_render(film: Film, path: Path, audio, crf: int, segments: Path,
         return None
     layouts = clip_layouts(film)
     spans = splice_plan(film, layouts, videos)
-    digests = [_file_digest(video.path) for video in videos]
+    digests = [path_digest(video.path) for video in videos]
     segments.mkdir(parents=True, exist_ok=True)
     encoded, files = 0, []
     for span in spans:
