@@ -8,6 +8,15 @@
     POST /animstudio/tts_preview   {"text", "engine", "voice", "language"}   → {"ok", "audio": {filename, subfolder,
                                                                                 type: "temp"}, "seconds", "cues"}
     POST /animstudio/camera_path   {"move", "width", "height", "seed"}       → {"ok", "aspect", "windows": [[l, t, r, b]]}
+    GET  /animstudio/storyboards                                             → {"ok", "storyboards": [{folder, title}],
+                                                                                "examples": [{name, title}]}
+    POST /animstudio/storyboard_open    {"folder"}                           → {"ok", "folder", "storyboard"}
+    POST /animstudio/storyboard_save    {"folder", "storyboard"}             → {"ok", "folder"}
+    POST /animstudio/storyboard_example {"name"}                             → {"ok", "folder", "storyboard"}
+    POST /animstudio/storyboard_unzip   {"file"} (a zip uploaded to input/)   → {"ok", "folder", "storyboard"}
+
+Storyboards live in the input folder as folders (``input/<folder>/storyboard.json``); validate and compile take
+the storyboard's ``folder`` and read its paths from there (from the input folder itself when none is given).
 
 A posted storyboard's files are looked up in ComfyUI's input folder and may not leave it. Every error is a
 JSON answer ``{"ok": false, "error", "problems": [{"where", "message"}]}`` with a 4xx status. A body is read to
@@ -45,11 +54,12 @@ def _input_dir() -> Path:
 
 def _board(body: dict):
     from .translator.storyboard import parse_storyboard
+    from .translator.storyboard_library import storyboard_base
 
     data = body.get("storyboard")
     if not isinstance(data, dict):
         raise RouteError("the request needs a storyboard", [Problem("$.storyboard", "expected a storyboard object")])
-    return parse_storyboard(data, base_dir=_input_dir(), source="storyboard")
+    return parse_storyboard(data, base_dir=storyboard_base(_input_dir(), body.get("folder")), source="storyboard")
 
 
 def validate(body: dict) -> dict:
@@ -211,10 +221,47 @@ def camera_path(body: dict) -> dict:
     return {"ok": True, "move": move, "aspect": width / height, "windows": windows}
 
 
+def storyboards(_body: dict | None = None) -> dict:
+    from .translator import storyboard_library as library
+
+    return {"ok": True, "storyboards": library.list_storyboards(_input_dir()), "examples": library.examples()}
+
+
+def _opened(folder: str) -> dict:
+    from .translator.storyboard_library import open_storyboard
+
+    return {"ok": True, "folder": folder, "storyboard": open_storyboard(_input_dir(), folder)}
+
+
+def storyboard_open(body: dict) -> dict:
+    return _opened(body.get("folder"))
+
+
+def storyboard_save(body: dict) -> dict:
+    from .translator.storyboard_library import save_storyboard
+
+    save_storyboard(_input_dir(), body.get("folder"), body.get("storyboard"))
+    return {"ok": True, "folder": body["folder"]}
+
+
+def storyboard_example(body: dict) -> dict:
+    from .translator.storyboard_library import install_example
+
+    return _opened(install_example(_input_dir(), body.get("name")))
+
+
+def storyboard_unzip(body: dict) -> dict:
+    from .translator.storyboard_library import unpack_storyboard_zip
+
+    return _opened(unpack_storyboard_zip(_input_dir(), body.get("file")))
+
+
 HANDLERS: dict[tuple[str, str], Callable[[dict], dict]] = {
     ("POST", "validate"): validate, ("POST", "compile"): compile_workflow, ("POST", "characters"): characters,
     ("GET", "voices"): voices, ("GET", "mouth_sets"): mouth_sets, ("POST", "tts_preview"): tts_preview,
-    ("POST", "camera_path"): camera_path,
+    ("POST", "camera_path"): camera_path, ("GET", "storyboards"): storyboards,
+    ("POST", "storyboard_open"): storyboard_open, ("POST", "storyboard_save"): storyboard_save,
+    ("POST", "storyboard_example"): storyboard_example, ("POST", "storyboard_unzip"): storyboard_unzip,
 }
 
 
