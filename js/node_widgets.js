@@ -7,7 +7,7 @@ import { el, post, setting } from "./util.js";
 const SHAPE_COLORS = { A: "#4e79a7", B: "#f28e2b", C: "#e15759", D: "#76b7b2", E: "#59a14f",
                        F: "#edc948", G: "#b07aa1", H: "#ff9da7", X: "#555" };
 
-// ---- the mouth-cue timeline on Lip Sync nodes ----------------------------------------------------------------
+// ---- drawing the mouth cues --------------------------------------------------------------------------------------
 
 function drawCues(canvas, cues, seconds, playhead) {
   const ctx = canvas.getContext("2d");
@@ -38,49 +38,151 @@ function drawCues(canvas, cues, seconds, playhead) {
   }
 }
 
+// ---- where a Lip Sync node's line comes from, for "Preview line" ----------------------------------------------
+
+const TEXT_WIDGET_TYPES = new Set(["text", "customtext", "string", "STRING"]);
+const isTextWidget = (w) => !!w && w.type !== "combo" && w.type !== "button" && w.serialize !== false
+  && w.options?.serialize !== false && (TEXT_WIDGET_TYPES.has(w.type) || typeof w.value === "string");
+const linkedSlot = (node, name) => {
+  const slot = (node?.inputs || []).findIndex((i) => i.name === name);
+  return slot >= 0 && node.inputs[slot].link != null ? slot : -1;
+};
+const titleOf = (node) => node?.title || node?.type || "a node";
+
+// The text a node sends out of output ``slot`` when one of its widgets obviously holds it: the widget named like the
+// output, or the only text widget of a node with one output (core's String nodes, a Primitive). A widget that is
+// itself fed by a link is followed to that link's source. Null when no widget holds it (a run computes it).
+function sourceText(node, slot, depth = 0) {
+  if (!node || depth > 8) return null;
+  const output = node.outputs?.[slot];
+  const texts = (node.widgets || []).filter(isTextWidget);
+  const widget = texts.find((w) => output && w.name === output.name)
+    ?? ((node.outputs?.length || 0) === 1 && texts.length === 1 ? texts[0] : null);
+  if (!widget) return null;
+  return widgetText(node, widget.name, depth);
+}
+
+// A widget's text, or its link's source's: {text, node} or null (see sourceText).
+function widgetText(node, name, depth = 0) {
+  const fed = linkedSlot(node, name);
+  if (fed < 0) {
+    const value = node.widgets?.find((w) => w.name === name)?.value;
+    return { text: typeof value === "string" ? value : "", node };
+  }
+  const link = node.getInputLink?.(fed);
+  return link ? sourceText(node.getInputNode?.(fed), link.origin_slot, depth + 1) : null;
+}
+
+// What "Preview line" speaks: {text, voice, source} or {problem}. The dialogue_text widget; when that input is linked,
+// the text of the node it comes from where a widget obviously holds it (else the problem says the line comes through
+// a link); when it is empty and unlinked, the line of the TTS node the audio comes from, which is what a run says.
+// The voice is that TTS node's when the audio comes from one, else the default engine and the node's language.
+export function previewLine(node) {
+  const audioSlot = linkedSlot(node, "audio");
+  const speaker = audioSlot >= 0 ? node.getInputNode?.(audioSlot) : null;
+  const tts = speaker?.comfyClass === "AnimStudioTTS" ? speaker : null;
+  const value = (of, name) => of?.widgets?.find((w) => w.name === name)?.value;
+  const voice = tts
+    ? { engine: value(tts, "engine"), voice: value(tts, "voice") || undefined,
+        language: value(tts, "language") || undefined }
+    : { engine: setting("AnimStudio.TTS.DefaultEngine", "espeak"), language: value(node, "language") || undefined };
+  const textSlot = linkedSlot(node, "dialogue_text");
+  if (textSlot >= 0) {
+    const link = node.getInputLink?.(textSlot);
+    const from = node.getInputNode?.(textSlot);
+    const found = link && from ? sourceText(from, link.origin_slot) : null;
+    if (found?.text?.trim()) return { text: found.text, voice, source: titleOf(found.node) };
+    const output = from?.outputs?.[link?.origin_slot]?.name;
+    const where = from ? ` (from ${titleOf(from)}${output ? `'s ${output}` : ""})` : "";
+    return { problem: found ? `the linked line is empty${where}`
+                            : `the line comes through a link${where}: run the graph to see its cues` };
+  }
+  const own = value(node, "dialogue_text");
+  if (typeof own === "string" && own.trim()) return { text: own, voice, source: null };
+  if (tts) {
+    const line = widgetText(tts, "text");
+    if (line?.text?.trim()) return { text: line.text, voice, source: titleOf(line.node) };
+    return { problem: line ? `dialogue_text is empty, and so is ${titleOf(line.node)}'s text`
+                           : `dialogue_text is empty and ${titleOf(tts)}'s line comes through a link: run the graph `
+                             + "to see its cues" };
+  }
+  return { problem: "dialogue_text is empty" };
+}
+
+// ---- the mouth-cue timeline on Lip Sync nodes ----------------------------------------------------------------
+
 export function addTimeline(node) {
   const canvas = el("canvas", { className: "animstudio-cue-strip", height: 36 });
   canvas.style.cssText = "width:100%;height:36px;display:block";
-  const play = el("button", { textContent: "▶", title: "Play the audio", disabled: true });
-  const preview = el("button", { textContent: "Preview line", title: "Speak dialogue_text (TTS preview) and time its mouth" });
-  const info = el("span", { textContent: "" });
+  const play = el("button", { className: "animstudio-play", textContent: "▶", title: "Play the audio",
+                              disabled: true });
+  const preview = el("button", { className: "animstudio-preview-line", textContent: "Preview line",
+                                 title: "Speak the line (TTS preview) and time its mouth" });
+  const info = el("span", { className: "animstudio-timeline-info", textContent: "" });
   info.style.cssText = "font-size:11px;color:#aaa;margin-left:4px";
   const audio = new Audio();
   const box = el("div", { className: "animstudio-timeline" }, canvas, el("div", {}, play, preview, info));
   box.style.cssText = "width:100%";
-  const timeline = { cues: null, seconds: 0 };
+  const timeline = { cues: null, seconds: 0, line: null, audio };
   const redraw = () => drawCues(canvas, timeline.cues, timeline.seconds, audio.paused ? null : audio.currentTime);
-  timeline.set = (cues, seconds, audioRef) => {
+  // ▶ while stopped, ⏸ while playing: the button follows the element (play, pause, end, a new source)
+  const showState = () => {
+    const playing = !audio.paused && !audio.ended;
+    play.textContent = playing ? "⏸" : "▶";
+    play.title = playing ? "Pause the audio" : "Play the audio";
+    redraw();
+  };
+  for (const event of ["play", "playing", "pause", "ended", "emptied", "abort"]) {
+    audio.addEventListener(event, showState);
+  }
+  timeline.set = (cues, seconds, audioRef, line = null) => {
     timeline.cues = cues;
+    timeline.line = line;
     timeline.seconds = seconds || (cues?.length ? cues[cues.length - 1].end : 0);
-    info.textContent = cues?.length ? `${cues.length} cues, ${timeline.seconds.toFixed(2)} s` : "";
+    const from = line?.source ? ` (line from ${line.source})` : "";
+    info.textContent = cues?.length ? `${cues.length} cues, ${timeline.seconds.toFixed(2)} s${from}` : "";
     if (audioRef?.filename) {
       const params = new URLSearchParams({ filename: audioRef.filename, subfolder: audioRef.subfolder || "",
                                            type: audioRef.type || "temp" });
       audio.src = api.apiURL(`/view?${params}`);
       play.disabled = false;
     }
-    redraw();
+    showState();
   };
   play.addEventListener("click", () => {
-    if (audio.paused) {
-      audio.play();
-      const tick = () => { redraw(); if (!audio.paused) requestAnimationFrame(tick); };
-      requestAnimationFrame(tick);
-    } else audio.pause();
+    if (!audio.paused && !audio.ended) { audio.pause(); return; }
+    const tick = () => { redraw(); if (!audio.paused && !audio.ended) requestAnimationFrame(tick); };
+    audio.play().then(() => requestAnimationFrame(tick), (error) => {
+      info.textContent = `cannot play the audio: ${error?.message || error}`;
+      showState();
+    });
   });
-  audio.addEventListener("ended", redraw);
   preview.addEventListener("click", async () => {
-    const text = node.widgets?.find((w) => w.name === "dialogue_text")?.value;
-    if (!text?.trim()) { info.textContent = "dialogue_text is empty"; return; }
+    const line = previewLine(node);
+    if (line.problem) { info.textContent = line.problem; return; }
     info.textContent = "speaking…";
-    const answer = await post("tts_preview", { text, engine: setting("AnimStudio.TTS.DefaultEngine", "espeak") });
-    if (!answer.ok) { info.textContent = `${answer.problems?.[0]?.where || "$"}: ${answer.problems?.[0]?.message || answer.error}`; return; }
-    timeline.set(answer.cues?.mouthCues || [], answer.seconds, answer.audio);
+    preview.disabled = true;
+    try {
+      const answer = await post("tts_preview", { text: line.text, ...line.voice });
+      if (!answer.ok) {
+        info.textContent = `${answer.problems?.[0]?.where || "$"}: ${answer.problems?.[0]?.message || answer.error}`;
+        return;
+      }
+      timeline.set(answer.cues?.mouthCues || [], answer.seconds, answer.audio, line);
+    } catch (error) {
+      info.textContent = `cannot preview the line: ${error?.message || error}`;
+    } finally {
+      preview.disabled = false;
+    }
   });
   node.addDOMWidget("mouth_cue_timeline", "animstudio_timeline", box, { serialize: false, hideOnZoom: false,
-                                                                          getMinHeight: () => 70 });
+                                                                          getMinHeight: () => 86 });
   node.animstudioTimeline = timeline;
+  const removed = node.onRemoved;
+  node.onRemoved = function (...args) {
+    audio.pause();
+    return removed?.apply(this, args);
+  };
   setTimeout(redraw, 0);
 }
 
@@ -108,21 +210,45 @@ export function addCameraPreview(node, moveWidgetName) {
     ctx.lineWidth = 2;
     ctx.strokeRect(x0 + l * w, y0 + t * h, (r - l) * w, (b - t) * h);
   };
+  // a node from the search box, a paste or a workflow may have no value yet in a widget (or no such widget): the
+  // route is asked only for a known move, and a failed request (server gone) is tried again on the next change
+  const number = (name) => {
+    const v = widget(name)?.value;
+    return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+  };
   const refresh = async () => {
     const move = widget(moveWidgetName)?.value;
-    const body = { move, width: widget("width")?.value, height: widget("height")?.value, seed: widget("seed")?.value };
+    if (typeof move !== "string" || !move) return;
+    const body = { move, width: number("width"), height: number("height"), seed: number("seed") };
     const key = JSON.stringify(body);
-    if (!move || key === preview.key) return;
+    if (key === preview.key) return;
     preview.key = key;
-    const answer = await post("camera_path", body);
-    if (answer.ok) { preview.windows = answer.windows; preview.aspect = answer.aspect; }
+    try {
+      const answer = await post("camera_path", body);
+      if (answer.ok) { preview.windows = answer.windows; preview.aspect = answer.aspect; }
+      else preview.windows = null;
+    } catch {
+      preview.key = "";
+    }
   };
+  // ticks while the node is in a graph; stops when it is removed (or was never added within a minute)
+  let added = false;
+  const born = Date.now();
   const timer = setInterval(() => {
-    if (!node.graph) { clearInterval(timer); return; }   // the node was removed
+    if (!node.graph) {
+      if (added || Date.now() - born > 60_000) clearInterval(timer);
+      return;
+    }
+    added = true;
     preview.frame += 1;
     refresh();
-    draw();
+    try { draw(); } catch (error) { clearInterval(timer); console.warn("animstudio camera preview stopped:", error); }
   }, 125);
+  const removed = node.onRemoved;
+  node.onRemoved = function (...args) {
+    clearInterval(timer);
+    return removed?.apply(this, args);
+  };
   const box = el("div", { className: "animstudio-camera" }, canvas);
   box.style.cssText = "width:100%";
   node.addDOMWidget("camera_preview", "animstudio_camera_preview", box, { serialize: false, hideOnZoom: false,
