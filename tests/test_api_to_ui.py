@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 import animstudio
-from animstudio.translator.api_to_ui import api_ids, api_to_ui, node_widgets, ui_node_ids
+from animstudio.translator.api_to_ui import api_ids, api_to_ui, node_titles, node_widgets, ui_node_ids
 from animstudio.translator.compile import compile_storyboard
 from animstudio.translator.embedded import EmbeddedEngine
 from animstudio.common.errors import GraphValidationError
 from animstudio.translator.graph_check import is_link
-from animstudio.translator.storyboard import load_storyboard
+from animstudio.translator.storyboard import load_storyboard, parse_storyboard
+from animstudio.translator.ui_layout import IMAGE_PREVIEW_H, add_note, outside_groups, overlaps
 
 from test_compile import GENERATED, board  # noqa: E402  (tests is a rootdir on sys.path, as for test_cloud_celery)
 
@@ -127,7 +128,7 @@ def check_structure(workflow: dict, graph: dict, node_shots: dict) -> None:
     for ui, api in mapping.items():
         node = nodes[int(ui)]
         assert node["type"] == graph[api]["class_type"]
-        assert node["title"].startswith(f"{api} · ")
+        assert node["title"].startswith(f"{node_shots.get(api) or 'film'} · ")
 
     # order: every node after the nodes it reads from
     for link in workflow["links"]:
@@ -150,6 +151,7 @@ def check_structure(workflow: dict, graph: dict, node_shots: dict) -> None:
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1]  # bands do not overlap
+    assert overlaps(workflow) == [] and outside_groups(workflow) == []
 
 
 def test_every_compiled_graph_is_a_valid_workflow(graphs, info):
@@ -210,7 +212,7 @@ def test_sockets_first_then_widget_inputs_in_definition_order(info):
     assert sampler["widgets_values"] == [0, "fixed", 20, 7.0, "euler", "normal", 1.0]
     primitive = next(n for n in workflow["nodes"] if n["id"] == ids["s1:seed"])
     assert primitive["widgets_values"] == [9, "fixed"]  # control_after_generate declared in its spec
-    assert sampler["title"] == "s1:sampler · KSampler"
+    assert sampler["title"] == "s1 · keyframe sampler"
     assert inverse(workflow, info) == comparable(graph, info)
 
 
@@ -261,7 +263,7 @@ def test_without_node_shots_everything_is_film(info):
     graph = {"a": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}}
     workflow = api_to_ui(graph, info)
     assert [g["title"] for g in workflow["groups"]] == ["film"]
-    assert workflow["nodes"][0]["title"] == "a · Empty Latent Image"
+    assert workflow["nodes"][0]["title"] == "film · a"
 
 
 def test_bad_graphs_name_the_node(info):
@@ -274,6 +276,126 @@ def test_bad_graphs_name_the_node(info):
     with pytest.raises(GraphValidationError) as err:
         api_to_ui({"n": {"class_type": "EmptyLatentImage", "inputs": {"widht": 3}}}, info)
     assert "widht" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ laid out to be read
+
+@pytest.fixture(scope="module")
+def lighthouse(info):
+    """The bundled example as the editor panel builds it: its JSON parsed, compiled to one film graph."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    compiled = compile_storyboard(parse_storyboard(data, base_dir=EXAMPLE.parent)).graphs[0]
+    return compiled, api_to_ui(compiled.graph, info, compiled.node_shots, compiled.name)
+
+
+def by_api_id(workflow: dict) -> dict:
+    ids = workflow["extra"]["animstudio"]["node_ids"]
+    return {ids[str(node["id"])]: node for node in workflow["nodes"] if str(node["id"]) in ids}
+
+
+def test_example_nothing_covers_anything_and_every_node_is_in_its_group(lighthouse):
+    compiled, workflow = lighthouse
+    assert overlaps(workflow) == []
+    assert outside_groups(workflow) == []
+    check_structure(workflow, compiled.graph, compiled.node_shots)
+
+
+def test_example_titles_say_the_role_after_the_shot(lighthouse):
+    compiled, workflow = lighthouse
+    nodes = by_api_id(workflow)
+    for api, node in nodes.items():
+        assert node["type"] not in node["title"], node["title"]
+        assert node["title"].startswith(f"{compiled.node_shots.get(api) or 'film'} · "), node["title"]
+    titles = [node["title"] for node in workflow["nodes"]]
+    assert len(set(titles)) == len(titles)
+    assert nodes["keeper-window:line-1:tts"]["title"] == "keeper-window · voice"
+    assert nodes["opening:clip"]["title"] == "opening · shot clip"
+    assert nodes["film:music"]["title"] == "film · music"
+    assert nodes["film:save"]["title"] == "film · save film"
+
+
+def plain_height(node: dict) -> int:
+    """LGraphNode.computeSize's height for a node with one plain 20 px row per widget and nothing else."""
+    rows = max(len([i for i in node["inputs"] if "widget" not in i]), len(node["outputs"]), 1)
+    return rows * 20 + 24 * len(node["widgets_values"]) + 14
+
+
+def test_nodes_have_room_for_what_the_editor_adds(lighthouse):
+    """Pictures (Load Panel at creation, Shot Clip after a run), the camera preview and timeline the pack's
+    extension adds, core's audio player, and Save Film's video (as tall as the node is wide: a square film)."""
+    from animstudio.translator.ui_layout import AUDIO_PLAYER_H, CAMERA_PREVIEW_H, TIMELINE_H, WIDGET_H
+
+    _, workflow = lighthouse
+    nodes = by_api_id(workflow)
+    panel, clip, save = nodes["opening:panel"], nodes["opening:clip"], nodes["film:save"]
+    assert panel["size"][1] == plain_height(panel) + IMAGE_PREVIEW_H
+    assert clip["size"][1] == plain_height(clip) + IMAGE_PREVIEW_H + CAMERA_PREVIEW_H
+    assert save["size"][1] == plain_height(save) + save["size"][0] + 4
+    music = nodes["film:music"]
+    assert music["size"][1] == plain_height(music) + AUDIO_PLAYER_H + WIDGET_H
+    lipsync = nodes["keeper-window:line-1:lipsync"]
+    assert lipsync["size"][1] >= plain_height(lipsync) + TIMELINE_H
+    assert lipsync["size"][0] >= 400  # a multiline text box: the editor's own minimum width for one
+
+
+def test_room_for_the_pack_widgets_follows_their_script():
+    """The heights reserved for the widgets js/node_widgets.js adds are its own minimum heights (+4 px margin)."""
+    import re
+
+    from animstudio.translator.ui_layout import CAMERA_PREVIEW_H, TIMELINE_H
+
+    script = (Path(animstudio.__file__).resolve().parent / "js" / "node_widgets.js").read_text(encoding="utf-8")
+    heights = {name: int(h) for name, h in re.findall(r'addDOMWidget\("(\w+)".*?getMinHeight: \(\) => (\d+)', script, re.S)}
+    assert heights["mouth_cue_timeline"] + 4 == TIMELINE_H
+    assert heights["camera_preview"] + 4 == CAMERA_PREVIEW_H
+
+
+def test_columns_are_as_wide_as_their_widest_node(lighthouse):
+    _, workflow = lighthouse
+    columns: dict[int, int] = {}
+    for node in workflow["nodes"]:
+        columns[node["pos"][0]] = max(columns.get(node["pos"][0], 0), node["size"][0])
+    lefts = sorted(columns)
+    for left, right in zip(lefts, lefts[1:]):
+        assert right - left - columns[left] == 80  # the gap, whatever the widest node
+
+
+def test_titles_tell_apart_nodes_with_the_same_role(info):
+    tts = {"class_type": "AnimStudioTTS", "inputs": {}}
+    rig = {"class_type": "AnimStudioMouthRig", "inputs": {}}
+    graph = {"s1:line-1:tts": tts, "s1:line-2:tts": tts, "s2:line-1:tts": tts, "s1:mouth-ada:rig": rig,
+             "s1:mouth-bo:rig": rig, "s1:motion:sampler": {"class_type": "KSampler", "inputs": {}},
+             "s1:sampler": {"class_type": "KSampler", "inputs": {}},
+             "7": {"class_type": "KSampler", "inputs": {}, "_meta": {"title": "My sampler"}}}
+    shots = {nid: nid.split(":")[0] for nid in graph if ":" in nid}
+    assert node_titles(graph, info, shots) == {
+        "s1:line-1:tts": "s1 · voice (line 1)", "s1:line-2:tts": "s1 · voice (line 2)", "s2:line-1:tts": "s2 · voice",
+        "s1:mouth-ada:rig": "s1 · mouth rig (ada)", "s1:mouth-bo:rig": "s1 · mouth rig (bo)",
+        "s1:motion:sampler": "s1 · motion sampler", "s1:sampler": "s1 · keyframe sampler", "7": "film · My sampler"}
+
+
+def test_the_checks_find_what_is_wrong(lighthouse):
+    _, workflow = lighthouse
+    moved = copy.deepcopy(workflow)
+    nodes = by_api_id(moved)
+    panel, other = nodes["opening:panel"], nodes["keeper-window:panel"]
+    other["pos"] = [panel["pos"][0] + 10, panel["pos"][1] + 10]
+    assert tuple(sorted((panel["id"], other["id"]))) in {tuple(sorted(pair)) for pair in overlaps(moved)}
+    assert outside_groups(moved) == [other["id"]]
+
+
+def test_a_note_covers_nothing_and_stays_in_the_editor(lighthouse, info):
+    from animstudio.translator.ui_to_api import ui_to_api
+
+    _, workflow = lighthouse
+    noted = copy.deepcopy(workflow)
+    note = add_note(noted, "Model files: none.")
+    assert note["type"] == "Note" and note["widgets_values"] == ["Model files: none."]
+    assert noted["last_node_id"] == note["id"] == workflow["last_node_id"] + 1
+    assert overlaps(noted) == [] and outside_groups(noted) == []
+    x0, x1 = note["pos"][0], note["pos"][0] + note["size"][0]
+    assert all(x1 <= g["bounding"][0] or g["bounding"][0] + g["bounding"][2] <= x0 for g in noted["groups"])
+    assert ui_to_api(noted, info) == ui_to_api(workflow, info)
 
 
 # ------------------------------------------------------------------------------------------ round trip

@@ -137,7 +137,7 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
                 titles: app.graph._nodes.map(n => n.title),
                 ids: app.graph.extra?.animstudio?.node_ids || {} })""")
             assert graph["count"] >= 4 and "AnimStudioShotClip" in graph["types"], graph
-            assert any(t.startswith("s1:") for t in graph["titles"]) and any(t.startswith("s2:") for t in graph["titles"])
+            assert any(t.startswith("s1") for t in graph["titles"]) and any(t.startswith("s2") for t in graph["titles"])
             page.screenshot(path=str(artifacts / "03-built.png"))
 
             # Queue film: builds again and queues; runs to a film in the output folder

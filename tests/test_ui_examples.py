@@ -1,6 +1,7 @@
 """The example workflows in the editor's UI format (`workflows/ui/`, for dragging into ComfyUI): each one is what
-the translator makes today (so they never go stale) and converts back to a graph that fits ComfyUI 0.3.64 and the
-pack, but for model files a user supplies. Regenerate with ``python tests/test_ui_examples.py``."""
+the translator makes today (so they never go stale), with a note on the model files it needs, and converts back to a
+graph that fits ComfyUI 0.3.64 and the pack, but for model files a user supplies. Regenerate with
+``python tests/test_ui_examples.py``."""
 from __future__ import annotations
 
 import json
@@ -54,11 +55,25 @@ def examples() -> dict[str, dict]:
             "generated-shot-to-film": (film.graph, film.node_shots)}
 
 
+# what the note says about the examples' model files beyond their folder
+REMARKS = {
+    "sd15.safetensors": "any Stable Diffusion 1.5 checkpoint: rename yours to sd15.safetensors, or choose yours in "
+                        "the checkpoint loader",
+    "ada.safetensors": "the character's LoRA (animstudio train-character makes one), or any SD 1.5 LoRA chosen in "
+                       "the LoRA node",
+}
+
+
 def render_examples() -> dict[str, dict]:
     from animstudio.translator.api_to_ui import api_to_ui
+    from animstudio.translator.ui_layout import add_note, model_note
 
     info = definitions()
-    return {name: api_to_ui(graph, info, shots, name) for name, (graph, shots) in examples().items()}
+    made = {}
+    for name, (graph, shots) in examples().items():
+        made[name] = api_to_ui(graph, info, shots, name)
+        add_note(made[name], model_note(graph, REMARKS))
+    return made
 
 
 def test_examples_are_current_and_convert_to_graphs_that_fit():
@@ -74,6 +89,32 @@ def test_examples_are_current_and_convert_to_graphs_that_fit():
         graph = ui_to_api(saved, info)
         problems = [p for p in graph_problems(graph, info) if "model file" not in p.message]
         assert problems == [], (name, problems)
+        assert len(graph) == len(saved["nodes"]) - 1  # the note is the editor's alone
+
+
+def test_examples_are_laid_out_to_be_read():
+    """Nothing covers anything, every node sits in its shot's group, titles say the role after the shot."""
+    from animstudio.translator.ui_layout import outside_groups, overlaps
+
+    for name, workflow in render_examples().items():
+        assert overlaps(workflow) == [] and outside_groups(workflow) == [], name
+        node_ids = workflow["extra"]["animstudio"]["node_ids"]
+        titles = [n["title"] for n in workflow["nodes"] if str(n["id"]) in node_ids]
+        assert len(set(titles)) == len(titles), name
+        for node in workflow["nodes"]:
+            if str(node["id"]) in node_ids:
+                assert node["type"] not in node["title"], (name, node["title"])
+
+
+def test_each_example_names_its_model_files_and_where_they_go():
+    made = render_examples()
+    notes = {name: [n for n in w["nodes"] if n["type"] == "Note"] for name, w in made.items()}
+    assert all(len(found) == 1 for found in notes.values()), notes
+    film = notes["generated-shot-to-film"][0]["widgets_values"][0]
+    assert "sd15.safetensors → ComfyUI/models/checkpoints/" in film and "Stable Diffusion 1.5" in film
+    assert "ada.safetensors → ComfyUI/models/loras/" in film
+    assert "sd15.safetensors" in notes["keyframe-with-character-lora"][0]["widgets_values"][0]
+    assert "none" in notes["speak-and-lipsync"][0]["widgets_values"][0]
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ What follows the frontend exactly, because loading depends on it (``litegraphSer
 * After a combo with ``image_upload`` / ``video_upload`` comes the upload button's value ``"image"``.
 
 Readability: UI ids are integers (the editor's rule), numbered in execution order; the API id
-(``s1:sampler``) is kept in ``extra.animstudio.node_ids`` and put in each node's title as
-``"s1:sampler · KSampler"`` so errors that name API ids can be matched on the canvas. Layout: one
-horizontal band per shot (a group titled with the shot id), film-wide nodes first in a band ``film``;
-inside a band, columns by dependency depth over the whole graph, so data flows left to right and a column
-means the same stage in every shot.
+(``s1:sampler``) is kept in ``extra.animstudio.node_ids``, where the pack's panel and error messages find it.
+A title says what a node is for, in words, after its shot: ``opening · keyframe sampler``,
+``keeper-window · voice``, ``film · music`` (film-wide nodes); class names are on the node already. Each node
+is sized and placed by :mod:`.ui_layout` as the editor will draw it, previews and players included.
 """
 from __future__ import annotations
 
@@ -34,31 +33,15 @@ from typing import Any, Mapping
 
 from ..common.errors import GraphValidationError, Problem
 from .graph_check import _combo_options, _spec_parts, is_link, node_place
+from .ui_layout import FILM_GROUP, TITLE_SEP, WIDGET_H, lay_out, node_size, widget_row
 
 WORKFLOW_VERSION = 0.4
-FILM_GROUP = "film"
 
 # widget types of the stock frontend (``widgetStore``); every other type is a socket
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_NAMES = ("seed", "noise_seed")  # useIntWidget: these get a control widget unless the spec says otherwise
 CONTROL_VALUE = "fixed"
 UPLOAD_VALUE = "image"  # the upload button's value; the frontend saves it after the file combo
-
-# geometry (LiteGraph: NODE_TITLE_HEIGHT 30, NODE_SLOT_HEIGHT 20, NODE_WIDGET_HEIGHT 20 + 4 between)
-TITLE_H = 30
-SLOT_H = 20
-WIDGET_H = 24
-MULTILINE_H = 100
-NODE_W = 320
-SOCKET_NODE_W = 240
-COLUMN_W = NODE_W + 80
-NODE_GAP = 40  # between the bottom of one node and the title bar of the next
-GROUP_PAD = 20
-GROUP_TITLE_H = 50  # room for a group's title above its first node's title bar
-BAND_GAP = 60
-GROUP_COLOURS = ("#3f789e", "#8A8", "#b58b2a", "#a1309b", "#88A", "#b06634", "#444")
-FILM_COLOUR = "#444"
-
 
 # ------------------------------------------------------------------------------------ node definitions
 
@@ -148,6 +131,88 @@ def _depths(graph: Mapping[str, dict]) -> dict[str, int]:
     return depth
 
 
+# ------------------------------------------------------------------------------------------------ titles
+
+# Role words. Compiled node ids are ``<scope>:<role>``, the scope a shot id or ``film``, or that with a sub-scope
+# (``s1:line-1:tts``: the kind ``line``, told apart by ``1``); see translator/templates.py and its callers.
+SHOT_ROLES = {  # roles right under a shot's (or the film's) scope
+    "panel": "panel", "clip": "shot clip", "append": "append to film", "video": "video clip", "music": "music",
+    "save": "save film", "checkpoint": "checkpoint", "clip-vision": "CLIP vision", "positive": "positive prompt",
+    "negative": "negative prompt", "latent": "empty latent", "sampler": "keyframe sampler",
+    "decode": "decode keyframe", "keyframe": "save keyframe", "guidance": "guidance",
+}
+SCOPED_ROLES = {  # (sub-scope kind, role) → words
+    ("line", "tts"): "voice", ("line", "lipsync"): "lip sync", ("line", "cues"): "save mouth cues",
+    ("line", "line"): "dialogue line", ("mouth", "rig"): "mouth rig", ("lora", "lora"): "LoRA",
+    ("ipadapter", "ipadapter"): "IP-Adapter", ("consistency", "score"): "likeness score",
+    ("dialogue", "join"): "join dialogue", ("talk-audio", "audio"): "dialogue audio", ("start", "panel"): "start frame",
+    ("control", "image"): "control picture", ("control", "model"): "ControlNet model",
+    ("control", "apply"): "apply ControlNet", ("sheet", "sheet"): "character sheet",
+    ("train", "prompt"): "training prompt", ("train", "encode"): "encode pictures", ("train", "train"): "train LoRA",
+    ("train", "save"): "save LoRA", ("picture", "load"): "training picture",
+}
+SCOPE_KINDS = ("motion-vision", "talk-audio", "line", "dialogue", "mouth", "lora", "ipadapter", "consistency",
+               "refs", "ref", "subject", "motion", "talk", "start", "control", "picture", "source", "train", "sheet")
+KIND_WORDS = {"refs": "reference", "ref": "reference", "motion-vision": "motion", "source": "sheet source"}
+ROLE_WORDS = {
+    "tts": "voice", "lipsync": "lip sync", "cues": "save mouth cues", "unet": "diffusion model", "vae": "VAE",
+    "clip": "text encoder", "text-encoder": "text encoder", "clip-vision": "CLIP vision", "i2v": "image to video",
+    "s2v": "sound to video", "humo": "HuMo", "checked": "model check", "audio-encoder": "audio encoder",
+    "audio-features": "audio features", "sampler-select": "sampler choice", "lora": "LoRA", "image": "picture",
+    "motion-model": "motion model", "ipadapter": "IP-Adapter",
+}
+
+
+def _words(text: str) -> str:
+    """An id part read as words (``clip-vision`` → ``clip vision``), for roles no table names."""
+    return text.replace("-", " ").replace("_", " ")
+
+
+def _scope_kind(scope: str) -> tuple[str, str]:
+    """``line-1`` → ``("line", "1")``: the kind of a sub-scope and what tells its instances apart."""
+    for kind in SCOPE_KINDS:
+        if scope == kind or scope.startswith(kind + "-"):
+            return kind, scope[len(kind) + 1:]
+    return scope, ""
+
+
+def _role_title(node_id: str, node: Mapping[str, Any], info: Mapping[str, Any],
+                shot: str) -> tuple[str, str]:
+    """``(words, suffix)``: what the node does, and what tells it from another node with the same words."""
+    parts = node_id.split(":")
+    scopes, role = (parts[1:-1] if parts[0] in (shot, FILM_GROUP) else parts[:-1]), parts[-1]
+    if role.isdigit() or not role:  # an id with no role in it (a hand-made API file): its title or class
+        return str((node.get("_meta") or {}).get("title") or info.get("display_name") or node["class_type"]), ""
+    if not scopes:
+        return SHOT_ROLES.get(role) or ROLE_WORDS.get(role) or _words(role), ""
+    kind, tail = _scope_kind(scopes[-1])
+    words = SCOPED_ROLES.get((kind, role))
+    if words is None:
+        kind_words, role_words = KIND_WORDS.get(kind, _words(kind)), ROLE_WORDS.get(role, _words(role))
+        words = role_words if kind_words == role_words else f"{kind_words} {role_words}"
+    suffix = tail if tail and not tail.isdigit() and len(scopes) == 1 else _words(" ".join(scopes))
+    return words, suffix
+
+
+def node_titles(graph: Mapping[str, dict], object_info: Mapping[str, dict],
+                node_shots: Mapping[str, str | None]) -> dict[str, str]:
+    """Each node's title, ``<shot> · <role in words>`` (``film`` for film-wide nodes), unique within its shot: the
+    words get their sub-scope (``voice (line 2)``) where two nodes would share them, then a number."""
+    shots = {nid: node_shots.get(nid) or FILM_GROUP for nid in graph}
+    found = {nid: _role_title(nid, graph[nid], object_info[graph[nid]["class_type"]], shots[nid]) for nid in graph}
+    count: dict[tuple[str, str], int] = {}
+    for nid, (words, _) in found.items():
+        count[shots[nid], words] = count.get((shots[nid], words), 0) + 1
+    titles = {nid: words + (f" ({suffix})" if suffix and count[shots[nid], words] > 1 else "")
+              for nid, (words, suffix) in found.items()}
+    seen: dict[tuple[str, str], int] = {}
+    for nid, words in titles.items():
+        seen[shots[nid], words] = seen.get((shots[nid], words), 0) + 1
+        number = seen[shots[nid], words]
+        titles[nid] = f"{shots[nid]}{TITLE_SEP}{words}" + (f" {number}" if number > 1 else "")
+    return titles
+
+
 def _check(graph: Mapping[str, dict], object_info: Mapping[str, dict], node_shots: Mapping[str, str | None]) -> None:
     problems = []
     for node_id, node in graph.items():
@@ -174,12 +239,43 @@ def _check(graph: Mapping[str, dict], object_info: Mapping[str, dict], node_shot
         raise GraphValidationError("The graph cannot be drawn as a workflow", problems)
 
 
-def _size(class_info: Mapping[str, Any], sockets: int, widget_specs: list[Any], n_extra: int) -> list[int]:
-    rows = max(sockets, len(class_info.get("output") or []))
-    height = rows * SLOT_H + n_extra * WIDGET_H + 10
-    for spec in widget_specs:
-        height += MULTILINE_H if _spec_parts(spec)[1].get("multiline") else WIDGET_H
-    return [NODE_W if widget_specs else SOCKET_NODE_W, max(height, 2 * SLOT_H + 6)]
+def _ui_node(node: Mapping[str, Any], info: Mapping[str, Any], ui_id: int, title: str) -> dict:
+    """One node as the editor saves it (links not yet set), sized as it will be drawn."""
+    class_type = node["class_type"]
+    given = node.get("inputs") or {}
+    sockets, widget_inputs, rows = [], [], []
+    specs = {name: spec for name, spec, _ in _input_order(info)}
+    for name, spec in specs.items():
+        kind, _ = _spec_parts(spec)
+        if _widget_kind(spec) is None:
+            sockets.append({"name": name, "type": _slot_type(kind), "link": None})
+        else:
+            widget_inputs.append({"name": name, "type": _slot_type(kind), "widget": {"name": name}, "link": None})
+    values = []
+    for name, extra in node_widgets(info):
+        rows.append((name, widget_row(specs[name])) if extra is None else (extra, WIDGET_H))
+        if extra == "control_after_generate":
+            values.append(CONTROL_VALUE)
+        elif extra == "control_filter_list":
+            values.append("")
+        elif extra == "upload":
+            values.append(UPLOAD_VALUE)
+        else:
+            value = given.get(name)
+            values.append(_default(specs[name]) if name not in given or is_link(value) else value)
+    names = info.get("output_name") or []
+    outputs = [{"name": names[i] if i < len(names) and names[i] else _slot_type(kind),
+                "type": _slot_type(kind), "links": [], "slot_index": i}
+               for i, kind in enumerate(info.get("output") or [])]
+    size = node_size(class_type, info, title, [s["name"] for s in sockets], [o["name"] for o in outputs], rows)
+    return {
+        "id": ui_id, "type": class_type, "pos": [0, 0], "size": size,
+        "flags": {}, "order": ui_id - 1, "mode": 0,
+        "inputs": sockets + widget_inputs, "outputs": outputs,
+        "title": title,
+        "properties": {"Node name for S&R": class_type},
+        "widgets_values": values,
+    }
 
 
 def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
@@ -199,46 +295,9 @@ def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
     order = sorted(graph, key=lambda nid: (depth[nid], position[nid]))
     ui_id = {nid: i + 1 for i, nid in enumerate(order)}
 
-    nodes: dict[str, dict] = {}
-    for nid in order:
-        node = graph[nid]
-        class_type = node["class_type"]
-        info = object_info[class_type]
-        given = node.get("inputs") or {}
-        sockets, widget_inputs, widget_specs = [], [], []
-        for name, spec, _optional in _input_order(info):
-            kind, _ = _spec_parts(spec)
-            if _widget_kind(spec) is None:
-                sockets.append({"name": name, "type": _slot_type(kind), "link": None})
-            else:
-                widget_inputs.append({"name": name, "type": _slot_type(kind), "widget": {"name": name}, "link": None})
-                widget_specs.append(spec)
-        specs = {name: spec for name, spec, _ in _input_order(info)}
-        values = []
-        for name, extra in node_widgets(info):
-            if extra == "control_after_generate":
-                values.append(CONTROL_VALUE)
-            elif extra == "control_filter_list":
-                values.append("")
-            elif extra == "upload":
-                values.append(UPLOAD_VALUE)
-            else:
-                value = given.get(name)
-                values.append(_default(specs[name]) if name not in given or is_link(value) else value)
-        outputs = [{"name": (info.get("output_name") or [])[i] if i < len(info.get("output_name") or []) and
-                    (info.get("output_name") or [])[i] else _slot_type(kind),
-                    "type": _slot_type(kind), "links": [], "slot_index": i}
-                   for i, kind in enumerate(info.get("output") or [])]
-        display = info.get("display_name") or class_type
-        nodes[nid] = {
-            "id": ui_id[nid], "type": class_type, "pos": [0, 0],
-            "size": _size(info, len(sockets), widget_specs, len(values) - len(widget_specs)),
-            "flags": {}, "order": ui_id[nid] - 1, "mode": 0,
-            "inputs": sockets + widget_inputs, "outputs": outputs,
-            "title": f"{nid} · {display}",
-            "properties": {"Node name for S&R": class_type},
-            "widgets_values": values,
-        }
+    titles = node_titles(graph, object_info, node_shots)
+    nodes = {nid: _ui_node(graph[nid], object_info[graph[nid]["class_type"]], ui_id[nid], titles[nid])
+             for nid in order}
 
     links = []
     for nid in order:
@@ -258,7 +317,7 @@ def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
             if not output["links"]:
                 output["links"] = None  # what the editor writes for an unconnected output
 
-    groups = _layout(graph, nodes, depth, node_shots)
+    groups = lay_out(graph, nodes, depth, node_shots)
     animstudio: dict[str, Any] = {"node_ids": {str(ui_id[nid]): nid for nid in order}}
     if title:
         animstudio["title"] = title
@@ -272,41 +331,6 @@ def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
         "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "animstudio": animstudio},
         "version": WORKFLOW_VERSION,
     }
-
-
-def _layout(graph: Mapping[str, dict], nodes: dict[str, dict], depth: dict[str, int],
-            node_shots: Mapping[str, str | None]) -> list[dict]:
-    """Set every node's ``pos``; return the groups, one band per shot (film-wide nodes first)."""
-    bands: dict[str | None, list[str]] = {}
-    if any(node_shots.get(nid) is None for nid in graph):
-        bands[None] = []
-    for nid in graph:
-        bands.setdefault(node_shots.get(nid), []).append(nid)
-    groups = []
-    top = 0
-    for index, (shot, members) in enumerate(bands.items()):
-        columns: dict[int, list[str]] = {}
-        for nid in members:
-            columns.setdefault(depth[nid], []).append(nid)
-        band_top = top + GROUP_TITLE_H
-        bottom = band_top
-        for column, column_nodes in columns.items():
-            y = band_top + TITLE_H
-            for nid in column_nodes:
-                node = nodes[nid]
-                node["pos"] = [column * COLUMN_W, y]
-                y += node["size"][1] + NODE_GAP + TITLE_H
-            bottom = max(bottom, y - NODE_GAP - TITLE_H)
-        left = min(nodes[n]["pos"][0] for n in members) - GROUP_PAD
-        right = max(nodes[n]["pos"][0] + nodes[n]["size"][0] for n in members) + GROUP_PAD
-        groups.append({
-            "id": index + 1, "title": FILM_GROUP if shot is None else str(shot),
-            "bounding": [left, top, right - left, bottom + GROUP_PAD - top],
-            "color": FILM_COLOUR if shot is None else GROUP_COLOURS[index % len(GROUP_COLOURS)],
-            "font_size": 24, "flags": {},
-        })
-        top = bottom + GROUP_PAD + BAND_GAP
-    return groups
 
 
 # ------------------------------------------------------------------------------------------- reading back
