@@ -6,7 +6,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-import { onExecuted, onExecuting, onProgress, renderPanel } from "./storyboard_panel.js";
+import { onExecuted, onExecuting, onExecutionError, onProgress, renderPanel } from "./storyboard_panel.js";
 import { addAudioPlayerInput, addCameraPreview, addTimeline, AUDIO_PLAYER_NODES, showRunOnWidgets } from "./node_widgets.js";
 
 const TAB_ID = "animstudio-storyboard";
@@ -35,6 +35,8 @@ app.registerExtension({
     api.addEventListener("executing", onExecuting);
     api.addEventListener("progress", onProgress);
     api.addEventListener("executed", onExecuted);
+    api.addEventListener("execution_error", onExecutionError);
+    api.addEventListener("execution_interrupted", onExecutionError);
     api.addEventListener("executed", showRunOnWidgets);
   },
   async beforeRegisterNodeDef(_nodeType, nodeData) {

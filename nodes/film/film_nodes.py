@@ -131,10 +131,11 @@ class AnimStudioShotClip:
             log.warning("%s", warnings[-1])
         clip = clip_from_frames(boundary.image_to_frames(image), seconds, width, height, fps, camera_move, seed,
                                 label, sound, dialogue, tuple(mouth_rigs or ()), frames_fps)
-        # ui.images: the editor shows the shot's first frame on the node, as it does for core previews;
-        # ui.warnings: what a headless client reports with the shot (a mouth not drawn, a track lost)
+        # ui.images: the editor shows the shot's first frame on the node, as it does for core previews, at the
+        # film's own size (the editor prints the picture's size under it); ui.warnings: what a headless client
+        # reports with the shot (a mouth not drawn, a track lost)
         first = next(iter(clip.frames()), None)
-        thumbnails = [boundary.save_preview_image(first)] if first is not None else []
+        thumbnails = [boundary.save_preview_image(first, width=first.shape[1])] if first is not None else []
         return {"ui": {"images": thumbnails, "warnings": warnings + list(clip.warnings)}, "result": (clip,)}
 
 
