@@ -264,6 +264,11 @@ def test_without_node_shots_everything_is_film(info):
     workflow = api_to_ui(graph, info)
     assert [g["title"] for g in workflow["groups"]] == ["film"]
     assert workflow["nodes"][0]["title"] == "film · a"
+    # a titled graph with no shot at all (a single line, a keyframe alone) is no film: its title names it
+    workflow = api_to_ui(graph, info, title="one-line")
+    assert [g["title"] for g in workflow["groups"]] == ["one-line"]
+    assert workflow["nodes"][0]["title"] == "one-line · a"
+    assert outside_groups(workflow) == []
 
 
 def test_bad_graphs_name_the_node(info):

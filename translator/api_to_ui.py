@@ -194,11 +194,17 @@ def _role_title(node_id: str, node: Mapping[str, Any], info: Mapping[str, Any],
     return words, suffix
 
 
+def film_scope(graph: Mapping[str, dict], node_shots: Mapping[str, str | None], title: str | None) -> str:
+    """What film-wide nodes are grouped and titled under: ``film`` beside shots; in a graph with no shot at all (a
+    single line, a keyframe alone) there is no film, and the graph's own title names them."""
+    return FILM_GROUP if any(node_shots.get(nid) for nid in graph) or not title else title
+
+
 def node_titles(graph: Mapping[str, dict], object_info: Mapping[str, dict],
-                node_shots: Mapping[str, str | None]) -> dict[str, str]:
+                node_shots: Mapping[str, str | None], film: str = FILM_GROUP) -> dict[str, str]:
     """Each node's title, ``<shot> · <role in words>`` (``film`` for film-wide nodes), unique within its shot: the
     words get their sub-scope (``voice (line 2)``) where two nodes would share them, then a number."""
-    shots = {nid: node_shots.get(nid) or FILM_GROUP for nid in graph}
+    shots = {nid: node_shots.get(nid) or film for nid in graph}
     found = {nid: _role_title(nid, graph[nid], object_info[graph[nid]["class_type"]], shots[nid]) for nid in graph}
     count: dict[tuple[str, str], int] = {}
     for nid, (words, _) in found.items():
@@ -295,7 +301,8 @@ def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
     order = sorted(graph, key=lambda nid: (depth[nid], position[nid]))
     ui_id = {nid: i + 1 for i, nid in enumerate(order)}
 
-    titles = node_titles(graph, object_info, node_shots)
+    film = film_scope(graph, node_shots, title)
+    titles = node_titles(graph, object_info, node_shots, film)
     nodes = {nid: _ui_node(graph[nid], object_info[graph[nid]["class_type"]], ui_id[nid], titles[nid])
              for nid in order}
 
@@ -317,7 +324,7 @@ def api_to_ui(graph: Mapping[str, dict], object_info: Mapping[str, dict],
             if not output["links"]:
                 output["links"] = None  # what the editor writes for an unconnected output
 
-    groups = lay_out(graph, nodes, depth, node_shots)
+    groups = lay_out(graph, nodes, depth, node_shots, film)
     animstudio: dict[str, Any] = {"node_ids": {str(ui_id[nid]): nid for nid in order}}
     if title:
         animstudio["title"] = title

@@ -133,8 +133,9 @@ def node_size(class_type: str, class_info: Mapping[str, Any], title: str, socket
 # ------------------------------------------------------------------------------------------------ laying out
 
 def lay_out(graph: Mapping[str, dict], nodes: dict[str, dict], depth: Mapping[str, int],
-            node_shots: Mapping[str, str | None]) -> list[dict]:
-    """Set every node's ``pos`` from its ``size``; return the groups, one band per shot (film-wide nodes first)."""
+            node_shots: Mapping[str, str | None], film: str = FILM_GROUP) -> list[dict]:
+    """Set every node's ``pos`` from its ``size``; return the groups, one band per shot (film-wide nodes first, in
+    a group titled ``film``)."""
     widths: dict[int, int] = {}
     for nid in graph:
         widths[depth[nid]] = max(widths.get(depth[nid], 0), nodes[nid]["size"][0])
@@ -160,7 +161,7 @@ def lay_out(graph: Mapping[str, dict], nodes: dict[str, dict], depth: Mapping[st
         left = min(nodes[n]["pos"][0] for n in members) - GROUP_PAD
         right = max(nodes[n]["pos"][0] + nodes[n]["size"][0] for n in members) + GROUP_PAD
         groups.append({
-            "id": index + 1, "title": FILM_GROUP if shot is None else str(shot),
+            "id": index + 1, "title": film if shot is None else str(shot),
             "bounding": [left, top, right - left, bottom + GROUP_PAD - top],
             "color": FILM_COLOUR if shot is None else GROUP_COLOURS[index % len(GROUP_COLOURS)],
             "font_size": 24, "flags": {},
