@@ -170,7 +170,7 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
 
 
 def cmd_worker(args) -> int:
-    from .cloud.celery_engine import run_worker
+    from .cloud.celery_worker import run_worker
     from .cloud.pool import load_pool
 
     return run_worker(load_pool(args.pool), args.broker, args.output, concurrency=args.concurrency)

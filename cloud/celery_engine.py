@@ -18,13 +18,13 @@ processes, each serving the endpoints of its own pool file.
   long job being handed to a second worker while the first still renders it.
 * Workers use Celery's thread pool: a job is mostly waiting on ComfyUI, and threads share the endpoints'
   health and busy slots, which separate processes could not.
+
+This module is the scheduler's side (the canvas, following the tasks, the journal); the app both sides build is
+:mod:`.celery_app`, the worker :mod:`.celery_worker`.
 """
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
 import urllib.parse
 import uuid
@@ -32,115 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..common.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
-from ..translator.engines import ServerEngine
-from ..translator.render import Reporter
+from ..common.errors import AnimStudioError, Problem, ServerError
 from ..common.urls import redact
-from .execute import copy_outputs, run_job
+from .celery_app import TASK_NAMES, make_app, task_options
+from .execute import copy_outputs
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
-from .pool import Endpoint, PoolError, PoolSpec, endpoints_from
+from .pool import PoolError, PoolSpec
 from .scheduler import BatchSummary, Settings, summarize
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = {"train": "animstudio.train", "keyframe": "animstudio.keyframe", "shot": "animstudio.shot",
-              "compose": "animstudio.compose"}
-QUEUE = "animstudio"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
-VISIBILITY_ENV = "ANIMSTUDIO_CELERY_VISIBILITY_TIMEOUT"
-DEFAULT_VISIBILITY = 120.0     # seconds before a dead worker's unacknowledged job goes to another worker
 RUNNABLE = ("pending", "retry_pending", "failed", "running")  # journal states a (re)started batch submits
-LOST_RETRY = 1.0               # countdown when the endpoint went away mid-job: at once, elsewhere
-SLOT_WAIT = 2.0                # seconds a task waits for a free slot before it goes back to the queue
 PING_EVERY = 15.0              # seconds between checks that some worker answers
-
-
-class JobFailed(Exception):
-    """What a task raises (and the result backend stores) when its job failed: the message, and what the
-    scheduler journals (``uid``, ``tries``, ``endpoint``, ``gpu_seconds``, ``cost``, ``counted``, ``countdown``)."""
-
-    def __init__(self, message: str, details: Mapping[str, Any] | None = None):
-        super().__init__(message, dict(details or {}))
-
-    @property
-    def message(self) -> str:
-        return self.args[0]
-
-    @property
-    def details(self) -> dict:
-        return self.args[1]
-
-    def __str__(self) -> str:
-        return self.message
-
-
-# ====================================================================== the app
-
-_apps: dict[str, Any] = {}
-_apps_lock = threading.Lock()
-
-
-def visibility_timeout() -> float:
-    raw = os.environ.get(VISIBILITY_ENV)
-    if not raw:
-        return DEFAULT_VISIBILITY
-    try:
-        value = float(raw)
-    except ValueError:
-        raise AnimStudioError(f"${VISIBILITY_ENV}: {raw!r} is not a number of seconds") from None
-    if value < 2:
-        raise AnimStudioError(f"${VISIBILITY_ENV}: {raw} s is too short (at least 2 s)")
-    return value
-
-
-def make_app(broker_url: str):
-    """The Celery app for one broker (also the result backend). Workers and scheduler build it the same way,
-    so they agree on task names, queue and serializer; one app per URL in a process."""
-    try:
-        from celery import Celery
-    except ImportError:
-        raise AnimStudioError("the Celery engine needs celery with Redis: pip install 'animstudio[celery]'") from None
-    if not broker_url.startswith(REDIS_SCHEMES):
-        raise AnimStudioError(f"--broker {redact(broker_url)}: the Celery engine needs Redis as broker and result "
-                              "backend (redis://host:6379/0, rediss://, unix:// or sentinel://)")
-    with _apps_lock:
-        if broker_url in _apps:
-            return _apps[broker_url]
-        visibility = visibility_timeout()
-        app = Celery("animstudio", broker=broker_url, backend=broker_url, set_as_current=False)
-        # task_reject_on_worker_lost matters for a prefork pool (a killed child's job is queued again at once);
-        # the thread pool's jobs, whose process is killed whole, come back through the visibility timeout
-        app.conf.update(
-            task_serializer="json", result_serializer="json", accept_content=["json"],
-            task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-            task_track_started=True, task_default_queue=QUEUE, task_default_exchange=QUEUE,
-            task_default_routing_key=QUEUE, result_expires=7 * 24 * 3600,
-            broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
-            worker_pool="threads", worker_send_task_events=False,
-            broker_transport_options={"visibility_timeout": visibility,
-                                      "unacked_restore_interval": max(1, int(visibility / 4)),
-                                      "unacked_restore_throttle": 1, "unacked_mutex_expire": 60},
-        )
-        for name in TASK_NAMES.values():
-            app.task(name=name, bind=True, shared=False, max_retries=None, acks_late=True,
-                     throws=(JobFailed,))(_render_task)
-        _apps[broker_url] = app
-        return app
-
-
-def task_options(settings: Settings) -> dict:
-    """The scheduler's settings a worker needs, carried in every task (workers have no journal or CLI flags)."""
-    return {"max_tries": settings.max_tries, "backoff": settings.backoff, "job_timeout": settings.job_timeout,
-            "probe_every": settings.probe_every, "all_down_timeout": settings.all_down_timeout}
-
-
-def _render_task(task, job: dict, out_root: str, options: dict, carried: dict | None = None) -> dict:
-    context = _context
-    if context is None:
-        raise JobFailed("this process is not an animstudio worker (start one with `animstudio worker`)",
-                        {"uid": Job.from_json(job).uid, "final": True})
-    return context.run(task, job, out_root, options, carried or {})
 
 
 # ====================================================================== the canvas
@@ -193,261 +97,6 @@ def film_canvas(app, film: Film, out_root: str | Path, settings: Settings | None
         body = signature(compose)
         return (chord(group(chains, app=app), body, app=app) if chains else body), ids
     return (group(chains, app=app) if chains else None), ids
-
-
-# ====================================================================== the worker
-
-_context: "WorkerContext | None" = None
-
-
-class WorkerContext:
-    """What a worker process shares between its threads: the endpoints (health, busy slots) and its output folder."""
-
-    def __init__(self, endpoints: list[Endpoint], out_root: Path, hostname: str):
-        self.endpoints = endpoints
-        self.out_root = Path(out_root).resolve()
-        self.hostname = hostname
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ endpoints
-    def _mark_down(self, endpoint: Endpoint, why: str) -> None:
-        if endpoint.healthy:
-            log.warning("endpoint %s (%s) is out of this worker's pool: %s", endpoint.name, redact(endpoint.url), why)
-        endpoint.healthy, endpoint.down_since = False, time.time()
-
-    def _reprobe(self, probe_every: float) -> None:
-        for endpoint in self.endpoints:
-            if not endpoint.healthy and time.time() - (endpoint.down_since or 0) >= probe_every:
-                if endpoint.probe():
-                    log.info("endpoint %s answers again", endpoint.name)
-                    endpoint.refresh()
-                    endpoint.healthy, endpoint.down_since = True, None
-                else:
-                    endpoint.down_since = time.time()
-
-    def acquire(self, job: Job, probe_every: float) -> tuple[Endpoint | None, str, str]:
-        """A healthy endpoint with a free slot that can run *job*, its slot taken; else (None, why, ``lacks``:
-        every answering endpoint lacks something the job needs | ``down``: none answers | ``busy``)."""
-        deadline = time.monotonic() + SLOT_WAIT
-        while True:
-            self._reprobe(probe_every)
-            usable, lacking = [], []
-            for endpoint in [e for e in self.endpoints if e.healthy]:
-                try:
-                    missing = endpoint.lacks(job)
-                except (ServerError, OSError):
-                    self._mark_down(endpoint, "its /object_info did not answer")
-                    continue
-                if missing:
-                    lacking.append(f"{endpoint.name} lacks " + ", ".join(missing))
-                else:
-                    usable.append(endpoint)
-            if not usable:
-                if lacking:
-                    return None, "no endpoint can run it: " + "; ".join(lacking), "lacks"
-                return None, f"no endpoint of worker {self.hostname} answers", "down"
-            with self._lock:
-                free = [e for e in usable if e.healthy and e.busy < e.capacity]
-                if free:
-                    endpoint = min(free, key=lambda e: (e.busy / e.capacity, e.last_used))
-                    endpoint.busy += 1
-                    return endpoint, "", "ok"
-            if time.monotonic() >= deadline:
-                return None, f"every endpoint of worker {self.hostname} is busy", "busy"
-            time.sleep(0.2)
-
-    def release(self, endpoint: Endpoint) -> None:
-        with self._lock:
-            endpoint.busy -= 1
-            endpoint.last_used = time.time()
-
-    def batch_root(self, job: Job, out_root: str) -> Path:
-        """The batch's output folder, which must be this worker's ``-o`` folder or inside it: a message on the
-        broker cannot make a worker write anywhere else."""
-        target = Path(out_root).resolve()
-        if target != self.out_root and self.out_root not in target.parents:
-            raise AnimStudioError(f"job {job.label}: it writes to {target}, but worker {self.hostname} serves "
-                                  f"{self.out_root} (-o); start the workers with -o on the batch's output folder")
-        return target
-
-    # ------------------------------------------------------------------ one task
-    def run(self, task, job_data: dict, out_root: str, options: dict, carried: dict) -> dict:
-        job = Job.from_json(job_data)
-        settings = {**task_options(Settings()), **options}
-        failures = int(carried.get("failures", 0))
-        gpu, cost = float(carried.get("gpu_seconds", 0.0)), float(carried.get("cost", 0.0))
-        attempt = task.request.retries or 0
-        run_id = None  # this run on an endpoint: the scheduler tells a job started again from one it saw start
-
-        def details(**extra) -> dict:
-            return {"uid": job.uid, "tries": failures, "gpu_seconds": round(gpu, 3), "cost": round(cost, 6),
-                    "attempt": attempt, "worker": self.hostname, **({"run": run_id} if run_id else {}), **extra}
-
-        def again(exc: JobFailed, countdown: float, **keep):
-            return task.retry(exc=exc, countdown=countdown,
-                              kwargs={"job": job_data, "out_root": out_root, "options": options,
-                                      "carried": {"failures": failures, "gpu_seconds": gpu, "cost": cost, **keep}})
-
-        try:
-            root = self.batch_root(job, out_root)
-        except AnimStudioError as exc:
-            raise JobFailed(str(exc), details(tries=failures + 1, final=True)) from None
-        endpoint, why, kind = self.acquire(job, settings["probe_every"])
-        if endpoint is None:
-            if kind == "lacks":
-                raise JobFailed(why, details(tries=failures + 1, final=True))
-            down_since = None
-            if kind == "down":  # back to the queue (another worker may have endpoints that answer), for a while
-                down_since = carried.get("down_since") or time.time()
-                if time.time() - down_since > settings["all_down_timeout"]:
-                    raise JobFailed(f"no endpoint answered for {settings['all_down_timeout']:.0f} s ({why})",
-                                    details(tries=failures + 1, final=True))
-            countdown = settings["probe_every"] if down_since else LOST_RETRY
-            log.info("%s goes back to the queue: %s", job.label, why)
-            raise again(JobFailed(why, details(counted=False, countdown=countdown)), countdown,
-                        **({"down_since": down_since} if down_since else {}))
-
-        run_id = uuid.uuid4().hex
-        task.update_state(state="RUNNING", meta={"endpoint": endpoint.name, "worker": self.hostname,
-                                                 "attempt": attempt, "tries": failures + 1, "run": run_id})
-        client = endpoint.client(timeout=60)
-        started = time.monotonic()
-        watchdog = threading.Timer(settings["job_timeout"], client.interrupt)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            result = run_job(job, root, ServerEngine(client), Reporter())
-        except (StoryboardError, GraphValidationError) as exc:
-            # the job itself is wrong (or the endpoint lacks something the check missed): trying again cannot help
-            failures, gpu, cost = self._spent(failures, gpu, cost, endpoint, started)
-            raise JobFailed(str(exc), details(endpoint=endpoint.name, final=True)) from None
-        except Exception as exc:  # AnimStudioError, OSError; and a bug in a stage counts as a failed try too
-            if isinstance(exc, (ServerError, OSError)) and not endpoint.probe():
-                self._mark_down(endpoint, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                log.warning("%s: %s went away mid-job; the job goes back to the queue", job.label, endpoint.name)
-                raise again(JobFailed(f"{endpoint.name} went away", details(endpoint=endpoint.name, counted=False,
-                                                                            tries=failures, countdown=LOST_RETRY)),
-                            LOST_RETRY)
-            if not isinstance(exc, (AnimStudioError, OSError)):
-                log.exception("%s: unexpected failure on %s", job.label, endpoint.name)
-            timed_out = time.monotonic() - started >= settings["job_timeout"]
-            failures, gpu, cost = self._spent(failures, gpu, cost, endpoint, started)
-            message = (f"timed out after {settings['job_timeout']:.0f} s; " if timed_out else "") + (
-                str(exc) if isinstance(exc, (AnimStudioError, OSError)) else f"{type(exc).__name__}: {exc}")
-            if failures >= settings["max_tries"]:
-                log.error("%s needs review after %d tr%s: %s", job.label, failures, "y" if failures == 1 else "ies",
-                          message.splitlines()[0])
-                raise JobFailed(message, details(endpoint=endpoint.name, final=True)) from None
-            countdown = settings["backoff"] * (2 ** (failures - 1))
-            log.warning("%s failed on %s (try %d of %d), retrying in %.1f s: %s", job.label, endpoint.name, failures,
-                        settings["max_tries"], countdown, message.splitlines()[0])
-            raise again(JobFailed(message, details(endpoint=endpoint.name, counted=True, countdown=countdown)),
-                        countdown)
-        finally:
-            watchdog.cancel()
-            self.release(endpoint)
-        seconds = round(time.monotonic() - started, 3)
-        gpu, cost = gpu + seconds, cost + seconds * endpoint.cost_per_gpu_second
-        log.info("%s completed on %s in %.1f s", job.label, endpoint.name, seconds)
-        return {"result": result, "endpoint": endpoint.name, "worker": self.hostname, "seconds": seconds,
-                "gpu_seconds": round(gpu, 3), "cost": round(cost, 6), "tries": failures + 1, "attempt": attempt,
-                "run": run_id}
-
-    @staticmethod
-    def _spent(failures: int, gpu: float, cost: float, endpoint: Endpoint, started: float) -> tuple[int, float, float]:
-        seconds = time.monotonic() - started
-        return failures + 1, gpu + seconds, cost + seconds * endpoint.cost_per_gpu_second
-
-
-class _Leases(threading.Thread):
-    """Renews this worker's hold on the messages it has taken (kombu's Redis transport hands an unacknowledged
-    message to another worker once it is older than the visibility timeout): the timestamps in the broker's
-    ``unacked_index`` are moved forward while this process lives, so only a dead worker's jobs are handed on."""
-
-    def __init__(self, broker_url: str, transport_options: Mapping[str, Any]):
-        super().__init__(name="animstudio-leases", daemon=True)
-        import redis
-
-        self.client = redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=10)
-        self.key = transport_options.get("global_keyprefix", "") + transport_options.get("unacked_index_key",
-                                                                                          "unacked_index")
-        self.every = max(0.5, float(transport_options.get("visibility_timeout", DEFAULT_VISIBILITY)) / 4)
-        self.tags: set[str] = set()
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-
-    def hold(self, sender=None, request=None, **_) -> None:
-        tag = getattr(getattr(request, "message", None), "delivery_tag", None)
-        if tag:
-            with self._lock:
-                self.tags.add(tag)
-
-    def renew(self) -> None:
-        with self._lock:
-            tags = list(self.tags)
-        if not tags:
-            return
-        now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        for tag in tags:
-            pipe.zadd(self.key, {tag: now}, xx=True, ch=True)
-        changed = pipe.execute()
-        with self._lock:  # a tag no longer in the index was acknowledged (or handed on): stop renewing it
-            self.tags.difference_update(tag for tag, n in zip(tags, changed) if not n)
-
-    def run(self) -> None:
-        while not self._stopped.wait(self.every):
-            try:
-                self.renew()
-            except Exception as exc:  # the broker is away: the worker's own connection reports it
-                log.debug("could not renew the held messages: %s", exc)
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-
-def run_worker(pool_spec: PoolSpec, broker_url: str, out_root: str | Path, concurrency: int | None = None) -> int:
-    """Run a Celery worker (thread pool) that renders batch jobs on the endpoints of *pool_spec*, writing into
-    *out_root* (the batch's output folder, shared with the scheduler). Returns the worker's exit code."""
-    global _context
-    if pool_spec.providers:
-        raise PoolError(f"{pool_spec.source}: a worker serves fixed endpoints; providers "
-                        f"({', '.join(p.name for p in pool_spec.providers)}) are for the embedded scheduler",
-                        [Problem("$.providers", "remove them, or run the batch with --engine local")])
-    endpoints = endpoints_from(pool_spec)
-    if not endpoints:
-        raise PoolError(f"{pool_spec.source}: no endpoints for the worker to serve", [Problem("$.endpoints", "empty")])
-    folder = Path(out_root).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    concurrency = concurrency or sum(e.capacity for e in endpoints)
-    for endpoint in endpoints:
-        if not endpoint.probe():
-            log.warning("endpoint %s (%s) does not answer now; probed again before each job", endpoint.name,
-                        redact(endpoint.url))
-            endpoint.healthy, endpoint.down_since = False, time.time()
-    app = make_app(broker_url)
-    from celery import signals
-
-    hostname = f"animstudio-{os.getpid()}@{socket.gethostname()}"
-    _context = WorkerContext(endpoints, folder, hostname)
-    leases = None
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        leases = _Leases(broker_url, app.conf.broker_transport_options)
-        signals.task_received.connect(leases.hold, weak=False)
-        leases.start()
-    level = logging.getLogger().getEffectiveLevel()
-    log.info("worker %s: %d slot(s) on %s, broker %s, output %s", hostname, concurrency,
-             ", ".join(e.name for e in endpoints), redact(broker_url), folder)
-    worker = app.Worker(hostname=hostname, concurrency=concurrency, loglevel=logging.getLevelName(level),
-                        quiet=True, optimization="fair")
-    try:
-        worker.start()
-    finally:
-        if leases is not None:
-            leases.stop()
-            signals.task_received.disconnect(leases.hold)
-        _context = None
-    return worker.exitcode or 0
 
 
 # ====================================================================== the scheduler side

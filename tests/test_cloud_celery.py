@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("celery", reason="the Celery engine needs celery[redis] (pip install 'animstudio[celery]')")
 
-from animstudio.cloud.celery_engine import (TASK_NAMES, VISIBILITY_ENV, film_canvas, make_app,  # noqa: E402
-                                            run_batch_on_celery, task_options)
+from animstudio.cloud.celery_app import TASK_NAMES, VISIBILITY_ENV, make_app, task_options  # noqa: E402
+from animstudio.cloud.celery_engine import film_canvas, run_batch_on_celery  # noqa: E402
 from animstudio.cloud.jobs import Job, plan_batch  # noqa: E402
 from animstudio.cloud.journal import Journal  # noqa: E402
 from animstudio.cloud.scheduler import Settings  # noqa: E402
