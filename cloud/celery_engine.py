@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 from ..common.errors import AnimStudioError, Problem, ServerError
 from ..common.urls import redact
+from .attempts import block_dependents, dependency_uids
 from .celery_app import TASK_NAMES, make_app, task_options
 from .execute import copy_outputs
 from .jobs import Film, Job
@@ -189,20 +190,9 @@ class _Follower:
         return {t: backend.decode(v) for t, v in zip(task_ids, values) if v is not None}
 
     def _block_dependents(self, rows: dict[str, JobRow]) -> None:
-        """As with the embedded scheduler: a job waiting on one that needs review (or was cancelled) cannot run
-        either (Celery never starts it: its chain or chord is broken), so it waits for review too, naming it, and
-        the batch ends (``batch retry`` puts them all back)."""
-        stuck = {uid: row for uid, row in rows.items() if row.state in ("manual_review", "cancelled")}
-        for uid, row in rows.items():  # in dependency order: what a job waits on comes before it
-            if row.state in FINAL or row.state == "running":
-                continue
-            blocker = next((stuck[f"{row.job.film}/{d}"] for d in row.job.depends_on
-                            if f"{row.job.film}/{d}" in stuck), None)
-            if blocker is not None:
-                why = f"waits on {blocker.job.label}, which needs review"
-                self.journal.transition(row.uid, "manual_review", detail=why, error=why)
-                row.state = "manual_review"
-                stuck[uid] = row
+        """As with the embedded scheduler: a job waiting on one that needs review (or was cancelled) waits for
+        review too (Celery never starts it: its chain or chord is broken), and the batch ends."""
+        block_dependents(self.journal, rows.values(), FINAL)
 
     def follow(self) -> None:
         outstanding = dict(self.tasks)
@@ -305,8 +295,8 @@ class _Follower:
             return True
         if status == "FAILURE":
             message, details = _failure(result)
-            deps_done = all(rows.get(f"{row.job.film}/{d}") is not None
-                            and rows[f"{row.job.film}/{d}"].state == "completed" for d in row.job.depends_on)
+            deps_done = all(rows.get(uid) is not None and rows[uid].state == "completed"
+                            for uid in dependency_uids(row.job))
             if details.get("uid", row.job.uid) != row.job.uid or not deps_done:
                 log.info("%s does not run: %s", row.job.label, (message or "an input failed").splitlines()[0])
                 return True  # an input failed (the failure came down the chain or chord): see _block_dependents

@@ -13,12 +13,13 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..common.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
+from ..common.errors import AnimStudioError, Problem, ServerError
 from ..common.urls import redact
 from ..translator.engines import ServerEngine
 from ..translator.render import Reporter
 from . import celery_app
 from .celery_app import DEFAULT_VISIBILITY, LOST_RETRY, SLOT_WAIT, JobFailed, make_app, task_options
+from .attempts import REQUEUE, RETRY, REVIEW, judge, log_outcome, mark_down
 from .execute import run_job
 from .jobs import Job
 from .pool import Endpoint, PoolError, PoolSpec, endpoints_from
@@ -37,11 +38,6 @@ class WorkerContext:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ endpoints
-    def _mark_down(self, endpoint: Endpoint, why: str) -> None:
-        if endpoint.healthy:
-            log.warning("endpoint %s (%s) is out of this worker's pool: %s", endpoint.name, redact(endpoint.url), why)
-        endpoint.healthy, endpoint.down_since = False, time.time()
-
     def _reprobe(self, probe_every: float) -> None:
         for endpoint in self.endpoints:
             if not endpoint.healthy and time.time() - (endpoint.down_since or 0) >= probe_every:
@@ -63,7 +59,7 @@ class WorkerContext:
                 try:
                     missing = endpoint.lacks(job)
                 except (ServerError, OSError):
-                    self._mark_down(endpoint, "its /object_info did not answer")
+                    mark_down(endpoint, "its /object_info did not answer", "this worker's pool")
                     continue
                 if missing:
                     lacking.append(f"{endpoint.name} lacks " + ", ".join(missing))
@@ -142,48 +138,36 @@ class WorkerContext:
         watchdog = threading.Timer(settings["job_timeout"], client.interrupt)
         watchdog.daemon = True
         watchdog.start()
+        failure = None
         try:
             result = run_job(job, root, ServerEngine(client), Reporter())
-        except (StoryboardError, GraphValidationError) as exc:
-            # the job itself is wrong (or the endpoint lacks something the check missed): trying again cannot help
-            failures, gpu, cost = self._spent(failures, gpu, cost, endpoint, started)
-            raise JobFailed(str(exc), details(endpoint=endpoint.name, final=True)) from None
-        except Exception as exc:  # AnimStudioError, OSError; and a bug in a stage counts as a failed try too
-            if isinstance(exc, (ServerError, OSError)) and not endpoint.probe():
-                self._mark_down(endpoint, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                log.warning("%s: %s went away mid-job; the job goes back to the queue", job.label, endpoint.name)
-                raise again(JobFailed(f"{endpoint.name} went away", details(endpoint=endpoint.name, counted=False,
-                                                                            tries=failures, countdown=LOST_RETRY)),
-                            LOST_RETRY)
+        except Exception as exc:  # whatever a stage raises is judged (a bug included), as by the embedded scheduler
             if not isinstance(exc, (AnimStudioError, OSError)):
                 log.exception("%s: unexpected failure on %s", job.label, endpoint.name)
-            timed_out = time.monotonic() - started >= settings["job_timeout"]
-            failures, gpu, cost = self._spent(failures, gpu, cost, endpoint, started)
-            message = (f"timed out after {settings['job_timeout']:.0f} s; " if timed_out else "") + (
-                str(exc) if isinstance(exc, (AnimStudioError, OSError)) else f"{type(exc).__name__}: {exc}")
-            if failures >= settings["max_tries"]:
-                log.error("%s needs review after %d tr%s: %s", job.label, failures, "y" if failures == 1 else "ies",
-                          message.splitlines()[0])
-                raise JobFailed(message, details(endpoint=endpoint.name, final=True)) from None
-            countdown = settings["backoff"] * (2 ** (failures - 1))
-            log.warning("%s failed on %s (try %d of %d), retrying in %.1f s: %s", job.label, endpoint.name, failures,
-                        settings["max_tries"], countdown, message.splitlines()[0])
-            raise again(JobFailed(message, details(endpoint=endpoint.name, counted=True, countdown=countdown)),
-                        countdown)
+            failure = exc
         finally:
             watchdog.cancel()
             self.release(endpoint)
         seconds = round(time.monotonic() - started, 3)
-        gpu, cost = gpu + seconds, cost + seconds * endpoint.cost_per_gpu_second
+        timed_out = settings["job_timeout"] if seconds >= settings["job_timeout"] else None
+        outcome = judge(failure, failures, settings["max_tries"], settings["backoff"], timed_out, endpoint.probe)
+        log_outcome(job.label, endpoint.name, outcome, settings["max_tries"])
+        if outcome.kind == REQUEUE:
+            mark_down(endpoint, outcome.down or "it went away", "this worker's pool")
+            raise again(JobFailed(f"{endpoint.name} went away", details(endpoint=endpoint.name, counted=False,
+                                                                        tries=failures, countdown=LOST_RETRY)),
+                        LOST_RETRY)
+        # GPU time and cost count every try, the failed ones too (they were billed)
+        failures, gpu, cost = outcome.tries, gpu + seconds, cost + seconds * endpoint.cost_per_gpu_second
+        if outcome.kind == REVIEW:
+            raise JobFailed(outcome.message, details(endpoint=endpoint.name, final=True)) from None
+        if outcome.kind == RETRY:
+            raise again(JobFailed(outcome.message, details(endpoint=endpoint.name, counted=True,
+                                                           countdown=outcome.delay)), outcome.delay)
         log.info("%s completed on %s in %.1f s", job.label, endpoint.name, seconds)
         return {"result": result, "endpoint": endpoint.name, "worker": self.hostname, "seconds": seconds,
-                "gpu_seconds": round(gpu, 3), "cost": round(cost, 6), "tries": failures + 1, "attempt": attempt,
+                "gpu_seconds": round(gpu, 3), "cost": round(cost, 6), "tries": failures, "attempt": attempt,
                 "run": run_id}
-
-    @staticmethod
-    def _spent(failures: int, gpu: float, cost: float, endpoint: Endpoint, started: float) -> tuple[int, float, float]:
-        seconds = time.monotonic() - started
-        return failures + 1, gpu + seconds, cost + seconds * endpoint.cost_per_gpu_second
 
 
 class _Leases(threading.Thread):

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..common.errors import AnimStudioError, GraphValidationError, Problem, ServerError, StoryboardError
+from ..common.errors import AnimStudioError, Problem, ServerError
 from ..translator.engines import ServerEngine
 from ..translator.render import Reporter
 from ..common.urls import redact
+from .attempts import (COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, dependency_uids, judge, log_outcome,
+                       mark_down)
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
@@ -113,7 +115,7 @@ class Scheduler:
             self.scaler.recover(self.journal)
         for endpoint in self.endpoints:
             if not endpoint.probe():
-                self._mark_down(endpoint, "it does not answer /system_stats")
+                mark_down(endpoint, "it does not answer /system_stats")
         if self.endpoints and self.scaler is None and not any(e.healthy for e in self.endpoints):
             raise ServerError("no endpoint of the pool answers, so nothing can render",
                               [Problem(f"endpoint {e.name}", f"{redact(e.url)} does not answer /system_stats")
@@ -156,24 +158,8 @@ class Scheduler:
         return all(row.state in FINAL for row in self.journal.jobs(batch))
 
     def _block_dependents(self, rows: list[JobRow]) -> None:
-        """Jobs waiting on one that needs review (or was cancelled) cannot run either: they wait for review
-        too, naming it, so the batch ends instead of waiting forever (``batch retry`` puts them all back)."""
-        # keyed by film: the same job id in two films is two jobs, one of which may be fine
-        stuck = {(r.job.film, r.job.id): r for r in rows if r.state in ("manual_review", "cancelled")}
-        changed = True
-        while changed:
-            changed = False
-            for row in rows:
-                if row.state in FINAL or (row.job.film, row.job.id) in stuck:
-                    continue
-                blocker = next((stuck[(row.job.film, d)] for d in row.job.depends_on if (row.job.film, d) in stuck),
-                               None)
-                if blocker is not None and row.uid not in self._claimed:
-                    why = f"waits on {blocker.job.label}, which needs review"
-                    self.journal.transition(row.uid, "manual_review", detail=why, error=why)
-                    row.state = "manual_review"
-                    stuck[(row.job.film, row.job.id)] = row
-                    changed = True
+        """Jobs waiting on one that needs review wait for review too (a job a slot holds is left to its slot)."""
+        block_dependents(self.journal, rows, FINAL, skip=lambda row: row.uid in self._claimed)
 
     def _endpoints_usable(self) -> bool:
         """Whether some endpoint answers now (or a provider can still start one); the slots re-probe the rest."""
@@ -227,6 +213,10 @@ class Scheduler:
                 continue
             try:
                 self._execute(row, endpoint)
+            except Exception as exc:  # outside the stage (copying a shared job's outputs, the client): judged the
+                log.exception("%s: unexpected failure on %s", row.job.label, endpoint.name)  # same, never left running
+                self._record(row, endpoint, judge(exc, row.tries, self.settings.max_tries, self.settings.backoff,
+                                                  endpoint_answers=endpoint.probe), 0.0, None)
             finally:
                 with self._lock:
                     self._claimed.discard(row.uid)
@@ -238,11 +228,11 @@ class Scheduler:
         """The most urgent ready job this endpoint can run, marked running in the journal before it starts."""
         with self._lock:
             rows = self.journal.jobs(batch)
-            done = {r.job.id for r in rows if r.state == "completed"}
+            done = {r.job.uid for r in rows if r.state == "completed"}
             now = time.time()
             ready = [r for r in rows if r.uid not in self._claimed
                      and (r.state == "pending" or (r.state == "retry_pending" and r.next_try <= now))
-                     and all(dep in done for dep in r.job.depends_on)]
+                     and all(uid in done for uid in dependency_uids(r.job))]
             ready.sort(key=lambda r: -r.job.priority)
             for row in ready:
                 earlier = self.journal.completed_elsewhere(row.job.id)
@@ -253,7 +243,7 @@ class Scheduler:
                 try:
                     lacks = endpoint.lacks(row.job)
                 except (ServerError, OSError):
-                    self._mark_down(endpoint, "its /object_info did not answer")
+                    mark_down(endpoint, "its /object_info did not answer")
                     return None
                 if lacks:
                     if not any(e.healthy and e is not endpoint and not _lacks(e, row.job) for e in self.endpoints) \
@@ -267,11 +257,6 @@ class Scheduler:
                                         started=time.time(), tries=row.tries + 1)
                 return row
         return None
-
-    def _mark_down(self, endpoint: Endpoint, why: str) -> None:
-        if endpoint.healthy:
-            log.warning("endpoint %s (%s) is out of the pool: %s", endpoint.name, redact(endpoint.url), why)
-        endpoint.healthy, endpoint.down_since = False, time.time()
 
     def _execute(self, row: JobRow, endpoint: Endpoint) -> None:
         job = row.job
@@ -292,50 +277,43 @@ class Scheduler:
         watchdog = threading.Timer(self.settings.job_timeout, client.interrupt)
         watchdog.daemon = True
         watchdog.start()
+        result, failure = None, None
         try:
             result = run_job(job, self.out_root, engine, Reporter())
-        except (StoryboardError, GraphValidationError) as exc:
-            # the job itself is wrong (or the endpoint lacks something the check missed): trying again cannot help
-            self._failed(row, endpoint, exc, started, final=True)
-        except (AnimStudioError, OSError) as exc:
-            if isinstance(exc, (ServerError, OSError)) and not endpoint.probe():
-                self._mark_down(endpoint, str(exc).splitlines()[0])
-                self.journal.transition(row.uid, "pending", endpoint.name, detail=f"{endpoint.name} went away",
-                                        tries=row.tries)
-                return
-            self._failed(row, endpoint, exc, started, final=False,
-                         timed_out=time.monotonic() - started >= self.settings.job_timeout)
-        else:
-            seconds = round(time.monotonic() - started, 3)
-            # GPU time counts every try, the failed ones included: they were billed too
-            self.journal.transition(row.uid, "completed", endpoint.name, detail=f"{seconds} s",
-                                    finished=time.time(), gpu_seconds=round((row.gpu_seconds or 0) + seconds, 3),
-                                    cost=round((row.cost or 0) + seconds * endpoint.cost_per_gpu_second, 6),
-                                    result=result)
-            log.info("%s completed on %s in %.1f s", job.label, endpoint.name, seconds)
+        except Exception as exc:  # whatever a stage raises is judged (a bug included): no job is left running
+            if not isinstance(exc, (AnimStudioError, OSError)):
+                log.exception("%s: unexpected failure on %s", job.label, endpoint.name)
+            failure = exc
         finally:
             watchdog.cancel()
-
-    def _failed(self, row: JobRow, endpoint: Endpoint, exc: Exception, started: float, final: bool,
-                timed_out: bool = False) -> None:
         seconds = round(time.monotonic() - started, 3)
-        message = (f"timed out after {self.settings.job_timeout:.0f} s; " if timed_out else "") + str(exc)
-        tries = row.tries + 1
-        cost = round(seconds * endpoint.cost_per_gpu_second, 6)
-        gpu = (row.gpu_seconds or 0) + seconds
-        if final or tries >= self.settings.max_tries:
-            self.journal.transition(row.uid, "manual_review", endpoint.name, detail=message, error=message,
-                                    finished=time.time(), gpu_seconds=gpu, cost=(row.cost or 0) + cost)
-            log.error("%s needs review after %d tr%s: %s", row.job.label, tries, "y" if tries == 1 else "ies",
-                      message.splitlines()[0])
-            return
-        delay = self.settings.backoff * (2 ** (tries - 1))
-        self.journal.transition(row.uid, "failed", endpoint.name, detail=message, error=message,
-                                gpu_seconds=gpu, cost=(row.cost or 0) + cost)
-        self.journal.transition(row.uid, "retry_pending", detail=f"retry in {delay:.1f} s",
-                                next_try=time.time() + delay)
-        log.warning("%s failed on %s (try %d of %d), retrying in %.1f s: %s", row.job.label, endpoint.name, tries,
-                    self.settings.max_tries, delay, message.splitlines()[0])
+        timed_out = self.settings.job_timeout if seconds >= self.settings.job_timeout else None
+        outcome = judge(failure, row.tries, self.settings.max_tries, self.settings.backoff, timed_out,
+                        endpoint.probe)
+        self._record(row, endpoint, outcome, seconds, result)
+
+    def _record(self, row: JobRow, endpoint: Endpoint, outcome: Outcome, seconds: float, result) -> None:
+        """Journal an attempt's outcome. GPU time and cost count every try, the failed ones too (they were billed);
+        a requeue (the endpoint went away) counts no try."""
+        gpu = round((row.gpu_seconds or 0) + seconds, 3)
+        cost = round((row.cost or 0) + seconds * endpoint.cost_per_gpu_second, 6)
+        log_outcome(row.job.label, endpoint.name, outcome, self.settings.max_tries)
+        if outcome.kind == COMPLETED:
+            self.journal.transition(row.uid, "completed", endpoint.name, detail=f"{seconds} s", finished=time.time(),
+                                    gpu_seconds=gpu, cost=cost, result=result)
+            log.info("%s completed on %s in %.1f s", row.job.label, endpoint.name, seconds)
+        elif outcome.kind == REQUEUE:
+            mark_down(endpoint, outcome.down or "it went away")
+            self.journal.transition(row.uid, "pending", endpoint.name, detail=f"{endpoint.name} went away",
+                                    tries=row.tries)
+        elif outcome.kind == REVIEW:
+            self.journal.transition(row.uid, "manual_review", endpoint.name, detail=outcome.message,
+                                    error=outcome.message, finished=time.time(), gpu_seconds=gpu, cost=cost)
+        else:
+            self.journal.transition(row.uid, "failed", endpoint.name, detail=outcome.message, error=outcome.message,
+                                    gpu_seconds=gpu, cost=cost)
+            self.journal.transition(row.uid, "retry_pending", detail=f"retry in {outcome.delay:.1f} s",
+                                    next_try=time.time() + outcome.delay)
 
 
 def _lacks(endpoint: Endpoint, job: Job) -> list[str]:
