@@ -253,3 +253,98 @@ def send(url: str, *, method: str | None = None, body: bytes | None = None,
             raise outcome
         return outcome
     raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------------------------------ files
+
+DOWNLOAD_CHUNK = 1 << 20  # bytes read and written at a time: a download's memory does not grow with its size
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A file fetched whole: its size, its SHA-256 (hex) and how many times the transfer was resumed."""
+
+    size: int
+    sha256: str
+    resumed: int = 0
+
+
+class Refused(Exception):
+    """The server answered a download with an error status; ``answer`` holds it (masked when shown)."""
+
+    def __init__(self, answer: Answer):
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+def _total(response, offset: int) -> int | None:
+    """The whole file's size from ``Content-Range`` (a resumed transfer) or ``Content-Length`` (from the start)."""
+    ranged = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", ""))
+    if ranged:
+        return int(ranged.group(1))
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def fetch_file(url: str, target, *, headers: Mapping[str, str] | None = None, timeout: float = 60.0,
+               secrets: Iterable[str] = (), tries: int = 5, backoff: float = 0.5, expected_size: int | None = None,
+               expected_sha256: str | None = None, service: str = "") -> Downloaded:
+    """GET ``url`` into the file ``target``, streamed in :data:`DOWNLOAD_CHUNK` pieces through ``target.partial``
+    and renamed only when whole (never held in memory): a dropped connection is resumed where it broke (``Range``;
+    from the start where the server ignores it), up to ``tries`` connections ``backoff * 2**n`` apart. The size
+    is checked against the server's length and ``expected_size``, the SHA-256 against ``expected_sha256`` where
+    the caller knows them. An error status raises :class:`Refused`; a fault past the tries, :class:`Unreachable`."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    target = Path(target)
+    address, basic = split_credentials(url)
+    all_headers = dict(headers or {})
+    if basic and not any(k.lower() == "authorization" for k in all_headers):
+        all_headers["Authorization"] = basic
+    hidden = tuple(secrets_of(url, all_headers, secrets))
+    if urllib.parse.urlsplit(address).scheme.lower() not in ("http", "https"):
+        raise Unreachable(f"{redact(address) or 'the URL'} is not an http(s) URL")
+    opener = _opener(address, hidden)
+    partial = target.with_name(target.name + ".partial")
+    digest, size, total, resumed = hashlib.sha256(), 0, expected_size, 0
+    try:
+        with open(partial, "wb") as out:
+            for attempt in range(max(1, tries)):
+                ask = dict(all_headers, **({"Range": f"bytes={size}-"} if size else {}))
+                try:
+                    with opener.open(urllib.request.Request(address, headers=ask), timeout=timeout) as response:
+                        if size and response.status != 206:  # the range was not honoured: the whole file again
+                            out.seek(0)
+                            out.truncate()
+                            digest, size = hashlib.sha256(), 0
+                        total = _total(response, size) or total
+                        while piece := response.read(DOWNLOAD_CHUNK):
+                            out.write(piece)
+                            digest.update(piece)
+                            size += len(piece)
+                    if total is None or size >= total:
+                        break
+                    fault = Unreachable(f"the connection closed after {size} of {total} bytes", dropped=True)
+                except urllib.error.HTTPError as exc:
+                    raise Refused(Answer(exc.code, (exc.read() or b"")[:65536], redact(address),
+                                         mask(str(exc.reason or ""), hidden), "", hidden)) from None
+                except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                    fault = _fault(exc, hidden)
+                if attempt + 1 >= max(1, tries) or fault.refused:
+                    raise fault
+                resumed += 1
+                delay = backoff * 2 ** attempt
+                log.info("%s at %s: %s; resuming at byte %d in %.1f s", service or "the server", redact(address),
+                         fault.reason, size, delay)
+                time.sleep(delay)
+        if total is not None and size != total:
+            raise Unreachable(f"{redact(address)}: got {size} bytes, the server said {total}")
+        sha256 = digest.hexdigest()
+        if expected_sha256 and sha256 != expected_sha256.lower():
+            raise Unreachable(f"{redact(address)}: the file's SHA-256 is {sha256}, not the {expected_sha256} announced")
+        os.replace(partial, target)
+        return Downloaded(size, sha256, resumed)
+    finally:
+        partial.unlink(missing_ok=True)

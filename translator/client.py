@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 from ..common.errors import GraphValidationError, Problem, RenderInterrupted, ServerError
 from .graph_check import node_place
 from ..common.paths import safe_filename
-from ..common.http import Answer, Unreachable, mask, secrets_of, send
+from ..common.http import Answer, Refused, Unreachable, fetch_file, mask, secrets_of, send
 from ..common.urls import redact, split_credentials
 
 log = logging.getLogger(__name__)
@@ -345,14 +345,21 @@ class ComfyClient:
         return files
 
     def download(self, item: OutputFile, dest_dir: str | Path) -> Path:
-        """Fetch one output into ``dest_dir`` (keeping its subfolder, made safe); never leaves ``dest_dir``."""
+        """Fetch one output into ``dest_dir`` (keeping its subfolder, made safe; never leaving ``dest_dir``),
+        streamed to disk and resumed where a dropped connection broke it (a film of gigabytes is never held in
+        memory, and comes back whole or not at all)."""
         target = local_output_path(dest_dir, item.subfolder, item.filename)
         query = urllib.parse.urlencode({"filename": item.filename, "subfolder": item.subfolder, "type": item.type})
         try:
-            data = self._request("GET", f"/view?{query}")
-        except _HTTPFailure as exc:
-            raise ServerError(f"could not download {item.filename} from {self.name} ({exc.code})") from None
-        return write_atomically(target, data)
+            fetch_file(f"{self.base_url}/view?{query}", target, headers=self.headers, secrets=self._secrets,
+                       timeout=max(self.timeout, 60.0), tries=max(3, self.retries + 1), backoff=self.backoff,
+                       service="ComfyUI")
+        except Refused as exc:
+            raise ServerError(f"could not download {item.filename} from {self.name} ({exc.answer.status})") from None
+        except Unreachable as fault:
+            raise ServerError(f"could not download {item.filename} from {self.name}",
+                              [Problem("GET /view", fault.reason)]) from None
+        return target
 
 
 def local_output_path(dest_dir: str | Path, subfolder: str, filename: str) -> Path:
