@@ -348,3 +348,45 @@ def fetch_file(url: str, target, *, headers: Mapping[str, str] | None = None, ti
         return Downloaded(size, sha256, resumed)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def file_digest(path) -> tuple[int, str]:
+    """A file's size and SHA-256 (hex), read in pieces."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while piece := fh.read(DOWNLOAD_CHUNK):
+            digest.update(piece)
+            size += len(piece)
+    return size, digest.hexdigest()
+
+
+def put_file(url: str, path, *, headers: Mapping[str, str] | None = None, timeout: float = 120.0,
+             secrets: Iterable[str] = (), tries: int = 3, backoff: float = 1.0, service: str = "") -> Answer:
+    """PUT the file at ``path`` to ``url``, streamed from disk (never read whole); a connection fault is retried
+    from the start up to ``tries`` times. Returns the :class:`Answer` (any status: the caller judges it)."""
+    import os
+
+    address, basic = split_credentials(url)
+    all_headers = dict(headers or {})
+    if basic and not any(k.lower() == "authorization" for k in all_headers):
+        all_headers["Authorization"] = basic
+    all_headers.setdefault("Content-Type", "application/octet-stream")
+    all_headers["Content-Length"] = str(os.path.getsize(path))
+    hidden = tuple(secrets_of(url, all_headers, secrets))
+    if urllib.parse.urlsplit(address).scheme.lower() not in ("http", "https"):
+        raise Unreachable(f"{redact(address) or 'the URL'} is not an http(s) URL")
+    opener = _opener(address, hidden)
+    for attempt in range(max(1, tries)):
+        try:
+            with open(path, "rb") as body:
+                return _once(opener, urllib.request.Request(address, data=body, headers=all_headers, method="PUT"),
+                             timeout, hidden)
+        except Unreachable as fault:
+            if attempt + 1 >= max(1, tries):
+                raise
+            log.info("%s at %s: %s; sending again in %.1f s", service or "the server", redact(address),
+                     fault.reason, backoff * 2 ** attempt)
+            time.sleep(backoff * 2 ** attempt)
+    raise AssertionError("unreachable")

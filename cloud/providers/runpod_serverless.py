@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ...translator.client import OutputFile, local_output_path, write_atomically
 from ...common.errors import AnimStudioError, GraphValidationError, Problem, RenderInterrupted, ServerError
 from ...translator.graph_check import CheckOnce
+from ...common.http import Refused, Unreachable, fetch_file
 from ...common.urls import redact
 from .base import ProviderError, secret_from_env
 from .http import ApiClient
@@ -180,24 +181,40 @@ class RunPodServerlessEngine:
         if not isinstance(output, dict) or not isinstance(output.get("outputs"), dict):
             raise ServerError(f"{self.api.label}: the worker answered no outputs", [
                 Problem("output", str(output)[:200])])
+        self.keep_files(output.get("files") or [])
+        return output["outputs"]
+
+    def keep_files(self, files: Sequence[Any]) -> None:
+        """The files a run's answer carries: inline (``data``, base64) or by location (``url`` with ``size`` and
+        ``sha256``, for outputs too big for an answer)."""
         self._files = {}
-        for item in output.get("files") or []:
-            if isinstance(item, dict) and item.get("filename") and isinstance(item.get("data"), str):
+        for item in files:
+            if isinstance(item, dict) and item.get("filename") and (isinstance(item.get("data"), str)
+                                                                    or isinstance(item.get("url"), str)):
                 key = (str(item.get("node", "")), str(item.get("subfolder", "")), str(item["filename"]),
                        str(item.get("type", "output")))
-                self._files[key] = item["data"]
-        return output["outputs"]
+                self._files[key] = item
 
     def fetch(self, item: OutputFile, dest_dir: Path) -> Path:
         """Write one output the last run brought back into ``dest_dir`` (never outside it)."""
-        data = self._files.get((item.node_id, item.subfolder, item.filename, item.type))
-        if data is None:
+        sent = self._files.get((item.node_id, item.subfolder, item.filename, item.type))
+        if sent is None:
             raise ServerError(f"{self.api.label}: the worker sent no data for {item.filename} (node {item.node_id})")
+        target = local_output_path(dest_dir, item.subfolder, item.filename)
+        if "url" in sent:  # a big output, left in the worker's store: streamed, resumed, its size and hash checked
+            try:
+                fetch_file(sent["url"], target, expected_size=sent.get("size"), expected_sha256=sent.get("sha256"),
+                           service="the output store")
+            except (Refused, Unreachable) as exc:
+                why = f"HTTP {exc.answer.status}" if isinstance(exc, Refused) else exc.reason
+                raise ServerError(f"{self.api.label}: could not fetch {item.filename} from the worker's store",
+                                  [Problem("url", why)]) from None
+            return target
         try:
-            content = base64.b64decode(data, validate=True)
+            content = base64.b64decode(sent["data"], validate=True)
         except ValueError:
             raise ServerError(f"{self.api.label}: the data sent for {item.filename} is not base64") from None
-        return write_atomically(local_output_path(dest_dir, item.subfolder, item.filename), content)
+        return write_atomically(target, content)
 
     def free(self) -> None:
         """Nothing to do: a serverless worker is not ours to keep warm, and the next job may land on another."""

@@ -12,10 +12,17 @@ It speaks the worker-comfyui input format, so :class:`~animstudio.cloud.provider
 A failure answers ``{"error": "<the error as JSON: {error, summary, problems}>", "error_type": "...",
 "problems": [{"where", "message"}]}`` (the runpod package marks the job FAILED). ``images`` are uploaded to ComfyUI's
 input folder under their names (any file type, not only images); a name that would leave that folder is
-refused. Every output file (images, videos, audio, subtitles) comes back as base64.
+refused. Output files (images, videos, audio, subtitles) come back as base64 while the answer stays under
+``ANIMSTUDIO_INLINE_LIMIT`` bytes of it (default 15 MB; RunPod refuses answers over 20 MB); a file past that is PUT,
+streamed, to ``ANIMSTUDIO_OUTPUT_UPLOAD_URL/<job>/<n>-<name>`` (an HTTP(S) store: a bucket's upload endpoint, a
+WebDAV folder) and answered by location instead, with its size and SHA-256 so the client checks what it fetches:
+``{"node", "filename", "subfolder", "type", "url", "size", "sha256"}``. Without an upload location a job whose
+files would pass the limit fails, saying so, instead of sending an answer RunPod would refuse.
 
 Environment: ``COMFYUI_URL`` (default ``http://127.0.0.1:8188``), ``COMFYUI_START_TIMEOUT`` (seconds to wait
-for that ComfyUI to answer, default 600), ``COMFYUI_RUN_TIMEOUT`` (seconds per graph, default none).
+for that ComfyUI to answer, default 600), ``COMFYUI_RUN_TIMEOUT`` (seconds per graph, default none),
+``ANIMSTUDIO_INLINE_LIMIT``, ``ANIMSTUDIO_OUTPUT_UPLOAD_URL`` (its credentials in the URL or in
+``ANIMSTUDIO_OUTPUT_UPLOAD_AUTH``, an ``Authorization`` header value; never logged).
 """
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ from typing import Any, Mapping
 if __package__:
     from ...translator.client import ComfyClient
     from ...common.errors import AnimStudioError, Problem, ServerError
+    from ...common.http import Unreachable, file_digest, put_file
+    from ...common.paths import safe_filename
+    from ...common.urls import split_credentials
 else:  # run as a script (RunPod's CMD): import the package this file belongs to, installed or not
     def _load_package() -> None:
         try:
@@ -51,6 +61,9 @@ else:  # run as a script (RunPod's CMD): import the package this file belongs to
     _load_package()
     from animstudio.translator.client import ComfyClient
     from animstudio.common.errors import AnimStudioError, Problem, ServerError
+    from animstudio.common.http import Unreachable, file_digest, put_file
+    from animstudio.common.paths import safe_filename
+    from animstudio.common.urls import split_credentials
 
 log = logging.getLogger("animstudio.runpod_worker")
 
@@ -125,19 +138,50 @@ def handle(job_input: Mapping[str, Any], client: ComfyClient, run_timeout: float
                 if stored != wanted:
                     log.warning("ComfyUI stored %s as %s", wanted, stored)
             outputs = client.run(dict(workflow), None, timeout=run_timeout)
-            files = []
-            for number, item in enumerate(ComfyClient.output_files(outputs)):
-                target = client.download(item, scratch / "out" / str(number))
-                files.append({"node": item.node_id, "filename": item.filename, "subfolder": item.subfolder,
-                              "type": item.type, "kind": item.kind,
-                              "data": base64.b64encode(target.read_bytes()).decode()})
-        size = sum(len(f["data"]) for f in files)
-        if size > 20_000_000:
-            log.warning("the job returns %.1f MB of files; RunPod may refuse answers over 20 MB", size / 1e6)
+            files = returned_files(client, outputs, scratch / "out", str(job_input.get("job_id") or os.getpid()))
         return {"outputs": outputs, "files": files}
     except AnimStudioError as exc:
         log.info("job failed: %s", exc.summary)
         return error_output(exc)
+
+
+DEFAULT_INLINE_LIMIT = 15_000_000  # bytes of base64 in an answer; RunPod refuses answers over 20 MB
+
+
+def returned_files(client: ComfyClient, outputs: Mapping[str, Any], scratch: Path, job: str) -> list[dict]:
+    """Each output file as the answer carries it: inline (base64) while the answer stays under the limit, else
+    uploaded (see the module's docstring)."""
+    limit = int(os.environ.get("ANIMSTUDIO_INLINE_LIMIT") or DEFAULT_INLINE_LIMIT)
+    store = (os.environ.get("ANIMSTUDIO_OUTPUT_UPLOAD_URL") or "").rstrip("/")
+    auth = os.environ.get("ANIMSTUDIO_OUTPUT_UPLOAD_AUTH") or ""
+    files, inline = [], 0
+    for number, item in enumerate(ComfyClient.output_files(outputs)):
+        target = client.download(item, scratch / str(number))
+        entry = {"node": item.node_id, "filename": item.filename, "subfolder": item.subfolder, "type": item.type,
+                 "kind": item.kind}
+        size, sha256 = file_digest(target)
+        encoded = 4 * ((size + 2) // 3)
+        if inline + encoded <= limit:
+            inline += encoded
+            files.append({**entry, "data": base64.b64encode(target.read_bytes()).decode()})
+            continue
+        if not store:
+            raise ServerError(f"the job's files pass the answer's limit ({limit} bytes of base64) at "
+                              f"{item.filename} ({size} bytes)",
+                              [Problem("ANIMSTUDIO_OUTPUT_UPLOAD_URL", "set it to a store the worker can PUT files "
+                                                                       "to, and big outputs are answered by location")])
+        url = f"{store}/{safe_filename(job)}/{number}-{safe_filename(item.filename)}"
+        try:
+            answer = put_file(url, target, headers={"Authorization": auth} if auth else None, service="the store")
+        except Unreachable as fault:
+            raise ServerError(f"could not upload {item.filename} to the output store", [Problem("upload", fault.reason)]
+                              ) from None
+        if not answer.ok:
+            raise ServerError(f"the output store refused {item.filename} (HTTP {answer.status})",
+                              [Problem("upload", answer.message())])
+        # the location answered carries no user:password (the client reads the store at the same address)
+        files.append({**entry, "url": split_credentials(url)[0], "size": size, "sha256": sha256})
+    return files
 
 
 _client: ComfyClient | None = None
