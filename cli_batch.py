@@ -115,9 +115,13 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
 
         training = TrainingSettings(steps=args.train_steps, training_dtype=args.train_dtype)
     films = plan_batch(args.items, args.max_minutes, train, training)
+    if args.estimate:
+        return _estimate(args, films, pool, journal_path)
     # a training batch of the same storyboards is another batch than their render
     batch = args.batch or _batch_id(list(args.items) + [f"--train={c}" for c in train], out)
-    settings = Settings(max_tries=args.max_tries, job_timeout=args.job_timeout)
+    settings = Settings(max_tries=args.max_tries, job_timeout=args.job_timeout, budget=args.budget)
+    if args.budget is not None and args.engine == "celery":
+        raise AnimStudioError("batch: --budget needs --engine local (the embedded scheduler decides what starts)")
     if args.engine == "celery":
         from .cloud.celery_engine import run_batch_on_celery
 
@@ -169,6 +173,27 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
     return 0 if summary.ok else 4
 
 
+def pool_rate(pool) -> float:
+    """The pool's price of a GPU second: the mean ``cost_per_gpu_second`` of its endpoints and providers."""
+    rates = [e.cost_per_gpu_second for e in pool.endpoints]
+    rates += [float(p.settings.get("cost_per_gpu_second") or 0.0) for p in pool.providers]
+    return sum(rates) / len(rates) if rates else 0.0
+
+
+def _estimate(args, films, pool, journal_path: Path) -> int:
+    """``batch --estimate``: GPU seconds and cost per film and in all, from the journal's history; nothing runs."""
+    from .cloud.estimate import estimate
+    from .cloud.journal import Journal
+
+    journal = Journal(journal_path if journal_path.is_file() else ":memory:")  # an estimate writes nothing
+    try:
+        result = estimate(films, journal, pool_rate(pool))
+    finally:
+        journal.close()
+    _emit(args, {"ok": True, "estimate": result.to_json()}, "\n".join(result.lines()))
+    return 0
+
+
 def cmd_worker(args) -> int:
     from .cloud.celery_worker import run_worker
     from .cloud.pool import load_pool
@@ -200,6 +225,11 @@ def add_batch_commands(sub) -> None:
     p.add_argument("--train-steps", type=int, default=400, help="with --train: training steps (default 400)")
     p.add_argument("--train-dtype", choices=["bf16", "fp32"], default="bf16",
                    help="with --train: bf16 on GPUs (default), fp32 on CPUs")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the GPU seconds and cost per film and in all, from the journal's history; run nothing")
+    p.add_argument("--budget", type=float, metavar="AMOUNT",
+                   help="stop starting jobs before the batch's cost would pass AMOUNT (running jobs finish; what is "
+                        "left undone is listed, and a later run with a larger budget renders it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live table")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_batch)

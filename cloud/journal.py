@@ -123,6 +123,11 @@ class Journal:
             return None
         return next((r for r in self.jobs(row[1]) if r.uid == row[0]), None)
 
+    def completed_seconds(self) -> list[tuple[str, float, int]]:
+        """Per job kind: the mean GPU seconds of its completed runs that rendered (not copied), and how many."""
+        return self._db.execute("SELECT kind, AVG(gpu_seconds), COUNT(*) FROM jobs WHERE state = 'completed' "
+                                "AND COALESCE(endpoint, '') != 'copy' AND gpu_seconds > 0 GROUP BY kind").fetchall()
+
     def transition(self, uid: str, state: str, endpoint: str | None = None, detail: str = "", **fields) -> None:
         """Move a job to ``state`` (journalled with an event) and set other columns."""
         assert state in STATES, state

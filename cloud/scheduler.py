@@ -24,6 +24,7 @@ from ..translator.render import Reporter
 from ..common.urls import redact
 from .attempts import (COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, dependency_uids, judge, log_outcome,
                        mark_down)
+from .estimate import job_seconds, kind_costs
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
@@ -40,6 +41,7 @@ class Settings:
     probe_every: float = 5.0        # seconds between probes of an endpoint that is down
     all_down_timeout: float = 300.0  # seconds with no endpoint answering before the batch stops
     poll: float = 0.2               # how often idle slots look for work
+    budget: float | None = None     # cost the batch may reach: no job is started that would pass it (--budget)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Scheduler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._claimed: set[str] = set()
+        self._budget_hit = False        # a ready job was held back: it would pass the budget
+        self._costs: dict = {}          # job kind → measured GPU seconds (see .estimate), set by run
 
     # ------------------------------------------------------------------ the batch
     def submit(self, batch: str, films: list[Film]) -> None:
@@ -110,7 +114,9 @@ class Scheduler:
             log.info("batch %s: %d job(s) were running when the scheduler stopped; they run again", batch, resumed)
 
     def run(self, batch: str) -> BatchSummary:
-        """Dispatch until every job is completed, in manual review or cancelled; returns the summary."""
+        """Dispatch until every job is completed, in manual review or cancelled (or the budget allows no more);
+        returns the summary."""
+        self._costs = kind_costs(self.journal)
         if self.scaler is not None:
             self.scaler.recover(self.journal)
         for endpoint in self.endpoints:
@@ -145,13 +151,21 @@ class Scheduler:
                 self.scaler.close_all(self.journal)
         state = "cancelled" if self.journal.batch_state(batch) == "cancelled" else "done"
         self.journal.set_batch_state(batch, state)
-        return summarize(self.journal, batch, self.out_root)
+        summary = summarize(self.journal, batch, self.out_root)
+        if self._budget_hit:
+            undone = [r.job.label for r in self.journal.jobs(batch) if r.state not in FINAL]
+            summary.problems.append(f"the budget of {self.settings.budget:g} allows no more: {len(undone)} job(s) "
+                                    f"left undone ({', '.join(undone[:8])}{', …' if len(undone) > 8 else ''}); "
+                                    "run the batch again with a larger --budget to render them")
+        return summary
 
     def stop(self) -> None:
         self._stop.set()
 
     def _finished(self, batch: str) -> bool:
         if self.journal.batch_state(batch) == "cancelled":
+            return True
+        if self._budget_hit and not self._claimed:  # nothing runs, and what is ready would pass the budget
             return True
         rows = self.journal.jobs(batch)
         self._block_dependents(rows)
@@ -160,6 +174,19 @@ class Scheduler:
     def _block_dependents(self, rows: list[JobRow]) -> None:
         """Jobs waiting on one that needs review wait for review too (a job a slot holds is left to its slot)."""
         block_dependents(self.journal, rows, FINAL, skip=lambda row: row.uid in self._claimed)
+
+    def _affordable(self, row: JobRow, endpoint: Endpoint, rows: list[JobRow]) -> bool:
+        """Whether starting ``row`` on ``endpoint`` keeps the batch under its budget: what it spent, what the jobs
+        running now are estimated to cost, and this job's estimate (from the journal's history, see
+        :mod:`.estimate`), together at most the budget."""
+        if self.settings.budget is None:
+            return True
+        rates = {e.name: e.cost_per_gpu_second for e in self.endpoints}
+        spent = sum(r.cost or 0.0 for r in rows)
+        running = sum(job_seconds(r.job, self._costs) * rates.get(r.endpoint or "", endpoint.cost_per_gpu_second)
+                      for r in rows if r.uid in self._claimed)
+        this = job_seconds(row.job, self._costs) * endpoint.cost_per_gpu_second
+        return spent + running + this <= self.settings.budget + 1e-12
 
     def _endpoints_usable(self) -> bool:
         """Whether some endpoint answers now (or a provider can still start one); the slots re-probe the rest."""
@@ -234,6 +261,7 @@ class Scheduler:
                      and (r.state == "pending" or (r.state == "retry_pending" and r.next_try <= now))
                      and all(uid in done for uid in dependency_uids(r.job))]
             ready.sort(key=lambda r: -r.job.priority)
+            held_back = False
             for row in ready:
                 earlier = self.journal.completed_elsewhere(row.job.id)
                 if earlier is not None and earlier.uid != row.uid:
@@ -251,11 +279,16 @@ class Scheduler:
                         why = f"no endpoint can run it: {endpoint.name} lacks " + ", ".join(lacks)
                         self.journal.transition(row.uid, "manual_review", detail=why, error=why)
                     continue
+                if not self._affordable(row, endpoint, rows):
+                    held_back = True
+                    continue
                 self._claimed.add(row.uid)
                 endpoint.busy += 1
+                self._budget_hit = False
                 self.journal.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
                                         started=time.time(), tries=row.tries + 1)
                 return row
+            self._budget_hit = held_back  # ready work, none of it affordable now
         return None
 
     def _execute(self, row: JobRow, endpoint: Endpoint) -> None:

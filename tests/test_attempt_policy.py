@@ -115,7 +115,7 @@ def test_a_bug_in_a_stage_is_a_failed_try_in_the_embedded_scheduler(comfy_server
     monkeypatch.setattr(scheduler_module, "run_job", run_job)
     journal = Journal(tmp_path / "journal.sqlite")
     scheduler = Scheduler(journal, [Endpoint("a", comfy_server.url)], tmp_path / "out",
-                          Settings(max_tries=2, backoff=0.2))
+                          Settings(max_tries=2, backoff=1.5))
     scheduler.submit("b1", plan_batch([_bug_board(tmp_path)]))
     started = time.monotonic()
     summary = scheduler.run("b1")
@@ -140,8 +140,10 @@ def test_a_bug_in_a_stage_is_the_same_failed_try_under_celery(comfy_server, redi
     try:
         wait_for_workers(redis_url, 1, [worker])
         started = time.monotonic()
+        # the Celery scheduler journals the task states it reads, a poll at a time: a backoff of several polls lets
+        # it see the retry before the task runs again
         summary = run_batch_on_celery(plan_batch([_bug_board(tmp_path)]), out, tmp_path / "journal.sqlite", "b1",
-                                      redis_url, None, Settings(max_tries=2, backoff=0.2))
+                                      redis_url, None, Settings(max_tries=2, backoff=1.5))
         assert time.monotonic() - started < 90
     finally:
         stop_workers([worker])
