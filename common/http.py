@@ -219,6 +219,20 @@ def _once(opener, request: urllib.request.Request, timeout: float, secrets: tupl
         raise _fault(exc, secrets) from None  # ValueError: a URL http.client cannot use (a bad port)
 
 
+def _prepared(url: str, headers: Mapping[str, str] | None, secrets: Iterable[str]):
+    """What every request starts from: the URL without its credentials (they become a Basic ``Authorization``
+    header, unless the caller set one), the secrets to mask, and the opener with the redirect policy. A URL that
+    is not http(s) (``file:``, ``ftp:``, ``data:``) is refused."""
+    target, basic = split_credentials(url)
+    all_headers = dict(headers or {})
+    if basic and not any(k.lower() == "authorization" for k in all_headers):
+        all_headers["Authorization"] = basic
+    hidden = tuple(secrets_of(url, all_headers, secrets))
+    if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+        raise Unreachable(f"{redact(target) or 'the URL'} is not an http(s) URL")
+    return target, all_headers, hidden, _opener(target, hidden)
+
+
 def send(url: str, *, method: str | None = None, body: bytes | None = None,
          headers: Mapping[str, str] | None = None, timeout: float = 30.0, secrets: Iterable[str] = (),
          retries: int = 0, backoff: float = 0.5, retry_if: Callable[[Outcome], bool] | None = None,
@@ -227,16 +241,9 @@ def send(url: str, *, method: str | None = None, body: bytes | None = None,
     raise :class:`Unreachable`. Up to ``retries`` more tries, ``backoff * 2**n`` seconds apart, for an outcome
     ``retry_if`` accepts. ``secrets`` are masked in everything this returns or logs (the URL's credentials and the
     credential headers are added to them)."""
-    target, basic = split_credentials(url)
-    all_headers = dict(headers or {})
-    if basic and not any(k.lower() == "authorization" for k in all_headers):
-        all_headers["Authorization"] = basic
-    hidden = tuple(secrets_of(url, all_headers, secrets))
+    target, all_headers, hidden, opener = _prepared(url, headers, secrets)
     shown = redact(target)
     method = method or ("POST" if body is not None else "GET")
-    if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):  # never file:, ftp:, data:
-        raise Unreachable(f"{shown or 'the URL'} is not an http(s) URL")
-    opener = _opener(target, hidden)
     for attempt in range(retries + 1):
         try:
             request = urllib.request.Request(target, data=body, headers=all_headers, method=method)
@@ -299,14 +306,7 @@ def fetch_file(url: str, target, *, headers: Mapping[str, str] | None = None, ti
     from pathlib import Path
 
     target = Path(target)
-    address, basic = split_credentials(url)
-    all_headers = dict(headers or {})
-    if basic and not any(k.lower() == "authorization" for k in all_headers):
-        all_headers["Authorization"] = basic
-    hidden = tuple(secrets_of(url, all_headers, secrets))
-    if urllib.parse.urlsplit(address).scheme.lower() not in ("http", "https"):
-        raise Unreachable(f"{redact(address) or 'the URL'} is not an http(s) URL")
-    opener = _opener(address, hidden)
+    address, all_headers, hidden, opener = _prepared(url, headers, secrets)
     partial = target.with_name(target.name + ".partial")
     digest, size, total, resumed = hashlib.sha256(), 0, expected_size, 0
     try:
@@ -368,16 +368,9 @@ def put_file(url: str, path, *, headers: Mapping[str, str] | None = None, timeou
     from the start up to ``tries`` times. Returns the :class:`Answer` (any status: the caller judges it)."""
     import os
 
-    address, basic = split_credentials(url)
-    all_headers = dict(headers or {})
-    if basic and not any(k.lower() == "authorization" for k in all_headers):
-        all_headers["Authorization"] = basic
+    address, all_headers, hidden, opener = _prepared(url, headers, secrets)
     all_headers.setdefault("Content-Type", "application/octet-stream")
     all_headers["Content-Length"] = str(os.path.getsize(path))
-    hidden = tuple(secrets_of(url, all_headers, secrets))
-    if urllib.parse.urlsplit(address).scheme.lower() not in ("http", "https"):
-        raise Unreachable(f"{redact(address) or 'the URL'} is not an http(s) URL")
-    opener = _opener(address, hidden)
     for attempt in range(max(1, tries)):
         try:
             with open(path, "rb") as body:
