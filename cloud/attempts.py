@@ -65,7 +65,7 @@ def judge(exc: Exception | None, tries: int, max_tries: int, backoff: float, tim
     if isinstance(exc, (StoryboardError, GraphValidationError)):
         return Outcome(REVIEW, tries + 1, describe(exc))
     if isinstance(exc, (ServerError, OSError)) and not endpoint_answers():
-        first = describe(exc).splitlines()[0] if describe(exc) else type(exc).__name__
+        first = describe(exc).splitlines()[0]  # describe is never empty: it falls back to the type's name
         return Outcome(REQUEUE, tries, f"the endpoint went away: {first}", down=first)
     message = (f"timed out after {timed_out:.0f} s; " if timed_out else "") + describe(exc)
     if tries + 1 >= max_tries:
