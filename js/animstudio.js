@@ -6,7 +6,8 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-import { onExecuted, onExecuting, onExecutionError, onProgress, renderPanel } from "./storyboard_panel.js";
+import { onExecuted, onExecuting, onExecutionError, onExecutionSuccess, onProgress, onStatus, renderPanel,
+  settleFromHistory } from "./storyboard_panel.js";
 import { addAudioPlayerInput, addCameraPreview, addTimeline, AUDIO_PLAYER_NODES, showRunOnWidgets } from "./node_widgets.js";
 
 const TAB_ID = "animstudio-storyboard";
@@ -38,6 +39,11 @@ app.registerExtension({
     api.addEventListener("execution_error", onExecutionError);
     api.addEventListener("execution_interrupted", onExecutionError);
     api.addEventListener("executed", showRunOnWidgets);
+    // the end of a run also when its last messages were lost: execution_success, and the history when the queue
+    // empties or the socket comes back
+    api.addEventListener("execution_success", onExecutionSuccess);
+    api.addEventListener("status", onStatus);
+    api.addEventListener("reconnected", settleFromHistory);
   },
   async beforeRegisterNodeDef(_nodeType, nodeData) {
     if (AUDIO_PLAYER_NODES.has(nodeData?.name)) addAudioPlayerInput(nodeData);

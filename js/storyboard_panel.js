@@ -8,7 +8,8 @@ import { changed, onStateChange, persist, restore, setBoard, state } from "./sto
 import { problemList, renderCards } from "./storyboard_cards.js";
 import { build, progressRows, queueFilm, validate } from "./storyboard_run.js";
 
-export { onExecuted, onExecuting, onExecutionError, onProgress } from "./storyboard_run.js";
+export { onExecuted, onExecuting, onExecutionError, onExecutionSuccess, onProgress, onStatus, settleFromHistory }
+  from "./storyboard_run.js";
 
 const ZIP_UPLOADS = "animstudio/uploads";
 

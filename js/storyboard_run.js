@@ -159,6 +159,7 @@ export async function queueFilm() {
   if (!problems.length) {
     state.promptId = answer.body.prompt_id || null;
     if (!state.finished) say("Queued.", "ok");
+    watchHistory(state.promptId);
     return;
   }
   // refused, all of it (HTTP 400) or the outputs with errors (HTTP 200 with node_errors): at the nodes by their
@@ -195,24 +196,63 @@ function ours(event) {
   return !!state.promptId && (!id || id === state.promptId);
 }
 
+// the prompt ran to its end: every shot it was given is done (those ComfyUI had cached never report running), unless
+// a node failed: then what did not finish is marked so
+function finish() {
+  if (state.finished) return;
+  state.finished = true;
+  state.activity = "";
+  for (const shot of state.shots) {
+    const status = state.progress[shot]?.status;
+    if (HELD_BACK.has(status)) continue;
+    state.progress[shot] = { status: state.runFailed && status !== "done" ? "stopped" : "done" };
+  }
+  if (!state.refused && state.status?.kind !== "error") say("Finished.", "ok");
+  else changed("run");
+}
+
+export function onExecutionSuccess(event) {
+  if (ours(event)) finish();
+}
+
+// The end of a run as ComfyUI's history keeps it, for when its websocket messages never arrived (the socket was
+// reconnecting, the page was busy): asked when the queue empties and when the socket reconnects, while a film the
+// panel queued has not been seen to end. An error recorded there is shown as execution_error would have shown it.
+export async function settleFromHistory() {
+  const id = state.promptId;
+  if (!id || state.finished) return;
+  let entry;
+  try {
+    const response = await api.fetchApi(`/history/${encodeURIComponent(id)}`);
+    entry = response.ok ? (await response.json())?.[id] : null;
+  } catch { return; }
+  if (!entry || !entry.status?.completed && entry.status?.status_str !== "error" || id !== state.promptId) return;
+  for (const [nodeId, output] of Object.entries(entry.outputs || {})) onExecuted({ detail: { node: nodeId, output } });
+  const failure = (entry.status.messages || []).find(([kind]) => kind === "execution_error" || kind === "execution_interrupted");
+  if (failure && !state.runFailed) onExecutionError({ type: failure[0], detail: { ...failure[1], prompt_id: id } });
+  finish();
+}
+
+// a socket that died without a word sends neither messages nor "reconnected": while the film runs, its history is
+// also read every few seconds
+const HISTORY_EVERY_MS = 5000;
+
+function watchHistory(promptId) {
+  const timer = setInterval(() => {
+    if (state.promptId !== promptId || state.finished) clearInterval(timer);
+    else settleFromHistory();
+  }, HISTORY_EVERY_MS);
+}
+
+export function onStatus(event) {
+  if (state.promptId && !state.finished && !(event.detail?.exec_info?.queue_remaining > 0)) settleFromHistory();
+}
+
 export function onExecuting(event) {
   if (!ours(event)) return;
   const detail = event.detail;
   const nodeId = detail && typeof detail === "object" ? detail.node : detail;
-  if (nodeId === null || nodeId === undefined) {
-    // the prompt ran to its end: every shot it was given is done (those ComfyUI had cached never report running),
-    // unless a node failed: then what did not finish is marked so
-    state.finished = true;
-    state.activity = "";
-    for (const shot of state.shots) {
-      const status = state.progress[shot]?.status;
-      if (HELD_BACK.has(status)) continue;
-      state.progress[shot] = { status: state.runFailed && status !== "done" ? "stopped" : "done" };
-    }
-    if (!state.refused && state.status?.kind !== "error") say("Finished.", "ok");
-    else changed("run");
-    return;
-  }
+  if (nodeId === null || nodeId === undefined) { finish(); return; }
   const shot = shotOfUiNode(nodeId);
   if (HELD_BACK.has(state.progress[shot]?.status)) return;
   for (const other of state.shots) {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import time
 import urllib.request
@@ -201,8 +202,12 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             assert films, f"no mp4 in {comfy_server.base / 'output'}; server log tail:\n{comfy_server.log()[-3000:]}"
             assert all(f.stat().st_size > 0 for f in films)
             # per-shot progress in the panel ends with every shot done
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.animstudio-shot')].every(e => e.classList.contains('animstudio-shot-done'))", timeout=30_000)
+            try:
+                page.wait_for_function("() => [...document.querySelectorAll('.animstudio-shot')]"
+                                       ".every(e => e.classList.contains('animstudio-shot-done'))", timeout=30_000)
+            except Exception:
+                raise AssertionError(f"shots not all done: {_shot_rows(page)}; panel: "
+                                     f"{page.inner_text('.animstudio-panel')[-1500:]}; console: {console[-20:]}")
             page.screenshot(path=str(artifacts / "04-queued.png"))
             # after the run: the shot nodes show their first frame (core ui.images), the camera preview travels the
             # renderer's crop windows, and the Lip Sync node's timeline has the line's cues and its audio to play
@@ -260,25 +265,28 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
 # ---- the bundled example as shipped, and prompts ComfyUI refuses (issue 15, items 14 and 15) --------------------
 
 @contextlib.contextmanager
-def _editor(url: str, artifacts: Path, log_name: str):
+def _editor(url: str, artifacts: Path, log_name: str, before_opening=None):
     """A page on the editor with the Storyboard tab open, and the console lines it logs (kept in ``log_name``);
-    the page must end without a page error or an error from the pack."""
+    the page must end without a page error or an error from the pack. ``before_opening(page)`` runs before the
+    page loads (to route its websocket)."""
     sync_playwright = playwright_or_skip()
     skip_first_run_dialog(url)
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            yield _open_editor(browser, url, console), console
+            yield _open_editor(browser, url, console, before_opening), console
         finally:
             browser.close()
             (artifacts / log_name).write_text("\n".join(console))
     assert not _page_errors(console), _page_errors(console)
 
 
-def _open_editor(browser, url: str, console: list[str]):
+def _open_editor(browser, url: str, console: list[str], before_opening=None):
     """A page on the editor with the Storyboard tab open; console lines and page errors go to ``console``."""
     page = browser.new_page(viewport={"width": 1500, "height": 950})
+    if before_opening:
+        before_opening(page)
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e} {getattr(e, 'stack', '') or ''}"))
     page.goto(url, wait_until="domcontentloaded")
@@ -708,3 +716,46 @@ def test_an_exception_in_a_node_shows_as_an_error_at_its_node(comfy_server, arti
         assert "AnimStudioLoadAudio" in page.inner_text(".animstudio-result")
         assert _shot_rows(page)["film: failed"] == "animstudio-shot-failed"
         page.screenshot(path=str(artifacts / "60-exception-in-a-node.png"))
+
+
+@pytest.mark.comfyui
+def test_the_end_of_a_run_whose_last_messages_were_lost_is_read_from_the_history(comfy_server, artifacts):
+    """The websocket loses the run's closing messages (the node's exception, the end of the prompt, as while the
+    socket reconnects): the panel still ends the run from ComfyUI's history once the queue is empty, with the node's
+    error at its storyboard id and the film's row failed, never left running or waiting."""
+    write_panel(comfy_server.base / "input" / "editor" / "p1.png", size=(64, 64))
+    write_panel(comfy_server.base / "input" / "editor" / "p2.png", color=(40, 90, 200), size=(64, 64))
+    (comfy_server.base / "input" / "editor" / "not-sound.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    story = json.loads(json.dumps(STORY))
+    del story["shots"][1]["dialogue"]
+    story["music"] = [{"file": "editor/not-sound.wav", "volume": 0.2}]
+    dropped: list[str] = []
+
+    def lose_the_end(page):
+        def route(ws):
+            server = ws.connect_to_server()
+
+            def from_server(message):
+                kind = json.loads(message).get("type") if isinstance(message, str) else None
+                data = json.loads(message).get("data") if isinstance(message, str) else None
+                if kind in ("execution_error", "execution_success", "execution_interrupted") or (
+                        kind == "executing" and isinstance(data, dict) and data.get("node") is None):
+                    dropped.append(kind)
+                    return
+                ws.send(message)
+            server.on_message(from_server)
+        page.route_web_socket(re.compile(r"/ws(\?|$)"), route)
+
+    with _editor(comfy_server.url, artifacts, "console-lost-messages.log", lose_the_end) as (page, console):
+        _paste(page, story)
+        page.click(".animstudio-queue")
+        page.wait_for_function("() => /Failed|Finished|refused/.test(document.querySelector('.animstudio-status')"
+                               ".innerText)", timeout=120_000)
+        close_dialogs(page)
+        assert "execution_error" in dropped and "executing" in dropped, dropped
+        status = page.inner_text(".animstudio-status")
+        assert status == "Failed at film · music", status
+        assert "film:music" in page.locator(".animstudio-where").all_inner_texts()
+        rows = _shot_rows(page)
+        assert rows["film: failed"] == "animstudio-shot-failed", rows
+        assert not any("waiting" in row or "running" in row for row in rows), rows
