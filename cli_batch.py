@@ -167,6 +167,9 @@ def _run_batch(args, out: Path, journal_path: Path) -> int:
         text += f"\n  {film}: {path or 'not finished'}"
     for who, lora in summary.loras.items():
         text += f"\n  {who}: LoRA {lora}, registered in the storyboard"
+    for name, used in summary.endpoints.items():
+        text += (f"\n  endpoint {name}: {used['jobs']} job(s), {used['model_loads']} model load(s), "
+                 f"{used['gpu_seconds']:.1f} GPU seconds")
     for problem in summary.problems:
         text += f"\n  needs review: {problem}"
     _emit(args, {"ok": summary.ok, **summary.__dict__}, text)

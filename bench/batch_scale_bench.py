@@ -12,6 +12,7 @@ is the simulator's stand-in (see ``tests/sim/drive.py``). Reported:
 * the scheduler process's CPU per job (the simulator runs in its own process, so its CPU is not counted), and
   where the slots' threads spent it (sampled stacks), since that names the bottleneck;
 * journal bytes per 1,000 jobs (SQLite file after a WAL checkpoint);
+* model-aware routing against model-blind round-robin: model loads and batch time, and their ratios;
 * a mixed pool (one fast endpoint, three 4× slower) against the fast endpoint alone on the same jobs;
 * 5 % injected failures (plus 2 % dropped websockets): jobs lost, completed jobs re-run.
 """
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,12 +84,25 @@ class StackSampler:
         return ", ".join(f"{name} {100 * c / total:.0f}%" for name, c in self.counts.most_common(n))
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used, from /proc (0.0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_size(n: int, args, workdir: Path) -> dict:
     films = make_films(max(1, n * args.jobs_per_endpoint // (2 * SHOTS)), SHOTS)
     with SimPool(n, seconds=args.seconds, load_seconds=args.load_seconds, seed=n) as pool:
+        sim_cpu = process_cpu(pool.process.pid)
         with StackSampler() as sampler:
             result = run_batch(pool.urls, films, workdir / f"n{n}", settings(), wall_limit=args.cap)
+        sim_cpu = process_cpu(pool.process.pid) - sim_cpu
         requests = pool.stats()["requests"]
+    # how busy the machine was: the scheduler's and the simulator's CPU over the wall time, in cores
+    result["cores_busy"] = (result["cpu"] + sim_cpu) / result["wall"]
     result["rate"] = result["completed"] / result["wall"]
     result["where"] = sampler.top()
     done = max(1, result["completed"])
@@ -100,7 +115,7 @@ def scaling(args, workdir: Path) -> None:
     print(f"{os.cpu_count()} CPU core(s); {args.seconds} s per job, {args.load_seconds} s per model load, "
           f"{args.jobs_per_endpoint} jobs per endpoint, cap {args.cap:.0f} s per size")
     print(f"{'N':>5} {'jobs':>6} {'done':>6} {'wall s':>7} {'jobs/s':>7} {'ratio':>7} {'aim':>6} "
-          f"{'CPU ms/job':>10} {'journal B/1k':>12}  where the slot threads were")
+          f"{'CPU ms/job':>10} {'journal B/1k':>12} {'cores busy':>10}  where the slot threads were")
     base = None
     for n in args.sizes:
         r = one_size(n, args, workdir)
@@ -110,7 +125,8 @@ def scaling(args, workdir: Path) -> None:
         per_k = r["journal_bytes"] * 1000 / max(1, r["jobs"])
         flag = " (stopped at cap)" if r["stopped_early"] else ""
         print(f"{n:>5} {r['jobs']:>6} {r['completed']:>6} {r['wall']:>7.1f} {r['rate']:>7.2f} {ratio:>7.1f} "
-              f"{0.9 * n:>6.1f} {cpu:>10.1f} {per_k:>12.0f}  {r['where']}{flag}", flush=True)
+              f"{0.9 * n:>6.1f} {cpu:>10.1f} {per_k:>12.0f} {r['cores_busy']:>7.2f}/{os.cpu_count()}  "
+              f"{r['where']}{flag}", flush=True)
         print(f"{'':>5} HTTP requests per completed job: {r['requests']}", flush=True)
 
 
@@ -124,6 +140,28 @@ def mixed(args, workdir: Path) -> None:
     verdict = "not slower" if pooled["wall"] <= alone["wall"] else "SLOWER"
     print(f"mixed pool (1 fast + 3 at 4x slower), 64 jobs: {pooled['wall']:.1f} s against the fast endpoint alone "
           f"{alone['wall']:.1f} s -> {verdict} ({alone['wall'] / pooled['wall']:.2f}x)")
+
+
+def routing(args, workdir: Path) -> None:
+    """Model-aware routing against model-blind round-robin (batch order), same jobs, same simulated pool, model
+    loads as dear as real ones are next to a job (4 x a job's seconds)."""
+    n, films = 16, make_films(48, SHOTS)  # 384 jobs, films alternating two checkpoints
+    load = max(args.load_seconds, 4 * args.seconds)
+    results = {}
+    for mode in ("models", "blind"):
+        with SimPool(n, seconds=args.seconds, load_seconds=load, seed=3) as pool:
+            r = run_batch(pool.urls, films, workdir / f"routing-{mode}", replace(settings(), routing=mode))
+            r["loads"] = pool.stats()["loads"]
+        results[mode] = r
+        per = r["summary"].endpoints.values()
+        print(f"routing {mode:>6}: {r['completed']}/{r['jobs']} jobs in {r['wall']:.1f} s, {r['loads']} model loads "
+              f"(scheduler counted {sum(e['model_loads'] for e in per)}; per endpoint "
+              f"{min(e['model_loads'] for e in per)}-{max(e['model_loads'] for e in per)} loads, "
+              f"{min(e['jobs'] for e in per)}-{max(e['jobs'] for e in per)} jobs)", flush=True)
+    m, b = results["models"], results["blind"]
+    print(f"model-aware / blind on {n} endpoints, {load:g} s per load: model loads {m['loads']}/{b['loads']} = "
+          f"{m['loads'] / max(1, b['loads']):.2f}, batch time {m['wall']:.1f}/{b['wall']:.1f} s = "
+          f"{m['wall'] / b['wall']:.2f}")
 
 
 def failures(args, workdir: Path) -> None:
@@ -147,12 +185,12 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=0.2)
     parser.add_argument("--jobs-per-endpoint", type=int, default=16)
     parser.add_argument("--cap", type=float, default=120.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "mixed", "failures"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "routing", "mixed", "failures"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
-        for name, part in (("scaling", scaling), ("mixed", mixed), ("failures", failures)):
+        for name, part in (("scaling", scaling), ("routing", routing), ("mixed", mixed), ("failures", failures)):
             if name not in args.skip:
                 part(args, Path(tmp))
     print(f"bench took {time.monotonic() - started:.0f} s")

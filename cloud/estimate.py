@@ -4,7 +4,11 @@ Each job kind's GPU seconds are the mean of its completed runs in the journal (e
 copied from an earlier run are left out), and the cost is those seconds at the pool's price (the mean
 ``cost_per_gpu_second`` of its endpoints and providers). A kind with no history yet uses a stated default. A job
 already rendered in this journal (the same graph in another film or batch) is copied, so it costs nothing.
-The scheduler uses the same figures to keep a batch under ``--budget``.
+
+The scheduler keeps a batch under ``--budget`` with a stricter figure than the mean: what it reserves for one try
+of a job is the longest try of its kind measured so far, times :data:`BUDGET_MARGIN` (``job_seconds(...,
+reserve=True)``). A mean is right for a whole batch's cost, but the jobs above it would take a batch that stops
+just under its cap past it; with the highest try, the cap holds as long as no try takes longer than that figure.
 """
 from __future__ import annotations
 
@@ -17,11 +21,16 @@ from .journal import Journal
 # 1080p video model far more: the first batch of a kind calibrates the estimate)
 DEFAULT_SECONDS = {"keyframe": 30.0, "shot": 90.0, "compose": 20.0, "train": 1800.0}
 
+# what the budget reserves for a try, over the longest try of its kind measured: room for the jitter of what the
+# scheduler measures (wall time around a job, its HTTP included)
+BUDGET_MARGIN = 1.1
+
 
 @dataclass(frozen=True)
 class KindCost:
     seconds: float      # GPU seconds per job
     jobs: int           # completed jobs it is measured over (0: the default)
+    highest: float = field(default=0.0, compare=False)  # GPU seconds of the longest try measured (0: none)
 
 
 @dataclass
@@ -53,12 +62,17 @@ class Estimate:
 def kind_costs(journal: Journal) -> dict[str, KindCost]:
     """Each job kind's mean GPU seconds over its completed, rendered (not copied) runs in the journal; the
     defaults for kinds it has not seen."""
-    measured = {kind: KindCost(seconds, count) for kind, seconds, count in journal.completed_seconds()}
+    highest = journal.highest_try_seconds()
+    measured = {kind: KindCost(seconds, count, highest.get(kind, 0.0))
+                for kind, seconds, count in journal.completed_seconds()}
     return {kind: measured.get(kind) or KindCost(DEFAULT_SECONDS[kind], 0) for kind in DEFAULT_SECONDS} | measured
 
 
-def job_seconds(job: Job, costs: dict[str, KindCost]) -> float:
-    return (costs.get(job.kind) or KindCost(DEFAULT_SECONDS.get(job.kind, 60.0), 0)).seconds
+def job_seconds(job: Job, costs: dict[str, KindCost], reserve: bool = False) -> float:
+    """The GPU seconds ``job`` is expected to take (its kind's mean); ``reserve``: what the budget keeps for one
+    try of it, its kind's longest try measured times :data:`BUDGET_MARGIN` (the mean where none was measured)."""
+    cost = costs.get(job.kind) or KindCost(DEFAULT_SECONDS.get(job.kind, 60.0), 0)
+    return max(cost.seconds, cost.highest * BUDGET_MARGIN) if reserve else cost.seconds
 
 
 def estimate(films: list[Film], journal: Journal, rate: float) -> Estimate:

@@ -108,25 +108,39 @@ class Journal:
         with self._tx() as db:
             db.execute("UPDATE batches SET state = ? WHERE id = ?", (state, batch))
 
+    _ROW = ("SELECT uid, batch, spec, state, tries, next_try, endpoint, started, finished, gpu_seconds, cost, error, "
+            "result FROM jobs")
+
+    @staticmethod
+    def _row(r) -> JobRow:
+        return JobRow(r[0], r[1], Job.from_json(json.loads(r[2])), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                      r[11], json.loads(r[12]) if r[12] else None)
+
     def jobs(self, batch: str) -> list[JobRow]:
-        rows = self._db.execute("SELECT uid, batch, spec, state, tries, next_try, endpoint, started, finished, "
-                                "gpu_seconds, cost, error, result FROM jobs WHERE batch = ? ORDER BY seq",
-                                (batch,)).fetchall()
-        return [JobRow(r[0], r[1], Job.from_json(json.loads(r[2])), r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                       r[10], r[11], json.loads(r[12]) if r[12] else None) for r in rows]
+        rows = self._db.execute(f"{self._ROW} WHERE batch = ? ORDER BY seq", (batch,)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def job(self, uid: str) -> JobRow | None:
+        row = self._db.execute(f"{self._ROW} WHERE uid = ?", (uid,)).fetchone()
+        return self._row(row) if row else None
 
     def completed_elsewhere(self, job_id: str) -> JobRow | None:
         """A completed run of the same job (another film, batch or run), whose outputs can be copied."""
-        row = self._db.execute("SELECT uid, batch FROM jobs WHERE job_id = ? AND state = 'completed' "
+        row = self._db.execute("SELECT uid FROM jobs WHERE job_id = ? AND state = 'completed' "
                                "ORDER BY finished LIMIT 1", (job_id,)).fetchone()
-        if row is None:
-            return None
-        return next((r for r in self.jobs(row[1]) if r.uid == row[0]), None)
+        return self.job(row[0]) if row else None
 
     def completed_seconds(self) -> list[tuple[str, float, int]]:
         """Per job kind: the mean GPU seconds of its completed runs that rendered (not copied), and how many."""
         return self._db.execute("SELECT kind, AVG(gpu_seconds), COUNT(*) FROM jobs WHERE state = 'completed' "
                                 "AND COALESCE(endpoint, '') != 'copy' AND gpu_seconds > 0 GROUP BY kind").fetchall()
+
+    def highest_try_seconds(self) -> dict[str, float]:
+        """Per job kind: the most GPU seconds one try of a completed, rendered (not copied) run took (its seconds
+        over its tries: the journal keeps a job's sum)."""
+        return dict(self._db.execute("SELECT kind, MAX(gpu_seconds / MAX(tries, 1)) FROM jobs WHERE state = "
+                                     "'completed' AND COALESCE(endpoint, '') != 'copy' AND gpu_seconds > 0 "
+                                     "GROUP BY kind").fetchall())
 
     def transition(self, uid: str, state: str, endpoint: str | None = None, detail: str = "", **fields) -> None:
         """Move a job to ``state`` (journalled with an event) and set other columns."""

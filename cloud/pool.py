@@ -24,6 +24,7 @@ from ..translator.client import ComfyClient
 from ..common.errors import AnimStudioError, Problem, ServerError
 from ..common.urls import redact, split_credentials
 from .jobs import Job
+from .warmup import parse_warm
 
 SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "authorization", "headers")
 POLICIES = ("on_demand", "fixed", "warm")
@@ -50,6 +51,7 @@ class EndpointSpec:
     tags: tuple[str, ...] = ()
     headers_env: tuple[tuple[str, str], ...] = ()  # (header, environment variable)
     cost_per_gpu_second: float = 0.0
+    warm: tuple = ()                # models loaded before it takes jobs (.warmup.WarmModel)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ProviderSpec:
     kind: str
     settings: Mapping[str, Any]
     scaling: Scaling = Scaling()
+    warm: tuple = ()                # models each instance loads before it takes jobs (.warmup.WarmModel)
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,12 @@ def parse_pool(data: Any, source: str = "<pool>") -> PoolSpec:
         if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
             problems.append(Problem(f"{where}.headers_env", "must map header names to environment variable names"))
             headers = {}
+        warm, warm_problems = parse_warm(raw.get("warm"), f"{where}.warm")
+        problems += warm_problems
         if isinstance(name, str) and isinstance(url, str) and isinstance(capacity, int):
             endpoints.append(EndpointSpec(name, url.rstrip("/"), capacity, tuple(raw.get("tags") or ()),
-                                          tuple(sorted(headers.items())), float(raw.get("cost_per_gpu_second", 0))))
+                                          tuple(sorted(headers.items())), float(raw.get("cost_per_gpu_second", 0)),
+                                          warm))
     for i, raw in enumerate(data.get("providers") or []):
         where = f"$.providers[{i}]"
         if not isinstance(raw, Mapping) or not raw.get("name") or not raw.get("kind"):
@@ -139,8 +145,10 @@ def parse_pool(data: Any, source: str = "<pool>") -> PoolSpec:
             problems.append(Problem(f"{where}.scaling.policy", f"{scaling.policy!r}: use one of {', '.join(POLICIES)}"))
         if not 0 <= scaling.min <= scaling.max or scaling.max < 1:
             problems.append(Problem(f"{where}.scaling", "needs 0 <= min <= max and max >= 1"))
-        settings = {k: v for k, v in raw.items() if k not in ("name", "kind", "scaling")}
-        providers.append(ProviderSpec(raw["name"], raw["kind"], settings, scaling))
+        warm, warm_problems = parse_warm(raw.get("warm"), f"{where}.warm")
+        problems += warm_problems
+        settings = {k: v for k, v in raw.items() if k not in ("name", "kind", "scaling", "warm")}
+        providers.append(ProviderSpec(raw["name"], raw["kind"], settings, scaling, warm))
     if not endpoints and not providers and not problems:
         problems.append(Problem("$", "no endpoints and no providers: nothing to render on"))
     if problems:
@@ -188,8 +196,16 @@ class Endpoint:
     down_since: float | None = None
     last_used: float = field(default_factory=time.time)
     busy: int = 0
+    warm: tuple = ()                  # models to load before it takes jobs (see .warmup)
+    warmed: bool = False
+    loaded: frozenset = frozenset()   # model files (folder/file) of the last graph sent here (see .routing)
+    model_loads: int = 0              # how often those changed in this run
+    jobs: int = 0                     # attempts this endpoint ran in this run
+    gpu_seconds: float = 0.0          # and their seconds (warm-up included)
+    warm_seconds: float = 0.0         # the warm-up's seconds
     _object_info: dict | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    warm_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, **kw) -> ComfyClient:
         return ComfyClient(self.url, headers=self.headers, **kw)
@@ -231,5 +247,5 @@ class Endpoint:
 
 
 def endpoints_from(spec: PoolSpec) -> list[Endpoint]:
-    return [Endpoint(e.name, e.url, e.capacity, e.tags, env_headers(e.headers_env, e.name), e.cost_per_gpu_second)
-            for e in spec.endpoints]
+    return [Endpoint(e.name, e.url, e.capacity, e.tags, env_headers(e.headers_env, e.name), e.cost_per_gpu_second,
+                     warm=e.warm) for e in spec.endpoints]

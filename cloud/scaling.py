@@ -118,7 +118,8 @@ class Scaler:
             endpoint = Endpoint(f"{managed.spec.name}/{instance.instance_id}", instance.url, self.capacity,
                                 headers=dict(instance.headers),
                                 cost_per_gpu_second=managed.provider.cost_per_gpu_second,
-                                provider=managed.spec.name, instance_id=instance.instance_id)
+                                provider=managed.spec.name, instance_id=instance.instance_id,
+                                warm=managed.spec.warm)
             managed.endpoints.append(endpoint)
             new.append(endpoint)
         for managed in self.managed:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,13 +22,15 @@ from ..common.errors import AnimStudioError, Problem, ServerError
 from ..translator.engines import ServerEngine
 from ..translator.render import Reporter
 from ..common.urls import redact
-from .attempts import (COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, dependency_uids, judge, log_outcome,
-                       mark_down)
+from .attempts import COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, describe, judge, log_outcome, mark_down
+from .board import Board
 from .estimate import job_seconds, kind_costs
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
 from .pool import Endpoint
+from .routing import load_change, ranked
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Settings:
     all_down_timeout: float = 300.0  # seconds with no endpoint answering before the batch stops
     poll: float = 0.2               # how often idle slots look for work
     budget: float | None = None     # cost the batch may reach: no job is started that would pass it (--budget)
+    routing: str = "models"         # "models": endpoints keep their models (see .routing); "blind": batch order
 
 
 @dataclass
@@ -56,6 +59,7 @@ class BatchSummary:
     gpu_seconds_per_shot: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     loras: dict[str, str] = field(default_factory=dict)           # "film/character" -> trained LoRA (train jobs)
+    endpoints: dict[str, dict] = field(default_factory=dict)      # name -> jobs, model_loads, gpu_seconds (this run)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +103,12 @@ class Scheduler:
         self.scaler = scaler
         self.on_change = on_change or (lambda: None)
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # idle slots wait here for jobs to become ready
         self._stop = threading.Event()
+        self._done = threading.Event()  # the batch is finished (or cancelled): slots leave
+        self._board: Board | None = None
+        self._elsewhere: dict[str, JobRow | None] = {}  # job id → a completed run in another batch (asked once)
+        self._seen: dict[str, Endpoint] = {}  # every endpoint of the run, closed instances too (for the report)
         self._threads: list[threading.Thread] = []
         self._claimed: set[str] = set()
         self._budget_hit = False        # a ready job was held back: it would pass the budget
@@ -117,6 +126,10 @@ class Scheduler:
         """Dispatch until every job is completed, in manual review or cancelled (or the budget allows no more);
         returns the summary."""
         self._costs = kind_costs(self.journal)
+        self._board = Board(self.journal, batch)
+        self._done.clear()
+        with self._lock:
+            self._block_dependents()  # what waits on a job an earlier run left for review
         if self.scaler is not None:
             self.scaler.recover(self.journal)
         for endpoint in self.endpoints:
@@ -140,18 +153,27 @@ class Scheduler:
                     break
                 time.sleep(self.settings.poll)
         finally:
-            if self.journal.batch_state(batch) == "cancelled":
+            cancelled = self.journal.batch_state(batch) == "cancelled"
+            if cancelled:
                 for endpoint in self.endpoints:  # stop what is running now; the journal says cancelled
                     if endpoint.busy and endpoint.healthy:
                         endpoint.client(timeout=5, retries=0).interrupt()
             self._stop.set()
+            with self._wake:
+                self._wake.notify_all()
             for thread in self._threads:
                 thread.join(timeout=self.settings.job_timeout)
             if self.scaler is not None:
                 self.scaler.close_all(self.journal)
-        state = "cancelled" if self.journal.batch_state(batch) == "cancelled" else "done"
-        self.journal.set_batch_state(batch, state)
+        self.journal.set_batch_state(batch, "cancelled" if cancelled else "done")
         summary = summarize(self.journal, batch, self.out_root)
+        used = {**self._seen, **{e.name: e for e in self.endpoints}}.values()
+        summary.endpoints = {e.name: {"jobs": e.jobs, "model_loads": e.model_loads,
+                                      "gpu_seconds": round(e.gpu_seconds, 3), "warm_seconds": round(e.warm_seconds, 3)}
+                             for e in used}
+        # warm-ups are spent too: reconciled with the jobs' GPU seconds and cost
+        summary.gpu_seconds = round(summary.gpu_seconds + sum(e.warm_seconds for e in used), 3)
+        summary.cost = round(summary.cost + sum(e.warm_seconds * e.cost_per_gpu_second for e in used), 4)
         if self._budget_hit:
             undone = [r.job.label for r in self.journal.jobs(batch) if r.state not in FINAL]
             summary.problems.append(f"the budget of {self.settings.budget:g} allows no more: {len(undone)} job(s) "
@@ -163,30 +185,65 @@ class Scheduler:
         self._stop.set()
 
     def _finished(self, batch: str) -> bool:
-        if self.journal.batch_state(batch) == "cancelled":
-            return True
-        if self._budget_hit and not self._claimed:  # nothing runs, and what is ready would pass the budget
-            return True
-        rows = self.journal.jobs(batch)
-        self._block_dependents(rows)
-        return all(row.state in FINAL for row in self.journal.jobs(batch))
+        """Asked by the dispatch loop: the batch is cancelled (in the journal, by ``batch cancel``), every job is
+        final, or the budget allows nothing that is ready and nothing runs. Sets ``_done`` for the slots."""
+        with self._lock:
+            done = self._board.open == 0 or (self._budget_hit and not self._claimed)
+        if done or self.journal.batch_state(batch) == "cancelled":
+            self._done.set()
+            with self._wake:
+                self._wake.notify_all()
+        return self._done.is_set()
 
-    def _block_dependents(self, rows: list[JobRow]) -> None:
-        """Jobs waiting on one that needs review wait for review too (a job a slot holds is left to its slot)."""
-        block_dependents(self.journal, rows, FINAL, skip=lambda row: row.uid in self._claimed)
+    def _block_dependents(self) -> None:
+        """Jobs waiting on one that needs review wait for review too (a job a slot holds is left to its slot).
+        Called with the lock held, when a job went to review."""
+        block_dependents(self._board, list(self._board.values()), FINAL, skip=lambda row: row.uid in self._claimed)
 
-    def _affordable(self, row: JobRow, endpoint: Endpoint, rows: list[JobRow]) -> bool:
-        """Whether starting ``row`` on ``endpoint`` keeps the batch under its budget: what it spent, what the jobs
-        running now are estimated to cost, and this job's estimate (from the journal's history, see
-        :mod:`.estimate`), together at most the budget."""
+    def _move(self, uid: str, state: str, endpoint: str | None = None, detail: str = "", **fields) -> None:
+        """A job's state change: journalled, then on the board; slots wake for the jobs it made ready."""
+        with self._wake:
+            woke = self._board.transition(uid, state, endpoint, detail, **fields)
+            if state in ("manual_review", "cancelled"):
+                self._block_dependents()
+            if woke:
+                self._wake.notify(woke)
+            if self._board.open == 0:
+                self._wake.notify_all()
+
+    def _earlier(self, row: JobRow) -> JobRow | None:
+        """A completed run of the same job (another film of the batch, another batch) whose outputs can be
+        copied; the journal is asked once per job id and run."""
+        same = self._board.completed_run(row.job.id)
+        if same is not None and same.uid != row.uid:
+            return same
+        if row.job.id not in self._elsewhere:
+            self._elsewhere[row.job.id] = self.journal.completed_elsewhere(row.job.id)
+        earlier = self._elsewhere[row.job.id]
+        return earlier if earlier is not None and earlier.uid != row.uid else None
+
+    def _committed(self, rows: list[JobRow]) -> float:
+        """What the batch has spent (its jobs' tries and the endpoints' warm-ups) and what its running jobs may
+        still cost, each reserved its kind's longest try measured, with a margin (``job_seconds(...,
+        reserve=True)``, see :mod:`.estimate`), not the mean: a job above the mean must not take the batch past
+        its cap."""
+        known = {**{e.name: e for e in self.endpoints}, **self._seen}
+        rates = {name: e.cost_per_gpu_second for name, e in known.items()}
+        dearest = max(rates.values(), default=0.0)
+        spent = sum(r.cost or 0.0 for r in rows) + sum(e.warm_seconds * e.cost_per_gpu_second for e in known.values())
+        running = sum(job_seconds(r.job, self._costs, reserve=True) * rates.get(r.endpoint or "", dearest)
+                      for r in rows if r.uid in self._claimed)
+        return spent + running
+
+    def _affordable(self, row: JobRow, endpoint: Endpoint, rows: list[JobRow], committed: float | None = None) -> bool:
+        """Whether starting ``row`` on ``endpoint`` keeps the batch under its budget: what is committed
+        (:meth:`_committed`, computed once per claim by the caller) and what this job may cost, together at most
+        the budget."""
         if self.settings.budget is None:
             return True
-        rates = {e.name: e.cost_per_gpu_second for e in self.endpoints}
-        spent = sum(r.cost or 0.0 for r in rows)
-        running = sum(job_seconds(r.job, self._costs) * rates.get(r.endpoint or "", endpoint.cost_per_gpu_second)
-                      for r in rows if r.uid in self._claimed)
-        this = job_seconds(row.job, self._costs) * endpoint.cost_per_gpu_second
-        return spent + running + this <= self.settings.budget + 1e-12
+        committed = self._committed(rows) if committed is None else committed
+        this = job_seconds(row.job, self._costs, reserve=True) * endpoint.cost_per_gpu_second
+        return committed + this <= self.settings.budget + 1e-12
 
     def _endpoints_usable(self) -> bool:
         """Whether some endpoint answers now (or a provider can still start one); the slots re-probe the rest."""
@@ -195,14 +252,16 @@ class Scheduler:
         return any(e.healthy for e in self.endpoints)
 
     def _give_up(self, batch: str, why: str) -> None:
-        for row in self.journal.jobs(batch):
-            if row.state not in FINAL:
-                self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+        with self._lock:
+            unfinished = [r.uid for r in self._board.unfinished()]
+        for uid in unfinished:
+            self._move(uid, "manual_review", detail=why, error=why)
 
     def _scale(self, batch: str) -> None:
         if self.scaler is None:
             return
-        waiting = sum(1 for r in self.journal.jobs(batch) if r.state in ("pending", "retry_pending"))
+        with self._lock:
+            waiting = self._board.waiting()
         for endpoint in self.scaler.tick(waiting, self.endpoints, self.journal):
             self.endpoints.append(endpoint)
         self.endpoints = [e for e in self.endpoints if not getattr(e, "closed", False)]
@@ -210,6 +269,7 @@ class Scheduler:
     def _start_slots(self, batch: str) -> None:
         alive = {t.name for t in self._threads if t.is_alive()}
         for endpoint in self.endpoints:
+            self._seen.setdefault(endpoint.name, endpoint)
             for slot in range(endpoint.capacity):
                 name = f"{endpoint.name}#{slot}"
                 if name not in alive:
@@ -219,24 +279,24 @@ class Scheduler:
 
     # ------------------------------------------------------------------ one slot
     def _slot(self, batch: str, endpoint: Endpoint) -> None:
-        while not self._stop.is_set() and not getattr(endpoint, "closed", False):
+        while not self._stop.is_set() and not self._done.is_set() and not getattr(endpoint, "closed", False):
             if not endpoint.healthy:
                 if endpoint.down_since and time.time() - endpoint.down_since < self.settings.probe_every:
-                    time.sleep(self.settings.poll)
+                    self._done.wait(self.settings.poll)
                     continue
                 if not endpoint.probe():
                     endpoint.down_since = time.time()
-                    if self._finished(batch):
-                        return
                     continue
                 log.info("endpoint %s answers again", endpoint.name)
                 endpoint.healthy, endpoint.down_since = True, None
                 endpoint.refresh()
+            if endpoint.warm and not endpoint.warmed and not self._warm(endpoint):
+                continue
             row = self._claim(batch, endpoint)
             if row is None:
-                if self._finished(batch):
-                    return
-                time.sleep(self.settings.poll)
+                with self._wake:  # woken when a job becomes ready; the poll catches retries falling due
+                    if not self._done.is_set() and not self._stop.is_set():
+                        self._wake.wait(self.settings.poll)
                 continue
             try:
                 self._execute(row, endpoint)
@@ -251,23 +311,40 @@ class Scheduler:
                 endpoint.last_used = time.time()
                 self.on_change()
 
+    def _warm(self, endpoint: Endpoint) -> bool:
+        """Load the pool file's ``warm:`` models before the endpoint's first job (one slot does it, the others
+        wait for it); False when the endpoint stopped answering (it is marked down and warmed when it is back)."""
+        with endpoint.warm_lock:
+            if endpoint.warmed:
+                return True
+            try:
+                seconds = warm_up(endpoint, endpoint.warm, self.settings.job_timeout)
+            except (AnimStudioError, OSError) as exc:
+                if not endpoint.probe():
+                    mark_down(endpoint, f"it stopped answering while warming up ({describe(exc).splitlines()[0]})")
+                    return False
+                log.warning("endpoint %s: the warm-up failed, it takes jobs cold: %s", endpoint.name,
+                            describe(exc).splitlines()[0])
+                seconds = 0.0
+            with self._lock:
+                endpoint.warmed = True
+                endpoint.warm_seconds += seconds
+                endpoint.gpu_seconds += seconds
+            return True
+
     def _claim(self, batch: str, endpoint: Endpoint) -> JobRow | None:
-        """The most urgent ready job this endpoint can run, marked running in the journal before it starts."""
+        """The job this endpoint's free slot should run (see :mod:`.routing`), marked running in the journal before
+        it starts."""
         with self._lock:
-            rows = self.journal.jobs(batch)
-            done = {r.job.uid for r in rows if r.state == "completed"}
-            now = time.time()
-            ready = [r for r in rows if r.uid not in self._claimed
-                     and (r.state == "pending" or (r.state == "retry_pending" and r.next_try <= now))
-                     and all(uid in done for uid in dependency_uids(r.job))]
-            ready.sort(key=lambda r: -r.job.priority)
-            held_back = False
-            for row in ready:
-                earlier = self.journal.completed_elsewhere(row.job.id)
-                if earlier is not None and earlier.uid != row.uid:
+            ready = [r for r in self._board.candidates() if r.uid not in self._claimed]
+            if not ready:
+                return None
+            held_back, committed = False, None
+            for row in ranked(ready, endpoint, self.endpoints, self._board.order, self.settings.routing):
+                if self._earlier(row) is not None:
                     self._claimed.add(row.uid)
                     endpoint.busy += 1
-                    return row
+                    return replace(row)
                 try:
                     lacks = endpoint.lacks(row.job)
                 except (ServerError, OSError):
@@ -277,35 +354,43 @@ class Scheduler:
                     if not any(e.healthy and e is not endpoint and not _lacks(e, row.job) for e in self.endpoints) \
                             and not (self.scaler is not None and self.scaler.can_grow()):
                         why = f"no endpoint can run it: {endpoint.name} lacks " + ", ".join(lacks)
-                        self.journal.transition(row.uid, "manual_review", detail=why, error=why)
+                        self._board.transition(row.uid, "manual_review", detail=why, error=why)
+                        self._block_dependents()
                     continue
-                if not self._affordable(row, endpoint, rows):
-                    held_back = True
-                    continue
+                if self.settings.budget is not None:
+                    rows = list(self._board.values())
+                    committed = self._committed(rows) if committed is None else committed
+                    if not self._affordable(row, endpoint, rows, committed):
+                        held_back = True
+                        continue
                 self._claimed.add(row.uid)
                 endpoint.busy += 1
                 self._budget_hit = False
-                self.journal.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
-                                        started=time.time(), tries=row.tries + 1)
-                return row
+                before = replace(row)  # the attempt is judged and recorded from the row as it was before it
+                self._board.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
+                                       started=time.time(), tries=row.tries + 1)
+                return before
             self._budget_hit = held_back  # ready work, none of it affordable now
         return None
 
     def _execute(self, row: JobRow, endpoint: Endpoint) -> None:
         job = row.job
-        earlier = self.journal.completed_elsewhere(job.id)
-        if earlier is not None and earlier.uid != row.uid and job.kind not in ("compose", "train"):
+        with self._lock:
+            earlier = self._earlier(row)
+        if earlier is not None and job.kind not in ("compose", "train"):
             out = self.journal.batch_out_dir(earlier.batch) or self.out_root
             try:
                 result = copy_outputs(job, out, earlier.job.film, self.out_root)
-                self.journal.transition(row.uid, "completed", "copy", detail=f"same job as {earlier.uid}",
-                                        finished=time.time(), result=result)
+                self._move(row.uid, "completed", "copy", detail=f"same job as {earlier.uid}",
+                           finished=time.time(), result=result)
                 return
             except AnimStudioError:
                 pass  # its outputs are gone: render it
-            self.journal.transition(row.uid, "running", endpoint.name, started=time.time(), tries=row.tries + 1)
+            self._move(row.uid, "running", endpoint.name, started=time.time(), tries=row.tries + 1)
         client = endpoint.client(timeout=60)
-        engine = ServerEngine(client)
+        if load_change(endpoint, job):  # other models than the endpoint holds: make room for them first
+            client.free()
+        engine = ServerEngine(client, object_info=endpoint.object_info)
         started = time.monotonic()
         watchdog = threading.Timer(self.settings.job_timeout, client.interrupt)
         watchdog.daemon = True
@@ -331,22 +416,30 @@ class Scheduler:
         gpu = round((row.gpu_seconds or 0) + seconds, 3)
         cost = round((row.cost or 0) + seconds * endpoint.cost_per_gpu_second, 6)
         log_outcome(row.job.label, endpoint.name, outcome, self.settings.max_tries)
+        with self._lock:
+            endpoint.jobs += 1
+            endpoint.gpu_seconds += seconds
         if outcome.kind == COMPLETED:
-            self.journal.transition(row.uid, "completed", endpoint.name, detail=f"{seconds} s", finished=time.time(),
-                                    gpu_seconds=gpu, cost=cost, result=result)
+            self._move(row.uid, "completed", endpoint.name, detail=f"{seconds} s", finished=time.time(),
+                       gpu_seconds=gpu, cost=cost, result=result)
             log.info("%s completed on %s in %.1f s", row.job.label, endpoint.name, seconds)
+            if self.settings.budget is not None:  # what the budget reserves follows what jobs take in this batch
+                costs = kind_costs(self.journal)
+                with self._lock:
+                    self._costs = costs
         elif outcome.kind == REQUEUE:
             mark_down(endpoint, outcome.down or "it went away")
-            self.journal.transition(row.uid, "pending", endpoint.name, detail=f"{endpoint.name} went away",
-                                    tries=row.tries)
+            endpoint.loaded = frozenset()  # a restarted server holds nothing
+            self._move(row.uid, "pending", endpoint.name, detail=f"{endpoint.name} went away", tries=row.tries,
+                       gpu_seconds=gpu, cost=cost)  # the lost attempt was billed too
         elif outcome.kind == REVIEW:
-            self.journal.transition(row.uid, "manual_review", endpoint.name, detail=outcome.message,
-                                    error=outcome.message, finished=time.time(), gpu_seconds=gpu, cost=cost)
+            self._move(row.uid, "manual_review", endpoint.name, detail=outcome.message, error=outcome.message,
+                       finished=time.time(), gpu_seconds=gpu, cost=cost)
         else:
-            self.journal.transition(row.uid, "failed", endpoint.name, detail=outcome.message, error=outcome.message,
-                                    gpu_seconds=gpu, cost=cost)
-            self.journal.transition(row.uid, "retry_pending", detail=f"retry in {outcome.delay:.1f} s",
-                                    next_try=time.time() + outcome.delay)
+            self._move(row.uid, "failed", endpoint.name, detail=outcome.message, error=outcome.message,
+                       gpu_seconds=gpu, cost=cost)
+            self._move(row.uid, "retry_pending", detail=f"retry in {outcome.delay:.1f} s",
+                       next_try=time.time() + outcome.delay)
 
 
 def _lacks(endpoint: Endpoint, job: Job) -> list[str]:

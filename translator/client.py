@@ -266,7 +266,7 @@ class ComfyClient:
     def _follow(self, socket, prompt_id: str, on_event: EventHandler, poll_interval: float,
                 timeout: float | None) -> dict:
         deadline = time.monotonic() + timeout if timeout else None
-        last_poll = 0.0
+        last_poll = time.monotonic() if socket is not None else 0.0  # with a socket, /history only as a fallback
         lost = _LostPrompt(prompt_id, self.name)
         while True:
             if deadline and time.monotonic() > deadline:

@@ -29,15 +29,18 @@ class Engine(Protocol):
 class ServerEngine:
     """A running ComfyUI, local or remote. Graphs are checked against its ``/object_info`` before upload."""
 
-    def __init__(self, client: ComfyClient):
+    def __init__(self, client: ComfyClient, object_info: Callable[[], dict] | None = None):
+        """``object_info``: where to read the server's ``/object_info`` when someone already holds it (a batch
+        endpoint's copy: about half a megabyte from a real ComfyUI, not fetched again for every job)."""
         self.client = client
         self.name = client.name
         self._object_info: dict | None = None
+        self._object_info_source = object_info or client.object_info
         self._checked = CheckOnce()
 
     def object_info(self) -> dict:
         if self._object_info is None:
-            self._object_info = self.client.object_info()
+            self._object_info = self._object_info_source()
         return self._object_info
 
     def upload(self, local_path: Path, subfolder: str, filename: str) -> str:

@@ -5,14 +5,20 @@ servers on a 2-core machine. Each simulated endpoint speaks what :class:`animstu
 and :class:`animstudio.cloud.pool.Endpoint` use: ``/prompt``, ``/ws``, ``/history``, ``/view``, ``/object_info``,
 ``/queue``, ``/free``, ``/interrupt``, ``/system_stats`` (plus ``/sim/stats`` for the tests). An endpoint runs one
 prompt at a time, like ComfyUI: a model-load delay when the prompt's checkpoint is not the loaded one (``/free``
-unloads it), then ``seconds × speed`` of sleep; at the chosen rates it fails the prompt (``execution_error`` in
-``/history`` and on ``/ws``) or drops the websocket mid-run (the client must fall back to polling ``/history``).
+unloads it), then ``seconds × speed`` of sleep (``kind_seconds`` sets it per job kind, ``jitter`` spreads it
+around that); at the chosen rates it fails the prompt (``execution_error`` in ``/history`` and on ``/ws``) or drops
+the websocket mid-run (the client must fall back to polling ``/history``).
+
+The cost clock: each endpoint counts the seconds it was busy executing prompts (model load and run, failed runs
+included), what a provider bills a GPU for, independent of what the scheduler measures; ``pool.stats()`` gives
+them per endpoint (``busy_seconds_per_endpoint``, by index) and in all (``busy_seconds``).
 
 The simulator runs in its own process (:class:`SimPool`), so the scheduler's CPU figures exclude it::
 
     with SimPool(16, seconds=0.2, fail_rate=0.05) as pool:
         pool.urls          # one base URL per endpoint
-        pool.stats()       # executions per job, requests per path, failures, disconnects, model loads
+        pool.stats()       # executions per job, requests per path, failures, disconnects, model loads,
+                           # busy seconds (the cost clock) per endpoint and in all
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ class Knobs:
     disconnect_rate: float = 0.0  # chance the websocket is dropped mid-run (the prompt still finishes)
     seed: int = 0
     speeds: list[float] = field(default_factory=list)  # per endpoint; missing entries are 1.0
+    kind_seconds: dict[str, float] = field(default_factory=dict)  # per job kind, instead of ``seconds``
+    jitter: float = 0.0           # each execution takes its seconds times a uniform 1 ± jitter
 
 
 def object_info() -> dict:
@@ -70,7 +78,8 @@ class SimEndpoint:
         self.files: dict[str, bytes] = {}
         self.sockets: dict[str, object] = {}
         self.loaded: str | None = None
-        self.stats = {"runs": {}, "requests": {}, "executions": 0, "failures": 0, "disconnects": 0, "loads": 0}
+        self.stats = {"runs": {}, "requests": {}, "executions": 0, "failures": 0, "disconnects": 0, "loads": 0,
+                      "busy_seconds": 0.0}
 
     async def send(self, client_id: str, kind: str, data: dict) -> None:
         socket = self.sockets.get(client_id)
@@ -85,10 +94,12 @@ class SimEndpoint:
             prompt_id, graph, client_id = await self.queue.get()
             self.pending.remove(prompt_id)
             self.running = prompt_id
+            started = asyncio.get_running_loop().time()
             try:
                 await self.execute(prompt_id, graph, client_id)
             finally:
                 self.running = None
+                self.stats["busy_seconds"] += asyncio.get_running_loop().time() - started  # the cost clock
 
     async def execute(self, prompt_id: str, graph: dict, client_id: str) -> None:
         node = next(n for n in graph.values() if n["class_type"] == NODE)
@@ -100,7 +111,9 @@ class SimEndpoint:
             await asyncio.sleep(self.knobs.load_seconds * self.speed)
             self.loaded = model
         self.stats["executions"] += 1
-        half = self.knobs.seconds * self.speed / 2
+        half = self.knobs.kind_seconds.get(kind, self.knobs.seconds) * self.speed / 2
+        if self.knobs.jitter:
+            half *= 1 + self.knobs.jitter * (2 * self.rng.random() - 1)
         await asyncio.sleep(half)
         if self.rng.random() < self.knobs.disconnect_rate and client_id in self.sockets:
             self.stats["disconnects"] += 1
@@ -243,11 +256,14 @@ class SimPool:
         return self
 
     def stats(self) -> dict:
-        """Every endpoint's counters summed; ``runs``: successful executions per job (a re-run shows as 2)."""
-        total = {"runs": {}, "requests": {}, "executions": 0, "failures": 0, "disconnects": 0, "loads": 0}
+        """Every endpoint's counters summed; ``runs``: successful executions per job (a re-run shows as 2);
+        ``busy_seconds``: the cost clock, in all and per endpoint (``busy_seconds_per_endpoint``, by index)."""
+        total = {"runs": {}, "requests": {}, "executions": 0, "failures": 0, "disconnects": 0, "loads": 0,
+                 "busy_seconds": 0.0, "busy_seconds_per_endpoint": []}
         for url in self.urls:
             with urllib.request.urlopen(url + "/sim/stats", timeout=30) as answer:
                 part = json.load(answer)
+            total["busy_seconds_per_endpoint"].append(part["busy_seconds"])
             for key in ("runs", "requests"):
                 for name, n in part.pop(key).items():
                     total[key][name] = total[key].get(name, 0) + n

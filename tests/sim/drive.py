@@ -33,12 +33,13 @@ from .comfy_sim import LOADER, MODELS, NODE
 log = logging.getLogger(__name__)
 
 
-def make_films(films: int, shots: int, tag: str = "") -> list[Film]:
+def make_films(films: int, shots: int, tag: str = "", prefix: str = "film") -> list[Film]:
     """``films`` films of ``shots`` shots each: a keyframe job and a shot job (waiting on it) per shot. Films
-    alternate checkpoints, so endpoints pay model loads when they switch."""
+    alternate checkpoints, so endpoints pay model loads when they switch. ``tag`` makes other job ids (nothing
+    is copied from a batch of another tag), ``prefix`` other film names."""
     result = []
     for f in range(films):
-        name, model = f"film{f}", MODELS[f % 2]
+        name, model = f"{prefix}{f}", MODELS[f % 2]
         need = (ModelNeed(LOADER, "ckpt_name", model, "checkpoints"),)
         jobs = []
         for s in range(shots):
@@ -88,13 +89,18 @@ def simulated_stage():
 
 
 def run_batch(urls: list[str], films: list[Film], workdir: Path, settings: Settings | None = None,
-              wall_limit: float | None = None, batch: str = "sim") -> dict:
+              wall_limit: float | None = None, batch: str = "sim", rates: list[float] | None = None,
+              journal_path: Path | None = None) -> dict:
     """Run ``films`` on the endpoints at ``urls`` with the real scheduler. Returns the summary, wall seconds,
     the scheduler process's CPU seconds (the simulator runs elsewhere), journal bytes and the final rows.
-    ``wall_limit``: stop the scheduler after that long (what finished by then is what counts)."""
+    ``wall_limit``: stop the scheduler after that long (what finished by then is what counts). ``rates``: each
+    endpoint's ``cost_per_gpu_second`` (by index; 0 without). ``journal_path``: the journal to use (another
+    batch's, whose history the estimate and the budget read) instead of ``workdir/journal.sqlite``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(workdir / "journal.sqlite")
-    endpoints = [Endpoint(f"e{i}", url) for i, url in enumerate(urls)]
+    journal_path = Path(journal_path) if journal_path is not None else workdir / "journal.sqlite"
+    journal = Journal(journal_path)
+    endpoints = [Endpoint(f"e{i}", url, cost_per_gpu_second=rates[i] if rates else 0.0)
+                 for i, url in enumerate(urls)]
     settings = settings or Settings(backoff=0.05, probe_every=1.0, poll=0.05, max_tries=5, job_timeout=120)
     scheduler = Scheduler(journal, endpoints, workdir / "out", settings)
     timer = threading.Timer(wall_limit, scheduler.stop) if wall_limit else None
@@ -112,7 +118,7 @@ def run_batch(urls: list[str], films: list[Film], workdir: Path, settings: Setti
     rows = journal.jobs(batch)
     journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     journal.close()
-    size = sum(p.stat().st_size for p in workdir.glob("journal.sqlite*"))
+    size = sum(p.stat().st_size for p in journal_path.parent.glob(journal_path.name + "*"))
     return {"summary": summary, "wall": wall, "cpu": cpu, "journal_bytes": size, "rows": rows,
             "completed": sum(1 for r in rows if r.state == "completed"), "jobs": len(rows),
             "stopped_early": wall_limit is not None and wall >= wall_limit}
