@@ -64,7 +64,7 @@ def _job_table(journal, batch: str, endpoints=()):
 
 def cmd_batch(args) -> int:
     from .cloud.journal import Journal
-    from .cloud.scheduler import summarize
+    from .cloud.summary import summarize
 
     action = args.items[0] if args.items and args.items[0] in ("status", "retry", "cancel") else "run"
     out, journal_path = _batch_paths(args)

@@ -40,7 +40,8 @@ from .execute import copy_outputs
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
 from .pool import PoolError, PoolSpec
-from .scheduler import BatchSummary, Settings, summarize
+from .scheduler import Settings
+from .summary import BatchSummary, summarize
 
 log = logging.getLogger(__name__)
 

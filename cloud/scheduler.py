@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
 from .pool import Endpoint
 from .routing import load_change, ranked
+from .summary import BatchSummary, add_endpoints, note_budget, summarize
 from .warmup import warm_up
 
 log = logging.getLogger(__name__)
@@ -45,49 +46,6 @@ class Settings:
     poll: float = 0.2               # how often idle slots look for work
     budget: float | None = None     # cost the batch may reach: no job is started that would pass it (--budget)
     routing: str = "models"         # "models": endpoints keep their models (see .routing); "blind": batch order
-
-
-@dataclass
-class BatchSummary:
-    batch: str
-    films: dict[str, str | None] = field(default_factory=dict)    # film -> film file (relative to OUT) or None
-    jobs: dict[str, int] = field(default_factory=dict)            # state -> count
-    retries: int = 0
-    gpu_seconds: float = 0.0
-    cost: float = 0.0
-    gpu_seconds_per_film: dict[str, float] = field(default_factory=dict)
-    gpu_seconds_per_shot: dict[str, float] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    loras: dict[str, str] = field(default_factory=dict)           # "film/character" -> trained LoRA (train jobs)
-    endpoints: dict[str, dict] = field(default_factory=dict)      # name -> jobs, model_loads, gpu_seconds (this run)
-
-    @property
-    def ok(self) -> bool:
-        return all(self.films.values()) and set(self.jobs) <= {"completed"}
-
-
-def summarize(journal: Journal, batch: str, out_root: Path) -> BatchSummary:
-    summary = BatchSummary(batch)
-    for row in journal.jobs(batch):
-        summary.jobs[row.state] = summary.jobs.get(row.state, 0) + 1
-        summary.retries += max(0, row.tries - 1)
-        summary.gpu_seconds += row.gpu_seconds or 0.0
-        summary.cost += row.cost or 0.0
-        film = row.job.film
-        summary.gpu_seconds_per_film[film] = round(summary.gpu_seconds_per_film.get(film, 0.0) + (row.gpu_seconds or 0), 3)
-        if row.job.shot_id:
-            key = f"{film}/{row.job.shot_id}"
-            summary.gpu_seconds_per_shot[key] = round(summary.gpu_seconds_per_shot.get(key, 0) + (row.gpu_seconds or 0), 3)
-        if row.job.kind == "compose":
-            files = (row.result or {}).get("files") or []
-            summary.films[film] = f"{film}/{files[0]}" if row.state == "completed" and files else None
-        if row.job.kind == "train" and row.state == "completed":
-            summary.loras[f"{film}/{row.job.character}"] = (row.result or {}).get("lora", "")
-        if row.state in ("manual_review", "cancelled") and row.error:
-            summary.problems.append(f"{row.job.label}: {row.error}")
-    summary.gpu_seconds = round(summary.gpu_seconds, 3)
-    summary.cost = round(summary.cost, 4)
-    return summary
 
 
 class Scheduler:
@@ -167,18 +125,9 @@ class Scheduler:
                 self.scaler.close_all(self.journal)
         self.journal.set_batch_state(batch, "cancelled" if cancelled else "done")
         summary = summarize(self.journal, batch, self.out_root)
-        used = {**self._seen, **{e.name: e for e in self.endpoints}}.values()
-        summary.endpoints = {e.name: {"jobs": e.jobs, "model_loads": e.model_loads,
-                                      "gpu_seconds": round(e.gpu_seconds, 3), "warm_seconds": round(e.warm_seconds, 3)}
-                             for e in used}
-        # warm-ups are spent too: reconciled with the jobs' GPU seconds and cost
-        summary.gpu_seconds = round(summary.gpu_seconds + sum(e.warm_seconds for e in used), 3)
-        summary.cost = round(summary.cost + sum(e.warm_seconds * e.cost_per_gpu_second for e in used), 4)
+        add_endpoints(summary, {**self._seen, **{e.name: e for e in self.endpoints}}.values())
         if self._budget_hit:
-            undone = [r.job.label for r in self.journal.jobs(batch) if r.state not in FINAL]
-            summary.problems.append(f"the budget of {self.settings.budget:g} allows no more: {len(undone)} job(s) "
-                                    f"left undone ({', '.join(undone[:8])}{', …' if len(undone) > 8 else ''}); "
-                                    "run the batch again with a larger --budget to render them")
+            note_budget(summary, self.settings.budget, self.journal.jobs(batch))
         return summary
 
     def stop(self) -> None:

@@ -24,7 +24,8 @@ from animstudio.cloud.execute import film_dir
 from animstudio.cloud.jobs import KIND_PRIORITY, Film, Job, ModelNeed
 from animstudio.cloud.journal import Journal
 from animstudio.cloud.pool import Endpoint
-from animstudio.cloud.scheduler import BatchSummary, Scheduler, Settings
+from animstudio.cloud.scheduler import Scheduler, Settings
+from animstudio.cloud.summary import BatchSummary
 from animstudio.common.errors import AnimStudioError
 from animstudio.translator.client import ComfyClient
 
