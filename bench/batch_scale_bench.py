@@ -1,6 +1,6 @@
 """The embedded scheduler at scale, on simulated ComfyUI endpoints (issue 20, item 5).
 
-    python bench/batch_scale_bench.py [--sizes 1 16 64 256 --seconds 0.5 --jobs-per-endpoint 16 --cap 120]
+    python bench/batch_scale_bench.py [--sizes 1 16 64 256 --seconds 2 --short-seconds 0.5 --jobs-per-endpoint 16]
 
 The endpoints are ``tests/sim/comfy_sim.py`` (one asyncio process, execution a timed sleep, model-load delays);
 the scheduler, attempt policy, journal, pool endpoints and ComfyClient are the real ones, only the render stage
@@ -8,6 +8,8 @@ is the simulator's stand-in (see ``tests/sim/drive.py``). Reported:
 
 * throughput (completed jobs per second) at each pool size and its ratio to N × one endpoint (aim: ≥ 0.9 N);
   a size whose batch runs past ``--cap`` seconds is stopped there and its rate is what finished by then;
+* the scheduler's ceiling: the most jobs per second it hands out (the largest pool, jobs far too short for it),
+  which says how short jobs may get before the 0.9 N aim fails at a pool size;
 * HTTP requests per completed job, by path (counted by the simulator);
 * the scheduler process's CPU per job (the simulator runs in its own process, so its CPU is not counted), and
   where the slots' threads spent it (sampled stacks), since that names the bottleneck;
@@ -37,8 +39,9 @@ from sim.comfy_sim import SimPool  # noqa: E402
 from sim.drive import make_films, run_batch  # noqa: E402
 
 SHOTS = 4  # per film: 8 jobs (keyframe → shot per shot)
-WATCH = ("jobs", "completed_elsewhere", "_finished", "_claim", "block_dependents", "transition", "lacks", "run",
-         "download", "probe", "queue", "_read_ws")
+# where a slot thread can be (innermost first wins); "wait": an idle slot waiting for a job to become ready
+WATCH = ("_connect_ws", "_history_when_ready", "_read_ws", "queue", "download", "probe", "lacks", "transition",
+         "_claim", "_warm", "wait")
 
 
 def settings() -> Settings:
@@ -93,9 +96,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_size(n: int, args, workdir: Path) -> dict:
+def one_size(n: int, args, workdir: Path, seconds: float | None = None) -> dict:
     films = make_films(max(1, n * args.jobs_per_endpoint // (2 * SHOTS)), SHOTS)
-    with SimPool(n, seconds=args.seconds, load_seconds=args.load_seconds, seed=n) as pool:
+    with SimPool(n, seconds=seconds or args.seconds, load_seconds=args.load_seconds, seed=n) as pool:
         sim_cpu = process_cpu(pool.process.pid)
         with StackSampler() as sampler:
             result = run_batch(pool.urls, films, workdir / f"n{n}", settings(), wall_limit=args.cap)
@@ -128,11 +131,19 @@ def scaling(args, workdir: Path) -> None:
               f"{0.9 * n:>6.1f} {cpu:>10.1f} {per_k:>12.0f} {r['cores_busy']:>7.2f}/{os.cpu_count()}  "
               f"{r['where']}{flag}", flush=True)
         print(f"{'':>5} HTTP requests per completed job: {r['requests']}", flush=True)
+    # the scheduler's own ceiling: 256 endpoints asking for far more jobs per second than it can hand out
+    n = max(args.sizes)
+    r = one_size(n, args, workdir / "ceiling", seconds=args.short_seconds / 2)
+    cpu = 1000 * r["cpu"] / max(1, r["completed"])
+    print(f"ceiling: {n} endpoints at {args.short_seconds / 2:g} s per job ask {n / (args.short_seconds / 2):.0f} "
+          f"jobs/s; the scheduler handed out {r['rate']:.0f} jobs/s ({cpu:.1f} ms CPU per job, "
+          f"{r['cores_busy']:.2f} of {os.cpu_count()} cores busy with the simulator): it keeps up while N endpoints "
+          f"ask at most that, i.e. jobs of at least {n / r['rate']:.2f} s at N = {n}", flush=True)
 
 
 def mixed(args, workdir: Path) -> None:
     films = make_films(8, SHOTS)  # 64 jobs
-    knobs = dict(seconds=args.seconds, load_seconds=args.load_seconds, seed=5)
+    knobs = dict(seconds=args.short_seconds, load_seconds=args.load_seconds, seed=5)
     with SimPool(1, **knobs) as fast:
         alone = run_batch(fast.urls, films, workdir / "alone", settings())
     with SimPool(4, speeds=[1.0, 4.0, 4.0, 4.0], **knobs) as pool:
@@ -146,10 +157,10 @@ def routing(args, workdir: Path) -> None:
     """Model-aware routing against model-blind round-robin (batch order), same jobs, same simulated pool, model
     loads as dear as real ones are next to a job (4 x a job's seconds)."""
     n, films = 16, make_films(48, SHOTS)  # 384 jobs, films alternating two checkpoints
-    load = max(args.load_seconds, 4 * args.seconds)
+    load = max(args.load_seconds, 4 * args.short_seconds)
     results = {}
     for mode in ("models", "blind"):
-        with SimPool(n, seconds=args.seconds, load_seconds=load, seed=3) as pool:
+        with SimPool(n, seconds=args.short_seconds, load_seconds=load, seed=3) as pool:
             r = run_batch(pool.urls, films, workdir / f"routing-{mode}", replace(settings(), routing=mode))
             r["loads"] = pool.stats()["loads"]
         results[mode] = r
@@ -166,7 +177,7 @@ def routing(args, workdir: Path) -> None:
 
 def failures(args, workdir: Path) -> None:
     n, films = 16, make_films(64, SHOTS)  # 512 jobs
-    with SimPool(n, seconds=args.seconds, load_seconds=args.load_seconds, fail_rate=0.05, disconnect_rate=0.02,
+    with SimPool(n, seconds=args.short_seconds, load_seconds=args.load_seconds, fail_rate=0.05, disconnect_rate=0.02,
                  seed=11) as pool:
         result = run_batch(pool.urls, films, workdir / "failures", settings())
         stats = pool.stats()
@@ -181,7 +192,9 @@ def failures(args, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
-    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="a job's run time in the scaling table")
+    parser.add_argument("--short-seconds", type=float, default=0.5,
+                        help="a job's run time in the routing, mixed-pool and failure runs (the ceiling: half)")
     parser.add_argument("--load-seconds", type=float, default=0.2)
     parser.add_argument("--jobs-per-endpoint", type=int, default=16)
     parser.add_argument("--cap", type=float, default=120.0)

@@ -3,27 +3,31 @@ scheduler's own transitions, which go to the journal first (write-ahead) and the
 
 Why: claiming a job used to read and parse every row of the batch from SQLite, under the scheduler's lock, for
 every claim and every idle poll of every slot; at 256 endpoints and thousands of jobs that was the bottleneck.
-Here a claim looks only at the jobs that are ready (pending or due for a retry, every input completed), a set
-kept as jobs change state, and "is the batch finished" is a counter.
+Here the ready jobs (pending or due for a retry, every input completed) are kept as jobs change state, grouped by
+what routing ranks them by (model set and stage, see :mod:`.routing`), each group in batch order; "is the batch
+finished" is a counter.
 
 Not thread-safe by itself: the scheduler holds its lock around every call.
 """
 from __future__ import annotations
 
-import time
-from typing import Iterable
+import bisect
+from typing import Iterable, Iterator
 
 from .attempts import dependency_uids
 from .journal import FINAL, Journal, JobRow
+from .routing import model_set
 
 _WAITING = ("pending", "retry_pending")
 _FIELDS = ("tries", "next_try", "started", "finished", "gpu_seconds", "cost", "error", "result")
 
+Group = tuple[frozenset, int]  # (model set, priority)
+
 
 class Board:
-    """The rows of ``batch`` (the journal's :class:`~.journal.JobRow`, updated in place), which are ready, and how
-    many are not final yet. :meth:`transition` has :meth:`.journal.Journal.transition`'s signature, so the
-    shared helpers that journal (``block_dependents``) can be handed a board."""
+    """The rows of ``batch`` (the journal's :class:`~.journal.JobRow`, updated in place), the ready ones by
+    :data:`Group`, and how many are not final yet. :meth:`transition` has :meth:`.journal.Journal.transition`'s
+    signature, so the shared helpers that journal (``block_dependents``) can be handed a board."""
 
     def __init__(self, journal: Journal, batch: str):
         self.journal, self.batch = journal, batch
@@ -32,8 +36,9 @@ class Board:
     def reload(self) -> None:
         rows = self.journal.jobs(self.batch)
         self.rows: dict[str, JobRow] = {r.uid: r for r in rows}
-        self.seq = {r.uid: i for i, r in enumerate(rows)}
-        self.by_job: dict[str, JobRow] = {r.job.uid: r for r in rows}      # film/id → row (the dependency key)
+        self.in_order = [r.uid for r in rows]                               # batch order: seq → uid
+        self.seq = {uid: i for i, uid in enumerate(self.in_order)}
+        self.group_of: dict[str, Group] = {r.uid: (model_set(r.job), r.job.priority) for r in rows}
         self.dependents: dict[str, list[str]] = {}                            # film/id → uids waiting on it
         for row in rows:
             for dep in dependency_uids(row.job):
@@ -41,23 +46,41 @@ class Board:
         self.completed = {r.job.uid for r in rows if r.state == "completed"}
         self.completed_by_id: dict[str, JobRow] = {r.job.id: r for r in rows if r.state == "completed"}
         self.open = sum(1 for r in rows if r.state not in FINAL)
-        self.ready: set[str] = {r.uid for r in rows if self._is_ready(r)}
+        self.ready: set[str] = set()
+        self.groups: dict[Group, list[int]] = {}                              # group → ready seqs, sorted
+        for row in rows:
+            if self._is_ready(row):
+                self._ready(row.uid)
 
     def _is_ready(self, row: JobRow) -> bool:
         return row.state in _WAITING and all(dep in self.completed for dep in dependency_uids(row.job))
 
+    def _ready(self, uid: str) -> bool:
+        if uid in self.ready:
+            return False
+        self.ready.add(uid)
+        bisect.insort(self.groups.setdefault(self.group_of[uid], []), self.seq[uid])
+        return True
+
+    def _not_ready(self, uid: str) -> None:
+        if uid not in self.ready:
+            return
+        self.ready.discard(uid)
+        group = self.group_of[uid]
+        seqs = self.groups[group]
+        del seqs[bisect.bisect_left(seqs, self.seq[uid])]
+        if not seqs:
+            del self.groups[group]
+
     # ------------------------------------------------------------------ reading
-    def candidates(self, now: float | None = None) -> list[JobRow]:
-        """The ready jobs whose retry (if any) is due."""
-        now = time.time() if now is None else now
-        return [row for uid in self.ready if (row := self.rows[uid]).state == "pending" or row.next_try <= now]
+    def ready_in(self, groups: Iterable[Group]) -> Iterator[JobRow]:
+        """The ready rows of ``groups``, merged in batch order (a snapshot: the board may change meanwhile)."""
+        seqs = sorted(seq for group in groups for seq in self.groups.get(group, ()))
+        return (self.rows[self.in_order[seq]] for seq in seqs)
 
     def completed_run(self, job_id: str) -> JobRow | None:
         """A completed job of this batch with this id (the same job in another film)."""
         return self.completed_by_id.get(job_id)
-
-    def order(self, row: JobRow) -> int:
-        return self.seq[row.uid]
 
     def waiting(self) -> int:
         return sum(1 for r in self.rows.values() if r.state in _WAITING)
@@ -72,6 +95,11 @@ class Board:
     def transition(self, uid: str, state: str, endpoint: str | None = None, detail: str = "", **fields) -> int:
         """Journal the change, then apply it here; returns how many jobs became ready by it."""
         self.journal.transition(uid, state, endpoint, detail, **fields)
+        return self.apply(uid, state, endpoint, **fields)
+
+    def apply(self, uid: str, state: str, endpoint: str | None = None, **fields) -> int:
+        """Apply a change the caller journals itself (outside the scheduler's lock: a commit waits on the disk);
+        returns how many jobs became ready by it."""
         row = self.rows[uid]
         was_final = row.state in FINAL
         row.state = state
@@ -83,15 +111,13 @@ class Board:
         self.open += (was_final and state not in FINAL) - (not was_final and state in FINAL)
         woke = 0
         if self._is_ready(row):
-            woke += uid not in self.ready
-            self.ready.add(uid)
+            woke += self._ready(uid)
         else:
-            self.ready.discard(uid)
+            self._not_ready(uid)
         if state == "completed" and row.job.uid not in self.completed:
             self.completed.add(row.job.uid)
             self.completed_by_id.setdefault(row.job.id, row)
             for waiting in self.dependents.get(row.job.uid, ()):
-                if waiting not in self.ready and self._is_ready(self.rows[waiting]):
-                    self.ready.add(waiting)
-                    woke += 1
+                if self._is_ready(self.rows[waiting]):
+                    woke += self._ready(waiting)
         return woke

@@ -130,6 +130,13 @@ class Journal:
                                "ORDER BY finished LIMIT 1", (job_id,)).fetchone()
         return self.job(row[0]) if row else None
 
+    def completed_runs(self, batch: str) -> dict[str, str]:
+        """For the job ids of ``batch``: the uid of each one's earliest completed run, in any batch (read once when
+        a batch starts, instead of asking :meth:`completed_elsewhere` job by job)."""
+        rows = self._db.execute("SELECT job_id, uid FROM jobs WHERE state = 'completed' AND job_id IN "
+                                "(SELECT job_id FROM jobs WHERE batch = ?) ORDER BY finished DESC", (batch,)).fetchall()
+        return dict(rows)  # the earliest last, so it stays
+
     def completed_seconds(self) -> list[tuple[str, float, int]]:
         """Per job kind: the mean GPU seconds of its completed runs that rendered (not copied), and how many."""
         return self._db.execute("SELECT kind, AVG(gpu_seconds), COUNT(*) FROM jobs WHERE state = 'completed' "

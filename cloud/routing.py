@@ -20,7 +20,7 @@ When a job's models differ from what its endpoint holds, the endpoint is asked t
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping, Sized
 
 from .jobs import Job
 
@@ -36,29 +36,36 @@ def holds(endpoint, models: frozenset[str]) -> bool:
     return models <= endpoint.loaded
 
 
+def tiers(groups: Mapping[tuple, Sized], endpoint, endpoints: Iterable, routing: str = "models") -> list[list]:
+    """The ready jobs' groups (``(model set, priority)`` → the group's ready jobs) in the order ``endpoint``'s free
+    slot should try them: a list of tiers, each a list of groups whose jobs are taken in batch order."""
+    if routing == "blind":  # the earliest stage first, in batch order across model sets
+        by_stage: dict[int, list] = defaultdict(list)
+        for group in groups:
+            by_stage[group[1]].append(group)
+        return [by_stage[priority] for priority in sorted(by_stage, reverse=True)]
+    others = [e for e in endpoints if e is not endpoint and e.healthy and e.loaded]
+    ready_per_set: Counter = Counter()
+    for (models, _), members in groups.items():
+        ready_per_set[models] += len(members)
+    elsewhere = {models: any(holds(e, models) for e in others) for models in ready_per_set}
+
+    def key(group):
+        models, priority = group
+        here = holds(endpoint, models)
+        return (not here, not here and elsewhere[models], -priority, -ready_per_set[models], sorted(models))
+    return [[group] for group in sorted(groups, key=key)]
+
+
 def ranked(rows: Iterable, endpoint, endpoints: Iterable, order: Callable[[object], int],
            routing: str = "models") -> Iterator:
-    """``rows`` (ready journal rows) in the order ``endpoint``'s free slot should try them, lazily: rows are
-    grouped by model set and stage, the groups ranked, and a group sorted only when the slot gets to it."""
+    """``rows`` (ready journal rows) in the order ``endpoint``'s free slot should try them (:func:`tiers` over
+    rows grouped here; the scheduler keeps its ready jobs grouped as they change, see :mod:`.board`)."""
     groups: dict[tuple, list] = defaultdict(list)
     for row in rows:
-        groups[(model_set(row.job) if routing != "blind" else frozenset(), row.job.priority)].append(row)
-    if routing == "blind":
-        ranking = sorted(groups, key=lambda g: -g[1])
-    else:
-        others = [e for e in endpoints if e is not endpoint and e.healthy and e.loaded]
-        ready_per_set = Counter()
-        for (models, _), members in groups.items():
-            ready_per_set[models] += len(members)
-        elsewhere = {models: any(holds(e, models) for e in others) for models in ready_per_set}
-
-        def key(group):
-            models, priority = group
-            here = holds(endpoint, models)
-            return (not here, not here and elsewhere[models], -priority, -ready_per_set[models], sorted(models))
-        ranking = sorted(groups, key=key)
-    for group in ranking:
-        yield from sorted(groups[group], key=order)
+        groups[(model_set(row.job), row.job.priority)].append(row)
+    for tier in tiers(groups, endpoint, endpoints, routing):
+        yield from sorted((row for group in tier for row in groups[group]), key=order)
 
 
 def load_change(endpoint, job: Job) -> bool:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..common.errors import AnimStudioError, Problem, ServerError
 from ..translator.engines import ServerEngine
@@ -29,7 +29,7 @@ from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
 from .pool import Endpoint
-from .routing import load_change, ranked
+from .routing import load_change, tiers
 from .summary import BatchSummary, add_endpoints, note_budget, summarize
 from .warmup import warm_up
 
@@ -66,6 +66,7 @@ class Scheduler:
         self._done = threading.Event()  # the batch is finished (or cancelled): slots leave
         self._board: Board | None = None
         self._elsewhere: dict[str, JobRow | None] = {}  # job id → a completed run in another batch (asked once)
+        self._completed_before: dict[str, str] = {}     # job id → uid of a run completed before this one started
         self._seen: dict[str, Endpoint] = {}  # every endpoint of the run, closed instances too (for the report)
         self._threads: list[threading.Thread] = []
         self._claimed: set[str] = set()
@@ -85,6 +86,7 @@ class Scheduler:
         returns the summary."""
         self._costs = kind_costs(self.journal)
         self._board = Board(self.journal, batch)
+        self._completed_before = self.journal.completed_runs(batch)
         self._done.clear()
         with self._lock:
             self._block_dependents()  # what waits on a job an earlier run left for review
@@ -150,9 +152,11 @@ class Scheduler:
         block_dependents(self._board, list(self._board.values()), FINAL, skip=lambda row: row.uid in self._claimed)
 
     def _move(self, uid: str, state: str, endpoint: str | None = None, detail: str = "", **fields) -> None:
-        """A job's state change: journalled, then on the board; slots wake for the jobs it made ready."""
+        """A job's state change: journalled (without the lock: only the job's own slot moves it, and a commit
+        waits on the disk), then on the board; slots wake for the jobs it made ready."""
+        self.journal.transition(uid, state, endpoint, detail, **fields)
         with self._wake:
-            woke = self._board.transition(uid, state, endpoint, detail, **fields)
+            woke = self._board.apply(uid, state, endpoint, **fields)
             if state in ("manual_review", "cancelled"):
                 self._block_dependents()
             if woke:
@@ -167,7 +171,8 @@ class Scheduler:
         if same is not None and same.uid != row.uid:
             return same
         if row.job.id not in self._elsewhere:
-            self._elsewhere[row.job.id] = self.journal.completed_elsewhere(row.job.id)
+            uid = self._completed_before.get(row.job.id)
+            self._elsewhere[row.job.id] = self.journal.job(uid) if uid else None
         earlier = self._elsewhere[row.job.id]
         return earlier if earlier is not None and earlier.uid != row.uid else None
 
@@ -260,6 +265,11 @@ class Scheduler:
                 endpoint.last_used = time.time()
                 self.on_change()
 
+    def _ranked(self, endpoint: Endpoint) -> Iterator[JobRow]:
+        """The ready jobs in the order ``endpoint``'s free slot tries them (:mod:`.routing`), tier by tier."""
+        for tier in tiers(self._board.groups, endpoint, self.endpoints, self.settings.routing):
+            yield from self._board.ready_in(tier)
+
     def _warm(self, endpoint: Endpoint) -> bool:
         """Load the pool file's ``warm:`` models before the endpoint's first job (one slot does it, the others
         wait for it); False when the endpoint stopped answering (it is marked down and warmed when it is back)."""
@@ -283,17 +293,25 @@ class Scheduler:
 
     def _claim(self, batch: str, endpoint: Endpoint) -> JobRow | None:
         """The job this endpoint's free slot should run (see :mod:`.routing`), marked running in the journal before
-        it starts."""
+        it starts (the choice under the lock, the journal's commit after it)."""
+        row = self._choose(endpoint)
+        if row is not None and row.state != "copy":
+            self.journal.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
+                                    started=self._board.rows[row.uid].started, tries=row.tries + 1)
+        return row
+
+    def _choose(self, endpoint: Endpoint) -> JobRow | None:
+        """:meth:`_claim`'s choice, under the lock: the row as it was before the attempt (its ``state`` "copy" when
+        an earlier run's outputs are to be copied), already running on the board."""
         with self._lock:
-            ready = [r for r in self._board.candidates() if r.uid not in self._claimed]
-            if not ready:
-                return None
-            held_back, committed = False, None
-            for row in ranked(ready, endpoint, self.endpoints, self._board.order, self.settings.routing):
+            held_back, committed, now = False, None, time.time()
+            for row in self._ranked(endpoint):
+                if row.uid in self._claimed or (row.state == "retry_pending" and row.next_try > now):
+                    continue
                 if self._earlier(row) is not None:
                     self._claimed.add(row.uid)
                     endpoint.busy += 1
-                    return replace(row)
+                    return replace(row, state="copy")
                 try:
                     lacks = endpoint.lacks(row.job)
                 except (ServerError, OSError):
@@ -316,25 +334,25 @@ class Scheduler:
                 endpoint.busy += 1
                 self._budget_hit = False
                 before = replace(row)  # the attempt is judged and recorded from the row as it was before it
-                self._board.transition(row.uid, "running", endpoint.name, detail=f"on {endpoint.name}",
-                                       started=time.time(), tries=row.tries + 1)
+                self._board.apply(row.uid, "running", endpoint.name, started=time.time(), tries=row.tries + 1)
                 return before
             self._budget_hit = held_back  # ready work, none of it affordable now
         return None
 
     def _execute(self, row: JobRow, endpoint: Endpoint) -> None:
         job = row.job
-        with self._lock:
-            earlier = self._earlier(row)
-        if earlier is not None and job.kind not in ("compose", "train"):
-            out = self.journal.batch_out_dir(earlier.batch) or self.out_root
-            try:
-                result = copy_outputs(job, out, earlier.job.film, self.out_root)
-                self._move(row.uid, "completed", "copy", detail=f"same job as {earlier.uid}",
-                           finished=time.time(), result=result)
-                return
-            except AnimStudioError:
-                pass  # its outputs are gone: render it
+        if row.state == "copy":  # the same job completed before: its outputs are copied, else it renders
+            with self._lock:
+                earlier = self._earlier(row)
+            if earlier is not None and job.kind not in ("compose", "train"):
+                out = self.journal.batch_out_dir(earlier.batch) or self.out_root
+                try:
+                    result = copy_outputs(job, out, earlier.job.film, self.out_root)
+                    self._move(row.uid, "completed", "copy", detail=f"same job as {earlier.uid}",
+                               finished=time.time(), result=result)
+                    return
+                except AnimStudioError:
+                    pass  # its outputs are gone: render it
             self._move(row.uid, "running", endpoint.name, started=time.time(), tries=row.tries + 1)
         client = endpoint.client(timeout=60)
         if load_change(endpoint, job):  # other models than the endpoint holds: make room for them first

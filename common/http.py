@@ -23,6 +23,7 @@ policy, given as ``retry_if``. Standard library only.
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -182,8 +183,15 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
 
 
 def _opener(url: str, secrets: Iterable[str]) -> urllib.request.OpenerDirector:
+    return _built_opener((urllib.parse.urlsplit(url).hostname or "").lower() in LOOPBACK, tuple(secrets))
+
+
+@functools.lru_cache(maxsize=32)
+def _built_opener(loopback: bool, secrets: tuple[str, ...]) -> urllib.request.OpenerDirector:
+    """One opener per kind of address and set of secrets, shared (as urllib's own ``urlopen`` shares one): building
+    it was a tenth of a batch scheduler's CPU per job; its handlers keep no state between requests."""
     handlers: list = [_RedirectPolicy(secrets)]
-    if (urllib.parse.urlsplit(url).hostname or "").lower() in LOOPBACK:
+    if loopback:
         handlers.append(urllib.request.ProxyHandler({}))  # a local server is never reached through a proxy
     return urllib.request.build_opener(*handlers)
 
