@@ -13,6 +13,7 @@ just under its cap past it; with the highest try, the cap holds as long as no tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from .jobs import Film, Job
 from .journal import Journal
@@ -73,6 +74,21 @@ def job_seconds(job: Job, costs: dict[str, KindCost], reserve: bool = False) -> 
     try of it, its kind's longest try measured times :data:`BUDGET_MARGIN` (the mean where none was measured)."""
     cost = costs.get(job.kind) or KindCost(DEFAULT_SECONDS.get(job.kind, 60.0), 0)
     return max(cost.seconds, cost.highest * BUDGET_MARGIN) if reserve else cost.seconds
+
+
+def committed_cost(rows: Iterable, running: Callable[[object], bool], endpoints: Iterable,
+                   costs: dict[str, KindCost]) -> float:
+    """What a batch under a budget has committed: what it spent (its jobs' tries, lost attempts included, and the
+    endpoints' warm-ups) and what its ``running`` jobs may still cost, each reserved its kind's longest try measured
+    with a margin (``job_seconds(..., reserve=True)``), not the mean: a job above the mean must not take the batch
+    past its cap. A running job's endpoint that is not known is priced as the dearest."""
+    endpoints = list(endpoints)
+    rates = {e.name: e.cost_per_gpu_second for e in endpoints}
+    dearest = max(rates.values(), default=0.0)
+    rows = list(rows)
+    spent = sum(r.cost or 0.0 for r in rows) + sum(e.warm_seconds * e.cost_per_gpu_second for e in endpoints)
+    return spent + sum(job_seconds(r.job, costs, reserve=True) * rates.get(r.endpoint or "", dearest)
+                       for r in rows if running(r))
 
 
 def estimate(films: list[Film], journal: Journal, rate: float) -> Estimate:

@@ -22,16 +22,16 @@ from ..common.errors import AnimStudioError, Problem, ServerError
 from ..translator.engines import ServerEngine
 from ..translator.render import Reporter
 from ..common.urls import redact
-from .attempts import COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, describe, judge, log_outcome, mark_down
+from .attempts import COMPLETED, REQUEUE, REVIEW, Outcome, block_dependents, judge, log_outcome, mark_down
 from .board import Board
-from .estimate import job_seconds, kind_costs
+from .estimate import committed_cost, job_seconds, kind_costs
 from .execute import copy_outputs, run_job
 from .jobs import Film, Job
 from .journal import FINAL, Journal, JobRow
 from .pool import Endpoint
 from .routing import load_change, tiers
 from .summary import BatchSummary, add_endpoints, note_budget, summarize
-from .warmup import warm_up
+from .warmup import warm_before_jobs
 
 log = logging.getLogger(__name__)
 
@@ -177,17 +177,9 @@ class Scheduler:
         return earlier if earlier is not None and earlier.uid != row.uid else None
 
     def _committed(self, rows: list[JobRow]) -> float:
-        """What the batch has spent (its jobs' tries and the endpoints' warm-ups) and what its running jobs may
-        still cost, each reserved its kind's longest try measured, with a margin (``job_seconds(...,
-        reserve=True)``, see :mod:`.estimate`), not the mean: a job above the mean must not take the batch past
-        its cap."""
+        """What the batch has spent and its running jobs may still cost (:func:`.estimate.committed_cost`)."""
         known = {**{e.name: e for e in self.endpoints}, **self._seen}
-        rates = {name: e.cost_per_gpu_second for name, e in known.items()}
-        dearest = max(rates.values(), default=0.0)
-        spent = sum(r.cost or 0.0 for r in rows) + sum(e.warm_seconds * e.cost_per_gpu_second for e in known.values())
-        running = sum(job_seconds(r.job, self._costs, reserve=True) * rates.get(r.endpoint or "", dearest)
-                      for r in rows if r.uid in self._claimed)
-        return spent + running
+        return committed_cost(rows, lambda row: row.uid in self._claimed, known.values(), self._costs)
 
     def _affordable(self, row: JobRow, endpoint: Endpoint, rows: list[JobRow], committed: float | None = None) -> bool:
         """Whether starting ``row`` on ``endpoint`` keeps the batch under its budget: what is committed
@@ -274,21 +266,14 @@ class Scheduler:
         """Load the pool file's ``warm:`` models before the endpoint's first job (one slot does it, the others
         wait for it); False when the endpoint stopped answering (it is marked down and warmed when it is back)."""
         with endpoint.warm_lock:
-            if endpoint.warmed:
-                return True
-            try:
-                seconds = warm_up(endpoint, endpoint.warm, self.settings.job_timeout)
-            except (AnimStudioError, OSError) as exc:
-                if not endpoint.probe():
-                    mark_down(endpoint, f"it stopped answering while warming up ({describe(exc).splitlines()[0]})")
+            if not endpoint.warmed:
+                seconds = warm_before_jobs(endpoint, self.settings.job_timeout)
+                if seconds is None:
                     return False
-                log.warning("endpoint %s: the warm-up failed, it takes jobs cold: %s", endpoint.name,
-                            describe(exc).splitlines()[0])
-                seconds = 0.0
-            with self._lock:
-                endpoint.warmed = True
-                endpoint.warm_seconds += seconds
-                endpoint.gpu_seconds += seconds
+                with self._lock:
+                    endpoint.warmed = True
+                    endpoint.warm_seconds += seconds
+                    endpoint.gpu_seconds += seconds
             return True
 
     def _claim(self, batch: str, endpoint: Endpoint) -> JobRow | None:

@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..common.errors import Problem
+from ..common.errors import AnimStudioError, Problem
 from ..translator.engines import ServerEngine
 from ..translator.graph_check import model_folder
+from .attempts import describe, mark_down
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +126,18 @@ def warm_up(endpoint, models: tuple[WarmModel, ...], timeout: float = 3600.0) ->
     endpoint.model_loads += 1
     log.info("endpoint %s warmed in %.1f s: %s", endpoint.name, seconds, ", ".join(sorted(endpoint.loaded)))
     return seconds
+
+
+def warm_before_jobs(endpoint, timeout: float) -> float | None:
+    """:func:`warm_up` for a scheduler: the seconds it took (0 when it failed on an endpoint that still answers:
+    then the endpoint takes jobs cold, said in the log), or None when the endpoint stopped answering (it is marked
+    down; it is warmed when it is back)."""
+    try:
+        return warm_up(endpoint, endpoint.warm, timeout)
+    except (AnimStudioError, OSError) as exc:
+        first = describe(exc).splitlines()[0]
+        if not endpoint.probe():
+            mark_down(endpoint, f"it stopped answering while warming up ({first})")
+            return None
+        log.warning("endpoint %s: the warm-up failed, it takes jobs cold: %s", endpoint.name, first)
+        return 0.0
