@@ -257,6 +257,9 @@ def test_no_credential_reaches_logs_journal_or_reports(comfy_server, tmp_path, m
     out, err = capsys.readouterr()
     assert code == 0, err
     assert secret not in out + err + caplog.text
+    # per endpoint: its jobs (keyframe, two shots, compose) and one model load (the keyframe's checkpoint)
+    assert json.loads(out)["endpoints"]["a"] | {"gpu_seconds": 0} == \
+        {"jobs": 4, "model_loads": 1, "gpu_seconds": 0, "warm_seconds": 0.0}
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file() and path.suffix in (".json", ".sqlite", ".sqlite-wal", ".key", ".srt", ".vtt", ".ass", ""):
             assert secret.encode() not in path.read_bytes(), path
@@ -278,6 +281,7 @@ def test_a_job_no_endpoint_can_run_waits_for_review_saying_why(comfy_server, tmp
     assert "needs review: missing:keyframe:s1: no endpoint can run it: a lacks model not-here.safetensors " \
            "(models/checkpoints)" in out
     assert "missing: not finished" in out
+    assert "endpoint a: 0 job(s), 0 model load(s), 0.0 GPU seconds" in out
 
 
 @comfyui
