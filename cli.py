@@ -221,8 +221,8 @@ def cmd_nodes(args) -> int:
 
 def cmd_plan(args) -> int:
     """A storyboard from a request, by a local GGUF model or an OpenAI-compatible server; validated before writing."""
-    from .nodes.llm.llm_nodes import make_backend
-    from .nodes.llm.planner import plan_storyboard
+    from .translator.planning.backends import make_backend
+    from .translator.planning.planner import plan_storyboard
 
     backend = make_backend(args.backend, args.model, args.base_url or "")
     board = plan_storyboard(args.request, backend, seed=args.seed, shots_hint=args.shots, checkpoint=args.checkpoint)

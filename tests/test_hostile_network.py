@@ -21,7 +21,7 @@ import pytest
 
 from animstudio.cli import main
 from animstudio.common.errors import ServerError
-from animstudio.nodes.llm.backends import OpenAICompatibleBackend, PlanError
+from animstudio.translator.planning.backends import OpenAICompatibleBackend, PlanError
 from animstudio.translator.client import ComfyClient
 
 KEY = "sk-hostile-DO-NOT-LEAK-0123456789"

@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from animstudio.nodes.llm import backends
-from animstudio.nodes.llm.backends import LlamaCppBackend, OpenAICompatibleBackend, PlanError, find_model
+from animstudio.translator.planning import backends
+from animstudio.translator.planning.backends import LlamaCppBackend, OpenAICompatibleBackend, PlanError, find_model
 from animstudio.nodes.llm.llm_nodes import AnimStudioPlanStoryboard, AnimStudioShotPrompts
-from animstudio.nodes.llm.planner import detect_language, plan_storyboard, shot_prompts
+from animstudio.translator.planning.planner import detect_language, plan_storyboard, shot_prompts
 from animstudio.translator.schema_check import schema_problems
 from animstudio.translator.storyboard import parse_storyboard
 

@@ -1,7 +1,10 @@
 """The pack as ComfyUI sees it (mappings, descriptions, tooltips), and the path and secret rules."""
 from __future__ import annotations
 
+import ast
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,29 @@ def test_importing_the_translator_loads_no_node_module_and_no_torch():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_every_package_folder_is_installed():
+    """Each folder of the package with an ``__init__.py`` is in pyproject's package list (a wheel would lack it)."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("animstudio",) + init.parent.relative_to(REPO).parts) for init in REPO.rglob("__init__.py")
+             if not init.relative_to(REPO).parts[0].startswith((".", "tests", "bench", "build"))}
+    assert found == listed, (found - listed, listed - found)
+
+
+def test_no_node_module_imports_the_translator_or_cloud_when_loaded():
+    """Arrows run one way: ``nodes/`` stands beside the translator; a node shell over planning imports it only
+    when it runs (inside a function), never at module level."""
+    offenders = []
+    for path in (REPO / "nodes").rglob("*.py"):
+        for statement in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(statement, ast.ImportFrom) and statement.level and \
+                    (statement.module or "").split(".")[0] in ("translator", "cloud"):
+                offenders.append(f"{path.relative_to(REPO)}:{statement.lineno}")
+    assert not offenders, offenders
 
 
 def test_every_pack_node_is_documented_for_the_graph_editor():

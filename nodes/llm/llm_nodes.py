@@ -1,25 +1,18 @@
 """Intent nodes: plan a storyboard from a request with a language model, and get one shot's image prompts.
 
-Thin shells over :mod:`.planner` and :mod:`.backends`; storyboards travel as JSON strings, so a planned
-storyboard can be shown, edited, saved, or fed to the prompt node.
+Thin shells over the translator's planning (``translator/planning``: planning produces storyboards, so it lives on
+the translator's side); like the embedded runner that loads ``nodes/`` only when it runs, these shells import it
+only when ComfyUI asks for their inputs or runs them, so no module of ``nodes/`` imports the translator.
+Storyboards travel as JSON strings, so a planned storyboard can be shown, edited, saved, or fed to the prompt node.
 """
 from __future__ import annotations
 
 import json
 
-from .backends import LlamaCppBackend, OpenAICompatibleBackend
-from .planner import DEFAULT_CHECKPOINT, MAX_SHOTS, plan_storyboard, shot_prompts
 
-BACKENDS = ("llama_cpp", "openai")
-
-
-def make_backend(backend: str, model: str, base_url: str = ""):
-    """The backend a node or the CLI names: ``llama_cpp`` (a .gguf file) or ``openai`` (a server URL + model)."""
-    if backend == "llama_cpp":
-        return LlamaCppBackend(model)
-    if backend == "openai":
-        return OpenAICompatibleBackend(base_url, model)
-    raise ValueError(f"unknown LLM backend {backend!r} (one of {', '.join(BACKENDS)})")
+def _planning():
+    from ...translator.planning import backends, planner
+    return backends, planner
 
 
 class AnimStudioPlanStoryboard:
@@ -34,10 +27,11 @@ class AnimStudioPlanStoryboard:
 
     @classmethod
     def INPUT_TYPES(cls):
+        backends, planner = _planning()
         return {"required": {
             "request": ("STRING", {"multiline": True, "default": "A fox and a crow argue over a piece of cheese.",
                                    "tooltip": "What the film is about, in any language; dialogue is written in it."}),
-            "backend": (list(BACKENDS), {"default": "llama_cpp",
+            "backend": (list(backends.BACKENDS), {"default": "llama_cpp",
                                          "tooltip": "llama_cpp: a .gguf model run in this process. openai: an "
                                                     "OpenAI-compatible server (key from $OPENAI_API_KEY)."}),
             "model": ("STRING", {"default": "",
@@ -48,15 +42,17 @@ class AnimStudioPlanStoryboard:
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF,
                              "tooltip": "Sampling seed; the same seed and request give the same storyboard."}),
         }, "optional": {
-            "max_shots": ("INT", {"default": MAX_SHOTS, "min": 1, "max": 32,
+            "max_shots": ("INT", {"default": planner.MAX_SHOTS, "min": 1, "max": 32,
                                   "tooltip": "At most this many shots."}),
-            "checkpoint": ("STRING", {"default": DEFAULT_CHECKPOINT,
+            "checkpoint": ("STRING", {"default": planner.DEFAULT_CHECKPOINT,
                                       "tooltip": "Checkpoint in models/checkpoints the shots are generated with."}),
         }}
 
-    def plan(self, request, backend, model, base_url, seed, max_shots=MAX_SHOTS, checkpoint=DEFAULT_CHECKPOINT):
-        board = plan_storyboard(request, make_backend(backend, model, base_url), seed=seed, shots_hint=max_shots,
-                                checkpoint=checkpoint or DEFAULT_CHECKPOINT)
+    def plan(self, request, backend, model, base_url, seed, max_shots=None, checkpoint=None):
+        backends, planner = _planning()
+        board = planner.plan_storyboard(request, backends.make_backend(backend, model, base_url), seed=seed,
+                                        shots_hint=max_shots or planner.MAX_SHOTS,
+                                        checkpoint=checkpoint or planner.DEFAULT_CHECKPOINT)
         return (json.dumps(board, ensure_ascii=False, indent=2),)
 
 
@@ -78,7 +74,7 @@ class AnimStudioShotPrompts:
         }}
 
     def prompts(self, storyboard, shot_id):
-        return shot_prompts(storyboard, shot_id.strip())
+        return _planning()[1].shot_prompts(storyboard, shot_id.strip())
 
 
 NODE_CLASS_MAPPINGS = {

@@ -7,6 +7,7 @@ asked for ``response_format`` json_schema, falling back to json_object. Nothing 
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -82,6 +83,18 @@ def find_model(name: str | os.PathLike) -> Path:
 
 _MODELS: dict[tuple, Any] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the kept models while the interpreter still works: llama.cpp's own finaliser, left to the end of the
+    interpreter, fails there ("TypeError: 'NoneType' object is not callable") and prints a traceback."""
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+        _MODELS.clear()
 
 
 def llama_cpp_available() -> bool:
@@ -221,3 +234,15 @@ def _refuses_format(status: int, payload: bytes) -> bool:
     if status in (400, 422):
         return True
     return status >= 500 and b"response_format" in (payload or b"")
+
+
+BACKENDS = ("llama_cpp", "openai")
+
+
+def make_backend(backend: str, model: str, base_url: str = ""):
+    """The backend a node or the CLI names: ``llama_cpp`` (a .gguf file) or ``openai`` (a server URL + model)."""
+    if backend == "llama_cpp":
+        return LlamaCppBackend(model)
+    if backend == "openai":
+        return OpenAICompatibleBackend(base_url, model)
+    raise ValueError(f"unknown LLM backend {backend!r} (one of {', '.join(BACKENDS)})")

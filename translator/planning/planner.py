@@ -15,12 +15,12 @@ import re
 import tempfile
 from typing import Any
 
-from ...translator.keyframes import shot_prompt
+from ..keyframes import shot_prompt
 from ...common.errors import Problem, StoryboardError
 from ...common.jsonio import check_data, parse_json
-from ...translator.schema_check import storyboard_schema
-from ...translator.storyboard import parse_storyboard
-from ...translator.storyboard_model import Storyboard
+from ..schema_check import storyboard_schema
+from ..storyboard import parse_storyboard
+from ..storyboard_model import Storyboard
 from .backends import PlanError
 
 DEFAULT_CHECKPOINT = "sd15.safetensors"
