@@ -111,10 +111,11 @@ class LlamaCppBackend:
     kind = "llama_cpp"
 
     def __init__(self, model_path: str | os.PathLike, n_ctx: int = 2048, n_threads: int = 2,
-                 temperature: float = 0.0, max_tokens: int = 1536):
+                 temperature: float = 0.0, max_tokens: int = 1536, repeat_penalty: float = 1.0):
         self.model_path = find_model(model_path)
         self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
         self.temperature, self.max_tokens = float(temperature), int(max_tokens)
+        self.repeat_penalty = float(repeat_penalty)  # > 1: a small greedy model repeats itself less
 
     def describe(self) -> str:
         return f"llama.cpp model {self.model_path.name}"
@@ -148,7 +149,7 @@ class LlamaCppBackend:
                 out = llm.create_chat_completion(
                     messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
                     grammar=grammar, temperature=self.temperature, seed=int(seed) & 0xFFFFFFFF,
-                    max_tokens=self.max_tokens)
+                    max_tokens=self.max_tokens, repeat_penalty=self.repeat_penalty)
             except ValueError as exc:  # prompt longer than the context
                 raise PlanError(f"{self.describe()} could not answer", [Problem("request", str(exc))]) from None
         choice = out["choices"][0]
@@ -239,10 +240,10 @@ def _refuses_format(status: int, payload: bytes) -> bool:
 BACKENDS = ("llama_cpp", "openai")
 
 
-def make_backend(backend: str, model: str, base_url: str = ""):
+def make_backend(backend: str, model: str, base_url: str = "", repeat_penalty: float = 1.0):
     """The backend a node or the CLI names: ``llama_cpp`` (a .gguf file) or ``openai`` (a server URL + model)."""
     if backend == "llama_cpp":
-        return LlamaCppBackend(model)
+        return LlamaCppBackend(model, repeat_penalty=repeat_penalty)
     if backend == "openai":
         return OpenAICompatibleBackend(base_url, model)
     raise ValueError(f"unknown LLM backend {backend!r} (one of {', '.join(BACKENDS)})")
