@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from ..translator.client import ComfyClient
 from ..common.errors import AnimStudioError, Problem, ServerError
 from ..common.urls import redact, split_credentials
+from ..translator.graph_check import combo_options
 from .jobs import Job
 from .warmup import parse_warm
 
@@ -239,8 +240,8 @@ class Endpoint:
             declared = {**(spec.get("required") or {}), **(spec.get("optional") or {})}.get(need.input_name)
             if declared is None:
                 continue
-            options = declared[0] if isinstance(declared[0], list) else (
-                declared[1].get("options", []) if len(declared) > 1 and isinstance(declared[1], dict) else [])
+            options = combo_options(declared[0], declared[1] if len(declared) > 1 and isinstance(declared[1], dict)
+                                    else {}) or []
             if need.file not in options:
                 missing.append(f"model {need.file} (models/{need.folder})")
         return missing

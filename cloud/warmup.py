@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from ..common.errors import AnimStudioError, Problem
 from ..translator.engines import ServerEngine
-from ..translator.graph_check import model_folder
+from ..translator.graph_check import combo_options, model_folder
 from .attempts import describe, mark_down
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ def warm_up(endpoint, models: tuple[WarmModel, ...], timeout: float = 3600.0) ->
     for model in models:
         spec = info.get(model.node, {}).get("input", {})
         declared = {**(spec.get("required") or {}), **(spec.get("optional") or {})}
-        options = {name: kind[0] for name, kind in declared.items() if kind and isinstance(kind[0], list)}
+        options = {name: combo_options(kind[0], kind[1] if len(kind) > 1 and isinstance(kind[1], dict) else {})
+                   for name, kind in declared.items() if kind}
         absent = [f"{name}={value!r}" for name, value in model.inputs
-                  if name in options and value not in options[name]]
+                  if options.get(name) is not None and value not in options[name]]
         if model.node not in info or SINK not in info or absent:
             missing.append(model)
         else:

@@ -694,16 +694,22 @@ def test_queue_keeps_canvas_edits_or_asks_before_overwriting_them(comfy_server, 
         assert _clip_seconds(next(iter(history.values()))["prompt"][2]) == [1.0, 1.5]
 
 
+def _story_with_music_that_is_not_sound(base: Path) -> dict:
+    """Two panel shots whose music file is not sound: ComfyUI accepts the prompt, the music node raises."""
+    write_panel(base / "input" / "editor" / "p1.png", size=(64, 64))
+    write_panel(base / "input" / "editor" / "p2.png", color=(40, 90, 200), size=(64, 64))
+    (base / "input" / "editor" / "not-sound.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    story = json.loads(json.dumps(STORY))
+    del story["shots"][1]["dialogue"]
+    story["music"] = [{"file": "editor/not-sound.wav", "volume": 0.2}]
+    return story
+
+
 @pytest.mark.comfyui
 def test_an_exception_in_a_node_shows_as_an_error_at_its_node(comfy_server, artifacts):
     """A prompt ComfyUI accepts but a node of which raises while it runs (a music file that is not sound) is shown
     as a failure with the node's message at the node's storyboard id, the film's row "failed", never "Finished."."""
-    write_panel(comfy_server.base / "input" / "editor" / "p1.png", size=(64, 64))
-    write_panel(comfy_server.base / "input" / "editor" / "p2.png", color=(40, 90, 200), size=(64, 64))
-    (comfy_server.base / "input" / "editor" / "not-sound.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    story = json.loads(json.dumps(STORY))
-    del story["shots"][1]["dialogue"]
-    story["music"] = [{"file": "editor/not-sound.wav", "volume": 0.2}]
+    story = _story_with_music_that_is_not_sound(comfy_server.base)
     with _editor(comfy_server.url, artifacts, "console-exception.log") as (page, console):
         _paste(page, story)
         page.click(".animstudio-queue")
@@ -723,12 +729,7 @@ def test_the_end_of_a_run_whose_last_messages_were_lost_is_read_from_the_history
     """The websocket loses the run's closing messages (the node's exception, the end of the prompt, as while the
     socket reconnects): the panel still ends the run from ComfyUI's history once the queue is empty, with the node's
     error at its storyboard id and the film's row failed, never left running or waiting."""
-    write_panel(comfy_server.base / "input" / "editor" / "p1.png", size=(64, 64))
-    write_panel(comfy_server.base / "input" / "editor" / "p2.png", color=(40, 90, 200), size=(64, 64))
-    (comfy_server.base / "input" / "editor" / "not-sound.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    story = json.loads(json.dumps(STORY))
-    del story["shots"][1]["dialogue"]
-    story["music"] = [{"file": "editor/not-sound.wav", "volume": 0.2}]
+    story = _story_with_music_that_is_not_sound(comfy_server.base)
     dropped: list[str] = []
 
     def lose_the_end(page):

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..common.errors import GraphValidationError, Problem
-from .graph_check import _combo_options, _spec_parts, is_link, node_place
+from .graph_check import combo_options, _spec_parts, is_link, node_place
 from .ui_layout import FILM_GROUP, TITLE_SEP, WIDGET_H, lay_out, node_size, widget_row
 
 WORKFLOW_VERSION = 0.4
@@ -62,7 +62,7 @@ def _widget_kind(spec: Any) -> str | None:
     kind, options = _spec_parts(spec)
     if options.get("forceInput"):
         return None
-    if _combo_options(kind, options) is not None:
+    if combo_options(kind, options) is not None:
         return "COMBO"
     return kind if kind in WIDGET_TYPES else None
 
@@ -98,7 +98,7 @@ def _default(spec: Any) -> Any:
     kind, options = _spec_parts(spec)
     if "default" in options:
         return options["default"]
-    combo = _combo_options(kind, options)
+    combo = combo_options(kind, options)
     if combo is not None:
         return combo[0] if combo else None
     return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(kind)

@@ -40,7 +40,8 @@ def _spec_parts(spec: Any) -> tuple[Any, dict]:
     return spec, {}
 
 
-def _combo_options(kind: Any, options: dict) -> list | None:
+def combo_options(kind: Any, options: dict) -> list | None:
+    """The allowed values of an input declared as a combo (a list, or ``COMBO`` with ``options``); None otherwise."""
     if isinstance(kind, (list, tuple)):
         return list(kind)
     if kind == "COMBO":
@@ -79,7 +80,7 @@ def model_folder(class_type: str, input_name: str) -> str | None:
 
 
 def _check_value(value: Any, kind: Any, options: dict, uploads: frozenset[str], folder: str | None = None) -> str | None:
-    combo = _combo_options(kind, options)
+    combo = combo_options(kind, options)
     if combo is not None:
         if value in combo or (isinstance(value, str) and value in uploads):
             return None
