@@ -139,7 +139,7 @@ def _subtitle_font(project: Project, base_dir: Path, problems: list[Problem]) ->
     return replace(project, subtitles=replace(project.subtitles, font_file=path))
 
 
-_INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps")
+_INTEGER_FIELDS = ("width", "height", "fps", "seed", "steps", "episode")
 
 
 def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> Storyboard:
@@ -161,6 +161,7 @@ def _build(data: dict, base_dir: Path, source: str, problems: list[Problem]) -> 
                       tuple(lora["weight_range"]) if "weight_range" in lora else None) if lora else None,
             reference_images=refs, sheet=sheet, voice=_voice(raw.get("voice", {}), f"{where}.voice.name", base_dir, problems), mouth_shapes=mouths,
             mouth_files=mouth_files, talk=raw.get("talk", "auto"), language=raw.get("language"),
+            age=int(raw["age"]) if isinstance(raw.get("age"), float) else raw.get("age"), wardrobe=raw.get("wardrobe"),
             ip_adapter=IPAdapterSpec(**raw["ip_adapter"]) if "ip_adapter" in raw else None)
     scenes = {sid: Scene(id=sid, **raw) for sid, raw in (data.get("scenes") or {}).items()}
     shots = []

@@ -42,6 +42,8 @@ class Project:
     talk_style: str = "auto"
     loudness: float = -14.0   # the film's integrated loudness, LUFS (-14 web, -16 podcasts, -23 EBU R128)
     timing: "TimingSettings" = None  # type: ignore[assignment]
+    series: str | None = None     # the series this is an episode of (its project library keeps facts across them)
+    episode: int | None = None
 
     def __post_init__(self):
         for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings),
@@ -160,6 +162,8 @@ class Character:
     mouth_files: tuple[Path, ...] = ()  # a mouth-set folder's shape pictures, each checked at load
     talk: str = "auto"
     language: str | None = None         # default: the project's
+    age: int | str | None = None        # years or words, checked against the project library
+    wardrobe: str | None = None
 
     @property
     def display_name(self) -> str:
