@@ -56,8 +56,14 @@ def cmd_validate(args) -> int:
         _check_against(args, board, "per_shot" if args.per_shot else "film", info)
         checked = f", and its graph fits {args.object_info or _server_url(args)}"
     total = sum(board.shot_seconds(s) for s in board.shots)
-    _emit(args, {"ok": True, "shots": len(board.shots), "seconds": round(total, 3)},
-          f"{args.storyboard}: valid: {len(board.shots)} shots, {total:.1f} s{checked}")
+    from .cli_library import continuity
+
+    warnings, library = continuity(args, board, args.storyboard)
+    _emit(args, {"ok": True, "shots": len(board.shots), "seconds": round(total, 3),
+                 "warnings": [{"where": w.where, "message": w.message} for w in warnings]},
+          f"{args.storyboard}: valid: {len(board.shots)} shots, {total:.1f} s{checked}"
+          + (f"; {len(warnings)} continuity warning(s) against {library}:" if warnings else "")
+          + "".join(f"\n  warning: {w}" for w in warnings))
     return 0
 
 
@@ -186,6 +192,9 @@ def cmd_render(args) -> int:
         bars.close()
         engine.close()  # the embedded engine's temporary folder goes; the film and outputs are in args.output
     film = Path(args.output) / report.film if report.film else None
+    from .cli_library import record_render
+
+    recorded = record_render(args, board, args.storyboard, report, Path(args.output))
     exported = []
     if exports and film is not None:
         from .translator.exports import write_exports
@@ -199,7 +208,8 @@ def cmd_render(args) -> int:
           + (f", {report.film_seconds:.1f} s of film," if report.film_seconds else "")
           + f" on {report.engine} in {report.seconds:.1f} s ({stages}): {film}" + _sheet_lines(report)
           + _likeness_lines(report) + _warning_lines(report) + qc_lines(report.qc)
-          + (f"\n  for editors: {', '.join(p.name for p in exported)}" if exported else ""))
+          + (f"\n  for editors: {', '.join(p.name for p in exported)}" if exported else "")
+          + (f"\n  the episode's shots and lines are in the library {recorded}" if recorded else ""))
     return 0
 
 
@@ -288,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("storyboard", help="storyboard JSON, or a workflow (UI or API format)")
     p.add_argument("--object-info", help="check the graph against a saved /object_info JSON file")
     p.add_argument("--per-shot", action="store_true", help="check the per-shot graphs instead of the film graph")
+    p.add_argument("--library", metavar="FILE", help="warn where the storyboard contradicts this project library "
+                                                     "(default: animstudio-library.db beside it, when there is one)")
     common(p)
     p.set_defaults(func=cmd_validate)
 
@@ -309,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-shot", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     p.add_argument("--models-dir", help="embedded engine: extra models folder (checkpoints/, loras/, …)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--library", metavar="FILE", help="record the rendered shots and lines in this project library "
+                                                     "(default: animstudio-library.db beside the storyboard, if any)")
     p.add_argument("--export", metavar="KINDS", default="",
                    help="also write the cut for editors beside the film: any of fcpxml,xml,edl,otio (Final Cut "
                         "Pro, Premiere/Resolve FCP 7 XML, CMX 3600 EDL, OpenTimelineIO), shot videos as media")
@@ -352,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_batch import add_batch_commands
     from .cli_speech import add_speech_commands
+    from .cli_library import add_library_commands
     from .cli_qc import add_qc_commands
     from .cli_train import add_train_commands
 
@@ -359,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_commands(sub)
     add_train_commands(sub, common)
     add_qc_commands(sub)
+    add_library_commands(sub)
 
     p = sub.add_parser("nodes", help="list the node types a server or the embedded engine offers")
     p.add_argument("--pack-only", action="store_true", help="only this pack's nodes (no ComfyUI needed)")

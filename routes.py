@@ -14,6 +14,8 @@
     POST /animstudio/storyboard_save    {"folder", "storyboard"}             → {"ok", "folder"}
     POST /animstudio/storyboard_example {"name"}                             → {"ok", "folder", "storyboard"}
     POST /animstudio/storyboard_unzip   {"file"} (a zip uploaded to input/)   → {"ok", "folder", "storyboard"}
+    POST /animstudio/library_search {"query", "folder"?, "k"?, "kinds"?}    → {"ok", "library", "hits": [{score, kind,
+                                                                                key, name, episode, text, data}]}
 
 Storyboards live in the input folder as folders (``input/<folder>/storyboard.json``); validate and compile take
 the storyboard's ``folder`` and read its paths from there (from the input folder itself when none is given).
@@ -256,12 +258,39 @@ def storyboard_unzip(body: dict) -> dict:
     return _opened(unpack_storyboard_zip(_input_dir(), body.get("file")))
 
 
+def library_search(body: dict) -> dict:
+    """Search the project library (``animstudio-library.db``) in the storyboard's folder, else in the input folder."""
+    from .translator.library.store import DEFAULT_NAME, KINDS, Library
+    from .translator.storyboard_library import storyboard_base
+
+    query = body.get("query")
+    if not isinstance(query, str) or not query.strip() or len(query) > MAX_PREVIEW_CHARS:
+        raise RouteError("nothing to search for", [Problem("$.query", f"expected words to search for (at most "
+                                                                     f"{MAX_PREVIEW_CHARS} characters)")])
+    kinds = body.get("kinds") or []
+    if not isinstance(kinds, list) or any(k not in KINDS for k in kinds):
+        raise RouteError("unknown kinds", [Problem("$.kinds", f"expected a list of {', '.join(KINDS)}")])
+    k = _whole_number(body, "k", 8, 1, 50, "how many hits?")
+    root = _input_dir().resolve()
+    places = [storyboard_base(root, body.get("folder")) / DEFAULT_NAME, root / DEFAULT_NAME]
+    path = next((p for p in places if p.is_file()), None)
+    if path is None:
+        raise RouteError("no project library here", [Problem("$.folder", f"no {DEFAULT_NAME} in the storyboard's "
+                                                                        "folder or the input folder (make one: "
+                                                                        "animstudio library add STORYBOARD)")])
+    with Library(path) as library:
+        hits = library.search(query, k=k, kinds=kinds)
+    return {"ok": True, "library": path.relative_to(root).as_posix(),
+            "hits": [{"score": round(h.score, 4), **h.entry.to_json()} for h in hits]}
+
+
 HANDLERS: dict[tuple[str, str], Callable[[dict], dict]] = {
     ("POST", "validate"): validate, ("POST", "compile"): compile_workflow, ("POST", "characters"): characters,
     ("GET", "voices"): voices, ("GET", "mouth_sets"): mouth_sets, ("POST", "tts_preview"): tts_preview,
     ("POST", "camera_path"): camera_path, ("GET", "storyboards"): storyboards,
     ("POST", "storyboard_open"): storyboard_open, ("POST", "storyboard_save"): storyboard_save,
     ("POST", "storyboard_example"): storyboard_example, ("POST", "storyboard_unzip"): storyboard_unzip,
+    ("POST", "library_search"): library_search,
 }
 
 

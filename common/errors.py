@@ -68,3 +68,9 @@ class RenderInterrupted(AnimStudioError):
     """The user interrupted the render (Ctrl-C); what was already downloaded is kept."""
 
     exit_code = 130
+
+
+class LibraryError(AnimStudioError):
+    """The project library file is missing, unreadable, of a newer schema, or asked something it cannot answer."""
+
+    exit_code = 2

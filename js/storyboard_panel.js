@@ -7,6 +7,7 @@ import { el, post } from "./util.js";
 import { changed, onStateChange, persist, restore, setBoard, state } from "./storyboard_state.js";
 import { problemList, renderCards } from "./storyboard_cards.js";
 import { build, progressRows, queueFilm, validate } from "./storyboard_run.js";
+import { seriesSearch } from "./storyboard_series.js";
 
 export { onExecuted, onExecuting, onExecutionError, onExecutionSuccess, onProgress, onStatus, settleFromHistory }
   from "./storyboard_run.js";
@@ -185,7 +186,7 @@ function draw() {
   const actions = el("div", {}, button("Validate", "validate", validate), button("Build graph", "build", build),
                      button("Queue film", "queue", queueFilm), button("Save", "save", save, "write it back to its folder"));
   panel.root.replaceChildren(el("div", { className: "animstudio-panel" },
-    el("h3", { textContent: "Storyboard" }), library(),
+    el("h3", { textContent: "Storyboard" }), library(), seriesSearch(),
     el("div", { className: "animstudio-file-name", textContent: name }), views(), actions, statusLine(), body,
     el("div", { className: "animstudio-progress" }, ...progressRows())));
   const container = panel.root.firstChild;

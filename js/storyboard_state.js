@@ -18,6 +18,7 @@ export const state = {
   workflow: null,       // the storyboard's own workflow tab (reused by Build and Queue)
   nodeIds: {}, shots: [], promptId: null, refused: false, progress: {}, keyframes: {},
   film: null,           // {url, timeline} of the last film the run saved
+  series: null,         // {query, hits, message}: the last search of the series library
 };
 
 const listeners = new Set();

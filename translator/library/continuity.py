@@ -1,0 +1,107 @@
+"""A new storyboard checked against the project library: what it says of a character that the library contradicts.
+
+Each character is matched to the library's (same id in the series, else the same name, else a name one or two
+letters off, which is itself reported as a spelling); then its wardrobe (each garment's colour), age (its stage of
+life), voice (engine, name, rate, pitch) and name spelling are compared with the library's entry. The findings are
+warnings: they name the storyboard's JSON path and the library entry they contradict, and stop nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...common.errors import Problem
+from ...common.jsonio import json_path
+from ..storyboard_model import Storyboard
+from .facts import age_stage, garment_colours
+from .ingest import series_of
+from .store import Entry, Library
+
+VOICE_TOLERANCE = {"rate": 0.05, "pitch": 0.5}
+
+
+@dataclass(frozen=True)
+class Match:
+    entry: Entry
+    how: str   # "id", "name" or "spelling"
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (names are short)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _near(a: str, b: str) -> bool:
+    a, b = a.casefold().strip(), b.casefold().strip()
+    if a == b or min(len(a), len(b)) < 4 or not (a.isascii() or a.isalpha()):
+        return False
+    return _distance(a, b) <= (1 if max(len(a), len(b)) <= 6 else 2)
+
+
+def resolve_characters(library: Library, board: Storyboard) -> dict[str, Match]:
+    """Which library character each of ``board``'s characters is, where the library knows them."""
+    known = library.entries("character", series_of(board))
+    by_key = {e.key: e for e in known}
+    by_name = {e.name.casefold(): e for e in known}
+    out = {}
+    for cid, c in board.characters.items():
+        if cid in by_key:
+            out[cid] = Match(by_key[cid], "id")
+        elif c.display_name.casefold() in by_name:
+            out[cid] = Match(by_name[c.display_name.casefold()], "name")
+        else:
+            near = [e for e in known if _near(c.display_name, e.name)]
+            if len(near) == 1:
+                out[cid] = Match(near[0], "spelling")
+    return out
+
+
+def continuity_warnings(library: Library, board: Storyboard) -> list[Problem]:
+    """Every contradiction between ``board``'s characters and the library's, each at its JSON path."""
+    problems = []
+    for cid, match in resolve_characters(library, board).items():
+        problems += _character_problems(cid, board, match)
+    return problems
+
+
+def _character_problems(cid: str, board: Storyboard, match: Match) -> list[Problem]:
+    c, entry, lib = board.characters[cid], match.entry, match.entry.data
+    where = ["characters", cid]
+    said = f"the library's {entry.label()}"
+    out = []
+    if c.display_name != entry.name:
+        out.append(Problem(json_path(where + ["name"]), f"spelled {c.display_name!r}; {said} is {entry.name!r}"))
+    out += _wardrobe_problems(where, c.wardrobe, c.description, lib, said)
+    if c.age is not None and lib.get("age") is not None:
+        now, then = age_stage(c.age), age_stage(lib["age"])
+        numbers = [a for a in (c.age, lib["age"]) if isinstance(a, int) and not isinstance(a, bool)]
+        if (now and then and now != then) or (len(numbers) == 2 and abs(numbers[0] - numbers[1]) > 1):
+            out.append(Problem(json_path(where + ["age"]), f"age {c.age!r}; {said} is {lib['age']!r}"))
+    voice = lib.get("voice") or {}
+    if voice:
+        mine = {"engine": c.voice.engine, "name": c.voice.name, "rate": c.voice.rate, "pitch": c.voice.pitch}
+        for key in ("engine", "name", "rate", "pitch"):
+            old, new = voice.get(key), mine[key]
+            if old is None or new is None:
+                continue
+            differs = abs(float(old) - float(new)) > VOICE_TOLERANCE[key] if key in VOICE_TOLERANCE else old != new
+            if differs:
+                out.append(Problem(json_path(where + ["voice", key]), f"voice {key} {new!r}; {said} speaks with "
+                                                                      f"{key} {old!r}"))
+    return out
+
+
+def _wardrobe_problems(where: list, wardrobe: str | None, description: str, lib: dict, said: str) -> list[Problem]:
+    then = {**garment_colours(lib.get("description")), **garment_colours(lib.get("wardrobe"))}
+    now_wardrobe, now_description = garment_colours(wardrobe), garment_colours(description)
+    out = []
+    for garment, colour in {**now_description, **now_wardrobe}.items():
+        if garment in then and then[garment] != colour:
+            field = "wardrobe" if garment in now_wardrobe else "description"
+            out.append(Problem(json_path(where + [field]), f"a {colour} {garment}; {said} wears a {then[garment]} "
+                                                           f"{garment}"))
+    return out
