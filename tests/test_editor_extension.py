@@ -760,3 +760,48 @@ def test_the_end_of_a_run_whose_last_messages_were_lost_is_read_from_the_history
         rows = _shot_rows(page)
         assert rows["film: failed"] == "animstudio-shot-failed", rows
         assert not any("waiting" in row or "running" in row for row in rows), rows
+
+
+@pytest.mark.comfyui
+def test_the_series_library_is_searched_from_the_panel_and_a_character_taken_into_the_storyboard(comfy_server,
+                                                                                                  artifacts):
+    """The panel's Series library searches the input folder's project library by meaning (a Russian query for an
+    English description) and takes the character it finds into the storyboard as the library keeps them."""
+    from animstudio.translator.library.ingest import add_storyboard
+    from animstudio.translator.library.store import Library
+    from animstudio.translator.storyboard import parse_storyboard
+
+    episode = {"version": 1, "project": {"title": "Episode 1", "series": "Keepers", "episode": 1},
+               "characters": {"mara": {"name": "Mara", "description": "a lighthouse keeper with grey hair",
+                                       "wardrobe": "a yellow oilskin coat", "voice": {"engine": "espeak", "pitch": -3}},
+                              "tom": {"name": "Tom", "description": "a fisherman's boy who sells shells"}},
+               "shots": [{"id": "s1", "description": "waves break on the black rocks", "keyframe": "editor/p1.png"}]}
+    write_panel(comfy_server.base / "input" / "editor" / "p1.png", size=(64, 64))
+    library_file = comfy_server.base / "input" / "animstudio-library.db"
+    with Library(library_file, create=True) as library:
+        add_storyboard(library, parse_storyboard(episode, comfy_server.base / "input"), "episode-01.json")
+    try:
+        with _editor(comfy_server.url, artifacts, "console-series.log") as (page, console):
+            _paste(page, STORY)
+            page.click(".animstudio-series summary")
+            page.fill(".animstudio-series-query", "смотритель маяка в жёлтом плаще")
+            page.press(".animstudio-series-query", "Enter")
+            page.locator(".animstudio-series-hit").first.wait_for(timeout=30_000)
+            first = page.locator(".animstudio-series-hit").first.inner_text()
+            assert "character · Mara" in first and "yellow oilskin coat" in first, first
+            page.screenshot(path=str(artifacts / "40-series-search.png"))
+            page.locator(".animstudio-series-hit").first.locator(".animstudio-series-take").click()
+            page.wait_for_function("() => /mara is already in the storyboard/.test(document.querySelector("
+                                   "'.animstudio-series-note').innerText)", timeout=15_000)
+            taken = _storyboard_json(page)["characters"]
+            assert taken["mara"]["description"] == "a keeper"  # the storyboard's own Mara is kept, not replaced
+            page.fill(".animstudio-series-query", "a boy who sells seashells")
+            page.press(".animstudio-series-query", "Enter")
+            page.wait_for_function("() => /Tom/.test(document.querySelector('.animstudio-series-hit')?.innerText)",
+                                   timeout=30_000)
+            page.locator(".animstudio-series-hit").first.locator(".animstudio-series-take").click()
+            tom = _storyboard_json(page)["characters"]["tom"]
+            assert tom == {"name": "Tom", "description": "a fisherman's boy who sells shells",
+                           "voice": {"engine": "espeak", "rate": 1.0, "pitch": 0.0}}
+    finally:
+        library_file.unlink(missing_ok=True)

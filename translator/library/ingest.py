@@ -44,8 +44,9 @@ def _rel(path: Path | None, base: Path) -> str | None:
 
 def character_data(c: Character, base: Path) -> dict:
     data = {"description": c.description, "name": c.display_name, "wardrobe": c.wardrobe, "age": c.age,
-            "language": c.language, "voice": {"engine": c.voice.engine, "name": c.voice.name, "rate": c.voice.rate,
-                                              "pitch": c.voice.pitch},
+            "language": c.language, "voice": {k: v for k, v in (("engine", c.voice.engine), ("name", c.voice.name),
+                                                                ("rate", c.voice.rate), ("pitch", c.voice.pitch))
+                                              if v is not None},
             "lora": {"file": c.lora.file, "weight": c.lora.weight, "trigger_words": list(c.lora.trigger_words)}
             if c.lora else None,
             "reference_images": [_rel(p, base) for p in c.reference_images], "sheet": _rel(c.sheet, base),
