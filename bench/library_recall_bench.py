@@ -23,13 +23,9 @@ from animstudio.translator.library.store import Entry, Library
 DATA = Path(__file__).with_name("data") / "library_recall.json"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("-k", type=int, default=5)
-    parser.add_argument("--misses", action="store_true", help="print each query that missed its target")
-    args = parser.parse_args(argv)
-    data = json.loads(Path(args.data).read_text(encoding="utf-8"))
+def measure(data: dict, k: int = 5) -> dict:
+    """Recall per language over a fresh library of ``data``'s entries: {"per_language": {lang: [queries, top-1,
+    top-k]}, "misses": [(lang, query, target, got)], "put_seconds", "query_ms"}."""
     entries = [Entry(e["kind"], e["key"], e["text"], e.get("name", e["key"]), "bench") for e in data["entries"]]
     with tempfile.TemporaryDirectory() as folder, Library(Path(folder) / "bench.db", create=True) as library:
         start = time.perf_counter()
@@ -39,7 +35,7 @@ def main(argv=None) -> int:
         misses = []
         start = time.perf_counter()
         for q in data["queries"]:
-            keys = [h.entry.key for h in library.search(q["query"], k=args.k)]
+            keys = [h.entry.key for h in library.search(q["query"], k=k)]
             row = found[q["lang"]]
             row[0] += 1
             row[1] += bool(keys) and keys[0] == q["target"]
@@ -47,13 +43,26 @@ def main(argv=None) -> int:
             if q["target"] not in keys:
                 misses.append((q["lang"], q["query"], q["target"], keys[:3]))
         query_ms = (time.perf_counter() - start) / max(1, len(data["queries"])) * 1000
-    print(f"library: {len(entries)} entries ({len(entries) / put_seconds:.0f} embedded/s, {put_seconds:.2f} s), "
-          f"{len(data['queries'])} paraphrased queries, {query_ms:.1f} ms each")
+    return {"entries": len(entries), "per_language": dict(found), "misses": misses, "put_seconds": put_seconds,
+            "query_ms": query_ms}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--misses", action="store_true", help="print each query that missed its target")
+    args = parser.parse_args(argv)
+    data = json.loads(Path(args.data).read_text(encoding="utf-8"))
+    result = measure(data, args.k)
+    found, n_entries = result["per_language"], result["entries"]
+    print(f"library: {n_entries} entries ({n_entries / result['put_seconds']:.0f} embedded/s, "
+          f"{result['put_seconds']:.2f} s), {len(data['queries'])} paraphrased queries, {result['query_ms']:.1f} ms each")
     total = [sum(r[i] for r in found.values()) for i in range(3)]
     for lang, (n, top1, topk) in sorted(found.items()) + [("all", total)]:
         print(f"  {lang:4} {n:4} queries  recall@1 {top1 / n:.3f}  recall@{args.k} {topk / n:.3f}")
     if args.misses:
-        for lang, query, target, keys in misses:
+        for lang, query, target, keys in result["misses"]:
             print(f"  miss [{lang}] {query!r} → wanted {target}, got {keys}")
     return 0
 
