@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .dialogue_graph import dialogue_nodes, mouth_rig_nodes, transition_room
+from .emotion import shot_camera
 from .keyframes import KEYFRAME_SUBFOLDER, checkpoint_nodes, keyframe_nodes, keyframe_seed, shot_seed
 from ..common.errors import GraphValidationError, Problem
 from .motion import continuity_nodes, motion_family, motion_nodes
@@ -139,8 +140,10 @@ def _shot_nodes_from_image(board: Storyboard, shot: Shot, graph: Graph, node_sho
     else:
         rigs = mouth_rig_nodes(board, shot, graph, node_shots, uploads, image)
     lead, out = transition_room(board, shot, object_info) if family is None else (0.0, 0.0)
+    camera = shot_camera(board, shot)  # the shot's own move, else its lines' emotion preset
     return instantiate("shot_clip", shot.id, graph, node_shots, shot.id, {
-        **_clip_params(board, shot), "camera_move": shot.camera.move, "seed": shot_seed(board, shot) % (1 << 32),
+        **_clip_params(board, shot), "camera_move": camera.move, "seed": shot_seed(board, shot) % (1 << 32),
+        "move_strength": camera.strength if camera.strength != 1.0 else None,
         "shot_id": shot.id, "fit_to_audio": shot.duration == FIT_TO_DIALOGUE,
         "frames_fps": _frames_fps(board, shot, family, object_info), "lead_seconds": lead, "out_seconds": out,
         "tail_seconds": board.project.timing.tail,

@@ -18,6 +18,7 @@ from .render_report import RenderReport, Reporter
 from .render_run import (SHOT_SIDECAR, check_before_upload, fetch_outputs, graph_key, node_warnings, progress_events,
                          shot_video, upload_all)
 from .storyboard_model import Storyboard
+from .emotion import with_emotion
 from .timeline import shot_cut
 
 
@@ -137,7 +138,7 @@ def check_film(film: Path | None, timeline: list[dict], out_dir: Path, board: St
     """The finished film's timeline (each shot's time on screen) and quality control, into the report."""
     if film is None:
         return
-    report.timeline = timeline
+    report.timeline = with_emotion(board, timeline)  # each shot's camera, each line's emotion and delivery
     with report.timed("qc"):
         report.qc = film_qc(film, report.timeline, out_dir, board.project.loudness)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from .emotion import line_delivery
 from .schema_check import FIT_TO_DIALOGUE
 from .storyboard_model import Shot, Storyboard
 from .talk import talk_family
@@ -22,17 +23,21 @@ def cues_prefix(shot: Shot, index: int) -> str:
 
 
 def dialogue_nodes(board: Storyboard, shot: Shot, graph: Graph, node_shots: dict) -> Link | None:
-    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's dialogue."""
+    """Each line spoken in its character's voice and lip-synced (cues saved); the lines joined into the shot's dialogue.
+    The voice speaks with the line's delivery (its emotion's rate, pitch and energy, worked out here) and the line's
+    mouth opens as wide as its emotion says."""
     dialogue: Link | None = None
     for index, line in enumerate(shot.dialogue):
         character = board.characters[line.character]
         voice = character.voice
+        delivery = line_delivery(board, line)
         # a line in its own language speaks it: espeak-ng then picks the voice by the language, not the character's
         # voice name (which speaks the character's own)
         name = "" if line.language and voice.engine == "espeak" else voice.name or ""
         spoken = instantiate("dialogue_line", f"{shot.id}:line-{index + 1}", graph, node_shots, shot.id, {
             "text": line.text, "engine": voice.engine, "voice": name, "language": board.line_language(line),
-            "rate": voice.rate, "pitch": voice.pitch, "emotion": line.emotion, "fps": board.project.fps,
+            "rate": delivery.rate, "pitch": delivery.pitch, "emotion": line.emotion, "energy": delivery.energy,
+            "emotion_prosody": False, "mouth_openness": delivery.mouth_openness, "fps": board.project.fps,
             "cues_prefix": cues_prefix(shot, index),
             "speaker": character.display_name,
         })["dialogue"]

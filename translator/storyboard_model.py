@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
+from ..common.emotion import DEFAULT_EMOTIONS, Emotion
 from ..common.errors import Problem, StoryboardError
 from ..common.jsonio import json_path
+from .emotion import line_delivery
 from .schema_check import FIT_TO_DIALOGUE
 from .keyframe_models import REFERENCE_FAMILIES, KeyframeModels
 from .video_models import MotionModels, TalkModels
@@ -44,8 +46,14 @@ class Project:
     timing: "TimingSettings" = None  # type: ignore[assignment]
     series: str | None = None     # the series this is an episode of (its project library keeps facts across them)
     episode: int | None = None
+    # each emotion's numbers (prosody, mouth openness, camera preset): the defaults with project.emotions over them
+    emotions: "dict[str, Emotion]" = None  # type: ignore[assignment]
 
     def __post_init__(self):
+        if self.emotions is None or any(not isinstance(v, Emotion) for v in self.emotions.values()):
+            given = self.emotions or {}
+            object.__setattr__(self, "emotions", {name: default.with_values(given.get(name) or {})
+                                                  for name, default in DEFAULT_EMOTIONS.items()})
         for name, kind in (("subtitles", SubtitleSettings), ("consistency", ConsistencySettings),
                            ("timing", TimingSettings)):
             value = getattr(self, name)
@@ -181,7 +189,16 @@ class Scene:
 @dataclass(frozen=True)
 class Camera:
     shot: str = "medium"
-    move: str = "static"
+    move: str | None = None  # None: not written (the dialogue's emotion may pick a preset; else static)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """A line's own prosody, over its emotion's: a rate factor, a pitch shift in semitones, an energy factor."""
+
+    rate: float | None = None
+    pitch: float | None = None
+    energy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,12 @@ class DialogueLine:
     text: str
     emotion: str = "neutral"
     language: str | None = None   # default: the character's, else the project's
+    prosody: Prosody | None = None
+    mouth_openness: float | None = None  # × the open mouth shapes' height (default: the emotion's)
+
+    def __post_init__(self):
+        if isinstance(self.prosody, dict):
+            object.__setattr__(self, "prosody", Prosody(**self.prosody))
 
 
 @dataclass(frozen=True)
@@ -287,12 +310,12 @@ class Storyboard:
         """The shot's length on screen: its own duration, or the time its dialogue takes to say."""
         if shot.duration != FIT_TO_DIALOGUE:
             return float(shot.duration)
-        total = sum(estimate_speech_seconds(line.text, self._voice_rate(line.character)) for line in shot.dialogue)
+        total = sum(estimate_speech_seconds(line.text, self.line_rate(line)) for line in shot.dialogue)
         return round(total + self.project.timing.tail, 3)  # a breath before the cut
 
-    def _voice_rate(self, character_id: str) -> float:
-        character = self.characters.get(character_id)
-        return character.voice.rate if character else 1.0
+    def line_rate(self, line: DialogueLine) -> float:
+        """How fast a line is said: its voice's rate with its emotion's pace (:func:`.emotion.line_delivery`)."""
+        return line_delivery(self, line).rate
 
     def generated(self, checkpoint: str | None = None, steps: int | None = None) -> "Storyboard":
         """The same film with every keyframe generated from a checkpoint instead of taken from its panel.

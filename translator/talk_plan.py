@@ -56,7 +56,7 @@ def close_up_shots(board: Storyboard, shot: Shot) -> list[Shot]:
             runs[-1].append(line)
         else:
             runs.append([line])
-    spoken = [sum(estimate_speech_seconds(line.text, board._voice_rate(line.character)) for line in run) for run in runs]
+    spoken = [sum(estimate_speech_seconds(line.text, board.line_rate(line)) for line in run) for run in runs]
     seen: dict[str, int] = {}
     out: list[Shot] = []
     for k, run in enumerate(runs):

@@ -1,8 +1,10 @@
 """The film's cut as one OpenTimelineIO timeline, built by the translator from the storyboard and its rendered shots
 (``OUT/shots/``): a video track of the shots' own videos joined by the storyboard's transitions (each clip keeps its
 transition, and a marker for each of its lines), dialogue tracks of each line's own sound, the music bed on its own
-track. The compositor renders the film from it (:func:`..nodes.film.editorial.film_from_cut`), the film's record keys
-on it, and the editors' exports are the same timeline counted at their rates.
+track; each shot's clip keeps its camera (the move, its strength, where it came from: the storyboard or a line's
+emotion) and each line's marker its emotion and delivery (prosody, mouth openness). The compositor renders the film
+from it (:func:`..nodes.film.editorial.film_from_cut`), the film's record keys on it, and the editors' exports are the
+same timeline counted at their rates.
 
 Media are named relative to the output folder (the music is copied to ``OUT/media/``), so the folder can move."""
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from .compile import music_gain_db
 from .dialogue_graph import cues_prefix
+from .emotion import with_emotion
 from .render_run import shot_video
 from .storyboard_model import Storyboard
 
@@ -27,7 +30,7 @@ def shot_cut(board: Storyboard, out_dir: Path, rate: float | None = None):
     for shot in board.shots:
         film = film.append(video_clip(shot_video(out_dir, shot.id), shot.id),
                            Transition(shot.transition.type, shot.transition.duration))
-    timeline = film_timeline(film)
+    timeline = with_emotion(board, film_timeline(film))  # each shot's camera and each line's delivery kept with it
     sounds = line_sounds(board, out_dir)
     media = CutMedia(shots=tuple(shot_video(out_dir, e["shot"]).relative_to(out_dir).as_posix() for e in timeline),
                      lines=tuple(sounds.get(e["shot"], ()) for e in timeline), music=_music_media(board, out_dir))

@@ -40,10 +40,19 @@ class AnimStudioTTS:
         }, "optional": {
             "server_url": ("STRING", {"default": "", "tooltip": "For server engines (GPT-SoVITS, OpenAI-compatible)."}),
             "model": ("STRING", {"default": "", "tooltip": "Model name or folder, for engines that need one."}),
+            "energy": ("FLOAT", {"default": 1.0, "min": 0.05, "max": 4.0, "step": 0.05,
+                                 "tooltip": "The spoken sound's level, 1 = as the engine speaks it."}),
+            "emotion_prosody": ("BOOLEAN", {"default": True, "tooltip": "On: the emotion's own rate, pitch and energy "
+                                                                        "go on top of these. Off: rate, pitch and "
+                                                                        "energy are the line's already (a storyboard's "
+                                                                        "render works them out); the emotion still "
+                                                                        "picks the engine's style."}),
         }}
 
-    def speak(self, text, engine, voice, language, rate, pitch, emotion, server_url="", model=""):
-        settings = VoiceSettings(engine, voice or None, language, rate, pitch, emotion, server_url or None, model or None)
+    def speak(self, text, engine, voice, language, rate, pitch, emotion, server_url="", model="", energy=1.0,
+              emotion_prosody=True):
+        settings = VoiceSettings(engine, voice or None, language, rate, pitch, emotion, server_url or None, model or None,
+                                 energy, bool(emotion_prosody))
         speech = synthesize(text, settings)
         for note in speech.notes:
             log.warning("%s: %s", engine, note)

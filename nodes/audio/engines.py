@@ -7,12 +7,9 @@ from .espeak import PHONE_SET, EspeakUnavailable, espeak_synthesize, list_voices
 from .speech import PhoneTiming, Speech, TTSError, VoiceSettings, register_engine
 from .words import words_from_events
 
-# emotion → (rate factor, pitch semitones, espeak voice variant): espeak has no emotions, but prosody carries them
-ESPEAK_EMOTION = {
-    "neutral": (1.0, 0.0, ""), "happy": (1.08, 2.0, ""), "sad": (0.85, -2.0, ""), "angry": (1.1, 1.0, ""),
-    "afraid": (1.15, 3.0, ""), "surprised": (1.05, 4.0, ""), "disgusted": (0.92, -1.0, ""),
-    "whisper": (0.95, 0.0, "+whisper"), "shout": (1.05, 3.0, ""),
-}
+# espeak has no emotions: their prosody (common/emotion.py, applied by synthesize) carries them, and a whisper is
+# also spoken with espeak-ng's whispering voice variant
+ESPEAK_VARIANT = {"whisper": "+whisper"}
 
 
 class EspeakEngine:
@@ -38,14 +35,12 @@ class EspeakEngine:
         raise TTSError(f"espeak-ng has no voice for {wanted!r}; languages it speaks: {', '.join(known[:40])}, …")
 
     def speak(self, sentence: str, voice: VoiceSettings) -> Speech:
-        rate_factor, pitch_shift, variant = ESPEAK_EMOTION[voice.emotion]
+        variant = ESPEAK_VARIANT.get(voice.emotion, "")
         try:
             samples, rate, events, word_events = espeak_synthesize(sentence, self.resolve_voice(voice) + variant,
-                                                      voice.rate * rate_factor, voice.pitch + pitch_shift)
+                                                                   voice.rate, voice.pitch)
         except (EspeakUnavailable, ValueError) as exc:  # ValueError: espeak-ng refused the voice name
             raise TTSError(str(exc)) from None
-        if voice.emotion == "shout":
-            samples = samples * 1.6
         end = len(samples) / rate
         phones = tuple(PhoneTiming(e.phoneme, e.sample / rate, (nxt.sample / rate) if nxt else end)
                        for e, nxt in zip(events, list(events[1:]) + [None]))

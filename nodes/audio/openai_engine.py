@@ -61,7 +61,8 @@ class OpenAISpeechEngine:
                 body["instructions"] = f"Speak in a {voice.emotion} tone." if voice.emotion not in (
                     "whisper", "shout") else f"{voice.emotion.capitalize()} the line."
             else:
-                notes.append(f"the model {model!r} has no emotion control: {voice.emotion!r} was not applied")
+                notes.append(f"the model {model!r} has no emotion control: {voice.emotion!r} was approximated by "
+                             "pace and energy only")
         key = os.environ.get(KEY_ENV, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = speech_url(base)

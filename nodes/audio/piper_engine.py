@@ -7,8 +7,9 @@ by ``$ANIMSTUDIO_PIPER_VOICES``, and finally the voice shipped as the ``joe-us-p
 file to put where.
 
 Piper has one knob per voice that matters here, the phone length scale, so ``rate`` is honoured
-exactly; pitch is not adjustable and emotions exist only as pace (the same pace factors the espeak
-engine uses) plus a quieter level for a whisper. What is not honoured is said in ``Speech.notes``.
+exactly; pitch is not adjustable and emotions exist only as pace and energy (the emotion's prosody,
+:mod:`...common.emotion`, applied before the engine speaks) plus a quieter level for a whisper. What is not
+honoured is said in ``Speech.notes``.
 
 Phone timings: Piper reports how many samples each phoneme took when its model has an alignment output,
 which piper-tts adds in memory at load time when the ``onnx`` package is installed (``piper-tts[alignment]``);
@@ -37,9 +38,6 @@ VOICES_ENV = "ANIMSTUDIO_PIPER_VOICES"
 PACKAGED_VOICE_NAMES = {"joe", "en_us-joe-medium", "en_us-joe-medium.onnx"}
 RATE_RANGE = (0.25, 4.0)
 WHISPER_VOLUME = 0.35
-# emotion → pace factor; the espeak engine's factors, so one character paces alike on either engine
-EMOTION_PACE = {"neutral": 1.0, "happy": 1.08, "sad": 0.85, "angry": 1.1, "afraid": 1.15, "surprised": 1.05,
-                "disgusted": 0.92, "whisper": 0.95, "shout": 1.05}
 
 
 def _packaged_voice() -> Path | None:
@@ -123,7 +121,7 @@ class PiperEngine:
         from piper import SynthesisConfig  # load_voice has already reported a missing package
 
         notes = self._notes(voice, piper_voice.config.espeak_voice)
-        rate = float(np.clip(voice.rate * EMOTION_PACE[voice.emotion], *RATE_RANGE))
+        rate = float(np.clip(voice.rate, *RATE_RANGE))  # the emotion's pace is in it already
         if not RATE_RANGE[0] <= voice.rate <= RATE_RANGE[1]:
             notes.append(f"Piper speaks at rates {RATE_RANGE[0]}..{RATE_RANGE[1]}; rate {voice.rate} was clamped")
         config = SynthesisConfig(length_scale=piper_voice.config.length_scale / rate,
@@ -157,7 +155,8 @@ class PiperEngine:
         if voice.emotion == "whisper":
             notes.append("Piper cannot whisper: 'whisper' was rendered as quieter normal speech")
         elif voice.emotion != "neutral":
-            notes.append(f"Piper voices have no emotions: {voice.emotion!r} was approximated by speaking pace only")
+            notes.append(f"Piper voices have no emotions: {voice.emotion!r} was approximated by speaking pace and "
+                         "energy only")
         wanted = voice.language.lower().replace("_", "-").split("-")[0]
         if wanted and wanted != voice_language.lower().split("-")[0]:
             notes.append(f"this Piper voice speaks {voice_language!r}; the line's language {voice.language!r} "

@@ -69,7 +69,7 @@ class GPTSoVITSEngine:
             notes.append(f"GPT-SoVITS cannot shift pitch: the requested {voice.pitch:+g} semitones were not applied")
         if voice.emotion != "neutral":
             notes.append(f"GPT-SoVITS takes its emotion from the reference recording: {voice.emotion!r} "
-                         "was not applied (use a reference spoken that way)")
+                         "was approximated by pace and energy only (use a reference spoken that way)")
         if not transcript:
             notes.append("no transcript for the GPT-SoVITS reference (voice 'path|transcript|language'): "
                          "cloning is weaker, and v3/v4 models refuse it")

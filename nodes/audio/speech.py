@@ -29,6 +29,10 @@ class VoiceSettings:
     emotion: str = "neutral"
     server_url: str | None = None
     model: str | None = None
+    energy: float = 1.0         # × the spoken sound's level
+    # True: the emotion's default prosody (common/emotion.py) goes on top of rate, pitch and energy; False: they are
+    # the line's own already (the translator works them out); either way the emotion still picks an engine's style
+    emotion_prosody: bool = True
 
 
 @dataclass(frozen=True)

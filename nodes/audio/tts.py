@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ...common.emotion import EMOTIONS, emotion_defaults
 from .clip import AudioClip
 from .speech import _ENGINES, PHONE_SET, PhoneTiming, Speech, TTSEngine, TTSError, VoiceSettings
 from .text import has_speech, normalize_text, split_sentences
@@ -20,7 +21,6 @@ from .words import estimated_words, shifted, voiced_span, words_from_phones
 
 log = logging.getLogger(__name__)
 
-EMOTIONS = ("neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted", "whisper", "shout")
 SENTENCE_PAUSE_SECONDS = 0.18
 FADE_SECONDS = 0.008
 
@@ -49,9 +49,28 @@ def synthesize(text: str, voice: VoiceSettings) -> Speech:
     words = normalize_text(text, voice.language)
     if not has_speech(words):
         raise TTSError(f"nothing to say: the line {text!r} has no words")
+    voice = line_prosody(voice)
     engine = get_engine(voice.engine)
     parts = [with_words(engine.speak(sentence, voice)) for sentence in split_sentences(words)]
-    return join_speech(parts, words)
+    return with_energy(join_speech(parts, words), voice.energy)
+
+
+def line_prosody(voice: VoiceSettings) -> VoiceSettings:
+    """The voice with its emotion's default prosody applied (rate ×, pitch +, energy ×), once: what every engine
+    then speaks with (each honours what it has; energy is set here, for all); unchanged when it is the line's own."""
+    if not voice.emotion_prosody:
+        return voice
+    emotion = emotion_defaults(voice.emotion)
+    return replace(voice, rate=voice.rate * emotion.rate, pitch=voice.pitch + emotion.pitch,
+                   energy=voice.energy * emotion.energy, emotion_prosody=False)
+
+
+def with_energy(speech: Speech, energy: float) -> Speech:
+    """The spoken sound's level × ``energy`` (held to -1..1: a shout's peaks clip, as a shout's do)."""
+    if energy == 1.0:
+        return speech
+    samples = np.clip(speech.audio.samples * np.float32(energy), -1.0, 1.0)
+    return replace(speech, audio=AudioClip(samples, speech.audio.sample_rate))
 
 
 def with_words(speech: Speech) -> Speech:

@@ -158,6 +158,6 @@ class XTTSEngine:
         if voice.pitch:
             notes.append(f"XTTS cannot shift pitch: the requested {voice.pitch:+g} semitones were not applied")
         if voice.emotion != "neutral":
-            notes.append(f"XTTS takes its emotion from the reference recording: {voice.emotion!r} was not "
-                         "applied (use a reference spoken that way)")
+            notes.append(f"XTTS takes its emotion from the reference recording: {voice.emotion!r} was "
+                         "approximated by pace and energy only (use a reference spoken that way)")
         return Speech(AudioClip(np.clip(wav, -1, 1), rate), (), tuple(notes), sentence)

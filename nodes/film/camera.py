@@ -22,20 +22,23 @@ def ease_in_out(t: float) -> float:
 
 
 def crop_window(move: str, t: float, box: tuple[float, float, float, float], seed: int = 0,
-                frame_index: int = 0) -> tuple[float, float, float, float]:
-    """The crop box at time ``t`` (0..1 through the shot) of ``move`` inside ``box`` (the fitted picture)."""
+                frame_index: int = 0, strength: float = 1.0) -> tuple[float, float, float, float]:
+    """The crop box at time ``t`` (0..1 through the shot) of ``move`` inside ``box`` (the fitted picture).
+    ``strength`` scales the move's travel: 0.5 zooms half as far (a gentle push-in), shakes half as wide; a pan,
+    tilt or shake goes at most its full travel (the window stays inside the picture)."""
     left, top, right, bottom = box
     w, h = right - left, bottom - top
     cx, cy = left + w / 2, top + h / 2
-    e = ease_in_out(t)
+    if move == "static":
+        return box
+    travel = min(1.0, strength)
+    e = ease_in_out(t) * (strength if "zoom" in move or "dolly" in move else travel)
     if move in ("zoom_in", "dolly_in"):
         scale = 1.0 + (ZOOM_FACTOR - 1.0) * e
     elif move in ("zoom_out", "dolly_out"):
-        scale = ZOOM_FACTOR - (ZOOM_FACTOR - 1.0) * e
-    elif move == "static":
-        return box
+        scale = 1.0 + (ZOOM_FACTOR - 1.0) * (strength - e)
     else:
-        scale = SLIDE_ZOOM
+        scale = 1.0 + (SLIDE_ZOOM - 1.0) * travel
     cw, ch = w / scale, h / scale
     spare_x, spare_y = (w - cw) / 2, (h - ch) / 2
     dx = dy = 0.0
@@ -49,6 +52,6 @@ def crop_window(move: str, t: float, box: tuple[float, float, float, float], see
         dy = -spare_y * (1 - 2 * e)
     elif move == "shake":
         rng = np.random.default_rng((seed, frame_index))
-        dx, dy = (rng.uniform(-1, 1, 2) * np.array([spare_x, spare_y]) * 0.6).tolist()
+        dx, dy = (rng.uniform(-1, 1, 2) * np.array([spare_x, spare_y]) * 0.6 * travel).tolist()
     x0, y0 = cx - cw / 2 + dx, cy - ch / 2 + dy
     return (x0, y0, x0 + cw, y0 + ch)

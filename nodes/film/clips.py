@@ -76,8 +76,9 @@ def frame_count_for(seconds: float, fps: float) -> int:
 
 def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds: float,
                move: str = "static", seed: int = 0, label: str = "", audio: AudioClip | None = None,
-               dialogue: Dialogue | None = None, rigs: tuple = ()) -> Clip:
-    """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length.
+               dialogue: Dialogue | None = None, rigs: tuple = (), strength: float = 1.0) -> Clip:
+    """A clip of a still picture, fitted to ``width×height``, with a camera ``move`` eased over its length (its
+    travel × ``strength``).
 
     With ``dialogue`` the clip carries its sound and subtitles, and each mouth ``rig`` (a character's mouth
     box on the picture) shows that character's mouth shape for every frame (the shape covering most of
@@ -111,7 +112,8 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
         draw = _mouth_drawer(dialogue, rigs, fps, count, label) if talking else None
         for i in range(count):
             t = i / (count - 1) if count > 1 else 1.0
-            yield crop_resize(draw(source, i, 0) if draw else source, crop_window(move, t, box, seed, i), width, height)
+            yield crop_resize(draw(source, i, 0) if draw else source, crop_window(move, t, box, seed, i, strength),
+                              width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
     return Clip(width, height, fps, count, make, label, audio, subtitles, warnings)
@@ -119,7 +121,8 @@ def still_clip(picture: np.ndarray, width: int, height: int, fps: float, seconds
 
 def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, move: str = "static",
                   seed: int = 0, label: str = "", audio: AudioClip | None = None,
-                  dialogue: Dialogue | None = None, rigs: tuple = (), source_fps: float = 0.0) -> Clip:
+                  dialogue: Dialogue | None = None, rigs: tuple = (), source_fps: float = 0.0,
+                  strength: float = 1.0) -> Clip:
     """A clip of a frame sequence (its last frame held when the clip is longer), with a camera ``move`` over it.
     Frames made at ``source_fps`` (a video model's rate) are shown by time: film frame ``i`` shows source frame
     ``floor(i * source_fps / fps)``; 0 shows one source frame per film frame.
@@ -144,7 +147,7 @@ def sequence_clip(frames, width: int, height: int, fps: float, seconds: float, m
             source = unpack_picture(stored[at])
             if draw:
                 source = draw(source, i, at)
-            window = box if move == "static" else crop_window(move, t, box, seed, i)
+            window = box if move == "static" else crop_window(move, t, box, seed, i, strength)
             yield crop_resize(source, window, width, height)
 
     subtitles = dialogue.subtitles() if dialogue is not None else ()
@@ -195,16 +198,18 @@ def _mouth_drawer(dialogue: Dialogue, rigs: tuple, fps: float, count: int, label
     (no face was found) draws nothing; a lost track hides the mouth from there (:func:`mouth_warnings`
     told the viewer when the clip was made).
     """
-    from ..lipsync.mouths import ScaledMouths, composite_mouth
+    from ..lipsync.mouths import ScaledMouths, composite_mouth, opened_box
 
-    prepared = [(rig, ScaledMouths(rig.mouths), dialogue.mouth_shapes(rig.speaker, fps, count))
+    prepared = [(rig, ScaledMouths(rig.mouths), dialogue.mouth_shapes(rig.speaker, fps, count),
+                 dialogue.mouth_openness(rig.speaker, fps, count))
                 for rig in rigs if rig.box is not None or any(rig.track)]
 
     def draw(picture: np.ndarray, index: int, source_index: int = 0) -> np.ndarray:
         frame = picture
-        for rig, scaled, shapes in prepared:
+        for rig, scaled, shapes, openness in prepared:
             where = rig.box_at(source_index)
-            if where is not None:
+            if where is not None:  # a line's openness draws its open shapes taller or shorter (its emotion)
+                where = opened_box(where, shapes[index], openness[index])
                 frame = composite_mouth(frame, scaled.for_box(where), shapes[index], where)
         return frame
     return draw
@@ -288,17 +293,19 @@ def video_clip(path: str | Path, label: str = "") -> Clip:
 
 def clip_from_frames(frames: np.ndarray, seconds: float, width: int, height: int, fps: int, camera_move: str = "static",
                     seed: int = 0, label: str = "", audio=None, dialogue=None, rigs: tuple = (),
-                    frames_fps: float = 0.0) -> Clip:
-    """A shot clip from ``frames`` (``uint8 [N, H, W, 3]``): a still (N = 1) with a camera move, or a batch played as
-    frames (made at ``frames_fps``, resampled to ``fps`` by time; 0: one per film frame)."""
+                    frames_fps: float = 0.0, move_strength: float = 1.0) -> Clip:
+    """A shot clip from ``frames`` (``uint8 [N, H, W, 3]``): a still (N = 1) with a camera move (its travel ×
+    ``move_strength``), or a batch played as frames (made at ``frames_fps``, resampled to ``fps`` by time; 0: one per
+    film frame)."""
     if width % 2 or height % 2:
         raise ValueError(f"film size {width}x{height} must be even: video is stored as 4:2:0, which halves both")
     if seconds <= 0:
         raise ValueError(f"shot {label or '?'} has no length ({seconds} s)")
     if len(frames) == 1:
-        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs)
+        return still_clip(frames[0], width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs,
+                          move_strength)
     return sequence_clip(frames, width, height, fps, seconds, camera_move, seed, label, audio, dialogue, rigs,
-                         source_fps=frames_fps)
+                         source_fps=frames_fps, strength=move_strength)
 
 
 def without_speakers(film: Film) -> Film:

@@ -22,6 +22,7 @@ class SpokenLine:
     audio: AudioClip
     cues: MouthCues | None = None
     words: tuple[WordTiming, ...] = ()  # when each word is said, from the line's start
+    openness: float = 1.0  # × the height of the speaker's open mouth shapes while the line is said (its emotion)
 
     @property
     def end(self) -> float:
@@ -84,6 +85,16 @@ class Dialogue:
     def mouth_shapes(self, speaker: str, fps: float, count: int) -> list[str]:
         """The speaker's mouth shape for each of ``count`` frames at ``fps`` from the dialogue's start."""
         return frame_shapes(self.mouth_cues(speaker, float(count / frame_rate(fps))), fps, count)
+
+    def mouth_openness(self, speaker: str, fps: float, count: int) -> list[float]:
+        """How wide the speaker's mouth opens on each of ``count`` frames at ``fps``: the openness of their line
+        said at the frame's start (1 between lines)."""
+        spoken = [line for line in self.lines if line.speaker == speaker and line.openness != 1.0]
+        out = []
+        for n in range(count):
+            at = float(n / frame_rate(fps))
+            out.append(next((line.openness for line in spoken if line.start <= at < line.end), 1.0))
+        return out
 
     @property
     def speakers(self) -> tuple[str, ...]:

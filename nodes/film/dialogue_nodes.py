@@ -30,11 +30,15 @@ class AnimStudioDialogueLine:
                                                              "before the subtitle."}),
         }, "optional": {
             "mouth_cues": ("MOUTH_CUES", {"tooltip": "The line's mouth cues, to animate the speaker's mouth."}),
+            "mouth_openness": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 3.0, "step": 0.05,
+                                         "tooltip": "How wide the mouth opens while the line is said: the open "
+                                                    "shapes' height × this (0.7 a sad murmur, 1.5 a shout)."}),
         }}
 
-    def line(self, audio, text, speaker, mouth_cues=None):
+    def line(self, audio, text, speaker, mouth_cues=None, mouth_openness=1.0):
         words = words_for_text(text, boundary.audio_words(audio))
-        return (Dialogue((SpokenLine(speaker, text, 0.0, boundary.audio_from_comfy(audio), mouth_cues, words),)),)
+        return (Dialogue((SpokenLine(speaker, text, 0.0, boundary.audio_from_comfy(audio), mouth_cues, words,
+                                     float(mouth_openness)),)),)
 
 
 class AnimStudioJoinDialogue:

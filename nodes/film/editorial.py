@@ -64,7 +64,9 @@ def cut_timeline(title: str, fps: float, timeline: list[dict], transitions: list
     ``timeline`` is each shot's time on screen (with its ``lines``), ``transitions`` the kind of each entry's
     transition in, ``seconds`` its length as the film was cut (kept with each clip, with the kind, under
     ``metadata["animstudio"]``, so :func:`film_from_cut` renders the same film from it). Each shot's clip carries a
-    marker for each of its lines (the text, ``speaker`` in its metadata) at its time; the music clip its gain."""
+    marker for each of its lines (the text, ``speaker`` in its metadata) at its time; the music clip its gain. What
+    else an entry or a line holds (a shot's camera, a line's emotion and delivery) goes into its clip's or marker's
+    metadata as it is."""
     import opentimelineio as otio
 
     scale = (rate or fps) / fps
@@ -90,12 +92,12 @@ def cut_timeline(title: str, fps: float, timeline: list[dict], transitions: list
                                     target_url=media.shots[index], available_range=span(0, end - start)),
                                 metadata={"animstudio": {"shot": entry["shot"], "transition": {
                                     "type": transitions[index],
-                                    "seconds": seconds[index] if seconds else 0.0}}})
+                                    "seconds": seconds[index] if seconds else 0.0}, **_extra(entry, _ENTRY_KEYS)}})
         for line in entry.get("lines", ()):
             at = max(0, round(line["start"] * fps) - start)
             clip.markers.append(otio.schema.Marker(
                 name=line.get("text", ""), marked_range=span(at, max(1, round(line["end"] * fps) - start - at)),
-                metadata={"animstudio": {"speaker": line.get("speaker", "")}}))
+                metadata={"animstudio": {"speaker": line.get("speaker", ""), **_extra(line, _LINE_KEYS)}}))
         video.append(clip)
     result.tracks.append(video)
     for track in _dialogue_tracks(timeline, media, fps, frame, span):
@@ -107,6 +109,14 @@ def cut_timeline(title: str, fps: float, timeline: list[dict], transitions: list
             metadata={"animstudio": {"gain_db": music_gain_db}}))
         result.tracks.append(audio)
     return result
+
+
+_ENTRY_KEYS = ("shot", "start", "end", "lines")  # what a timeline entry and line are; the rest is their metadata
+_LINE_KEYS = ("speaker", "text", "start", "end")
+
+
+def _extra(item: dict, known: tuple[str, ...]) -> dict:
+    return {k: v for k, v in item.items() if k not in known}
 
 
 def film_from_cut(cut, base: Path):

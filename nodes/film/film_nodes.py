@@ -108,11 +108,14 @@ class AnimStudioShotClip:
             "out_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0, "step": 0.05,
                                       "tooltip": "The transition out of this shot: the dialogue ends before it; the "
                                                  "shot grows as needed."}),
+            "move_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                        "tooltip": "How far the camera move goes: 1 its full travel, 0.5 a gentle "
+                                                   "push-in or a subtle shake (a pan, tilt or shake goes at most 1)."}),
         }}
 
     def make_clip(self, image, seconds, width, height, fps, camera_move, seed, label="", audio=None,
                   fit_to_audio=False, tail_seconds=0.5, dialogue=None, mouth_rigs=None, frames_fps=0.0,
-                  lead_seconds=0.0, out_seconds=0.0):
+                  lead_seconds=0.0, out_seconds=0.0, move_strength=1.0):
         sound = boundary.audio_from_comfy(audio) if audio is not None else None
         spoken = dialogue.seconds if dialogue is not None else (sound.seconds if sound is not None else 0.0)
         # fitted: exactly the speech and its tail (the compile-time estimate was only a guess); the lines wait for
@@ -130,7 +133,7 @@ class AnimStudioShotClip:
                             f"({seconds:.2f} s) and is cut at the shot's end")
             log.warning("%s", warnings[-1])
         clip = clip_from_frames(boundary.image_to_frames(image), seconds, width, height, fps, camera_move, seed,
-                                label, sound, dialogue, tuple(mouth_rigs or ()), frames_fps)
+                                label, sound, dialogue, tuple(mouth_rigs or ()), frames_fps, float(move_strength))
         # ui.images: the editor shows the shot's first frame on the node, as it does for core previews, at the
         # film's own size (the editor prints the picture's size under it); ui.warnings: what a headless client
         # reports with the shot (a mouth not drawn, a track lost)

@@ -160,6 +160,18 @@ def composite_mouth(frame: np.ndarray, rig_images: dict[str, tuple[np.ndarray, n
     return out
 
 
+RESTING_SHAPES = ("A", "X")  # shut or at rest: never opened wider or narrower
+
+
+def opened_box(box: MouthBox, shape: str, openness: float) -> MouthBox:
+    """Where ``shape`` is drawn when the mouth opens ``openness`` times as wide (a line's emotion): an open shape's
+    box that many times as tall about its middle (a shut or resting mouth keeps ``box``)."""
+    if openness == 1.0 or shape in RESTING_SHAPES:
+        return box
+    height = max(1, int(round(box.height * openness)))
+    return MouthBox(box.x, box.y + (box.height - height) // 2, box.width, height)
+
+
 class ScaledMouths:
     """A mouth set resized to each box size it is asked for, the latest few sizes kept (a tracked box
     changes size a little from frame to frame)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ...common.errors import LibraryError
 from ...common.jsonio import json_path
+from ..emotion import shot_camera
 from ..storyboard_model import Character, Storyboard
 from .store import Entry, Library
 
@@ -103,7 +104,7 @@ def storyboard_entries(board: Storyboard, source: str, episode: int, known: dict
         names = [board.characters[c].display_name for c in shot.characters if c in board.characters]
         out.append(Entry("shot", shot.id, shot.description, shot.id, series, episode,
                          {"characters": list(shot.characters), "scene": shot.scene, "camera": shot.camera.shot,
-                          "move": shot.camera.move, "who": names,
+                          "move": shot_camera(board, shot).move, "who": names,
                           **({"rendered": rendered[shot.id], "film": film} if shot.id in rendered else {})}, where))
         for i, line in enumerate(shot.dialogue):
             who = board.characters[line.character].display_name if line.character in board.characters else line.character
