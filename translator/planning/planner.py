@@ -37,7 +37,10 @@ _ID = r"^[a-z][a-z0-9_]{0,23}$"
 # printable text, no control characters; quotes and backslashes are left out so a grammar-bound
 # string never needs an escape
 _TEXT = r"^[^\x00-\x1f\x7f\"\\]{1,%d}$"
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ru": "Russian"}
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ru": "Russian", "uk": "Ukrainian", "ko": "Korean",
+                  "ja": "Japanese", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German",
+                  "pt": "Portuguese", "el": "Greek", "ar": "Arabic", "he": "Hebrew", "hi": "Hindi", "th": "Thai",
+                  "ka": "Georgian", "hy": "Armenian"}
 MOOD_WORDS = {"happy": "cheerful mood, smiling", "sad": "melancholy mood, sad expression",
               "angry": "tense mood, angry expression", "afraid": "fearful mood, frightened expression",
               "surprised": "surprised expression", "disgusted": "disgusted expression",

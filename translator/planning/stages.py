@@ -18,6 +18,7 @@ from typing import Any
 from ...common.errors import Problem, StoryboardError
 from ...common.jsonio import parse_json
 from .backends import PlanError
+from .bible import Bible
 from .planner import (DEFAULT_CHECKPOINT, LANGUAGE_NAMES, MAX_PROBLEMS_SHOWN, MAX_SHOTS, _clean, _enum, _text,
                       _validate, detect_language, repair, storyboard_schema)
 
@@ -28,8 +29,12 @@ TIMES = ["day", "night", "dawn", "dusk"]
 _LINE_CHARS = {  # letters of the script and its punctuation; no digits (a small model fills a line with them)
     "zh": r"\u3000-\u303f\u4e00-\u9fff\uff01\uff0c\uff1a\uff1b\uff1f",
     "ru": r"\u0400-\u04ff ,.!?:;\u2014\u2026-",
+    "uk": r"\u0400-\u04ff ,.!?:;\u2014\u2026'-",
+    "ko": r"\uac00-\ud7af ,.!?~\u2026",
+    "ja": r"\u3000-\u30ff\u4e00-\u9fff\uff01\uff0c\uff1f",
 }
-_NAME_CHARS = {"zh": r"\u4e00-\u9fff\u00b7", "ru": r"\u0400-\u04ff -"}  # a name in the request's script
+_NAME_CHARS = {"zh": r"\u4e00-\u9fff\u00b7", "ru": r"\u0400-\u04ff -", "uk": r"\u0400-\u04ff '-",
+               "ko": r"\uac00-\ud7af ", "ja": r"\u30a0-\u30ff\u4e00-\u9fff"}  # a name in the request's script
 _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
     "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
@@ -59,6 +64,7 @@ class Stages:
     outline: dict = field(default_factory=dict)
     cast: dict = field(default_factory=dict)
     dialogue: dict = field(default_factory=dict)
+    bible: dict = field(default_factory=dict)  # Bible.to_json(): the characters and places the outline must reuse
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,24 +75,38 @@ class Stages:
                 not isinstance(data.get("request"), str):
             raise PlanError(f"{source} is not a saved plan", [Problem("$", "expected request, outline, ...")])
         shots = len(data["outline"].get("beats") or []) or DEFAULT_SHOTS
+        bible = Bible.from_json(data["bible"], f"{source}'s bible").to_json() if data.get("bible") else {}
         return cls(data["request"], data.get("language") or detect_language(data["request"]), shots,
-                   data["outline"])
+                   data["outline"], bible=bible)
 
 
 # ------------------------------------------------------------------------------------------ the stages' shapes
 
-def outline_schema(shots: int, language: str = "en") -> dict:
+def outline_schema(shots: int, language: str = "en", bible: Bible | None = None) -> dict:
+    """The outline's shape. With a ``bible``, its characters and places are picked by name from the bible's (their
+    looks and times are the bible's own); else the model names and describes them."""
     chars = _NAME_CHARS.get(language)
     name = {"type": "string", "pattern": f"^[{chars}]{{1,12}}$"} if chars else _text(30)
     thing = {"type": "object", "additionalProperties": False, "required": ["name", "look"],
              "properties": {"name": name, "look": _text(100)}}
     place = {"type": "object", "additionalProperties": False, "required": ["name", "time"],
              "properties": {"name": _text(50), "time": {"enum": TIMES}}}
+    most_people, most_places = 4, 3
+    if bible and bible.characters:
+        names = [c.name for c in bible.characters]
+        thing = {"type": "object", "additionalProperties": False, "required": ["name"],
+                 "properties": {"name": {"enum": names}}}
+        most_people = min(most_people, len(names))
+    if bible and bible.places:
+        names = [p.name for p in bible.places]
+        place = {"type": "object", "additionalProperties": False, "required": ["name"],
+                 "properties": {"name": {"enum": names}}}
+        most_places = min(most_places, len(names))
     return {"type": "object", "additionalProperties": False,
             "required": ["title", "style", "characters", "places", "beats"],
             "properties": {"title": _text(60), "style": _text(80),
-                           "characters": {"type": "array", "minItems": 1, "maxItems": 4, "items": thing},
-                           "places": {"type": "array", "minItems": 1, "maxItems": 3, "items": place},
+                           "characters": {"type": "array", "minItems": 1, "maxItems": most_people, "items": thing},
+                           "places": {"type": "array", "minItems": 1, "maxItems": most_places, "items": place},
                            "beats": {"type": "array", "minItems": shots, "maxItems": shots, "items": _text(100)}}}
 
 
@@ -137,10 +157,30 @@ def _example(request: str, answer: dict) -> str:
 
 
 def outline_prompt(stages: Stages) -> str:
+    if stages.bible:  # the characters and places are the series' own: picked by name, not described again
+        example = dict(EXAMPLE_OUTLINE, characters=[{"name": c["name"]} for c in EXAMPLE_OUTLINE["characters"]],
+                       places=[{"name": p["name"]} for p in EXAMPLE_OUTLINE["places"]])
+        return (f"You plan short animated films. Plan the film the user asks for in exactly {stages.shots} beats, "
+                "one per shot, in order: each beat is one sentence saying what we see. Give the film a title and a "
+                "visual style for an image model; list the characters in it and the places it happens in, only "
+                "from those the user lists, by their names. Answer with JSON only.\n"
+                + _example(EXAMPLE_REQUEST + "\nCharacters: Ana; Goldie\nPlaces: the sea shore", example))
     return (f"You plan short animated films. Plan the film the user asks for in exactly {stages.shots} beats, one per "
             "shot, in order: each beat is one sentence saying what we see. Give the film a title and a visual style "
             "for an image model; list its characters, with the names the user gives them, and how each one looks; "
             "list its places. Answer with JSON only.\n" + _example(EXAMPLE_REQUEST, EXAMPLE_OUTLINE))
+
+
+def outline_request(stages: Stages) -> str:
+    """What the outline stage is asked: the request, and the bible's characters and places to pick from."""
+    if not stages.bible:
+        return stages.request
+    bible = Bible.from_json(stages.bible)
+    people = "; ".join(f"{c.name} ({c.description})" if c.description != c.name else c.name
+                       for c in bible.characters)
+    places = "; ".join(p.name for p in bible.places)
+    return "\n".join([stages.request] + ([f"Characters: {people}"] if people else [])
+                     + ([f"Places: {places}"] if places else []))
 
 
 def cast_prompt(stages: Stages) -> str:
@@ -158,7 +198,12 @@ def dialogue_prompt(stages: Stages) -> str:
 
 def _beats_text(stages: Stages) -> str:
     outline = stages.outline
-    people = "; ".join(f"{c['name']}: {c['look']}" for c in outline.get("characters", []))
+    bible = Bible.from_json(stages.bible) if stages.bible else Bible()
+
+    def look(c: dict) -> str:
+        known = bible.character(c.get("name", ""))
+        return known.description if known else c.get("look", "")
+    people = "; ".join(f"{c['name']}: {look(c)}" for c in outline.get("characters", []))
     beats = "\n".join(f"{i + 1}. {b}" for i, b in enumerate(outline.get("beats", [])))
     return f"Film: {outline.get('title', '')}\nCharacters: {people}\nBeats:\n{beats}"
 
@@ -188,8 +233,9 @@ def _copied(value: str, *texts: str) -> bool:
 def run_stages(stages: Stages, backend, seed: int = 0) -> Stages:
     """Run the stages not answered yet (an edited outline is kept and the later stages follow it)."""
     if not stages.outline:
-        stages.outline = _ask(backend, outline_prompt(stages), stages.request,
-                              outline_schema(stages.shots, stages.language), seed, "outline")
+        bible = Bible.from_json(stages.bible) if stages.bible else None
+        stages.outline = _ask(backend, outline_prompt(stages), outline_request(stages),
+                              outline_schema(stages.shots, stages.language, bible), seed, "outline")
     outline = stages.outline
     names = list(dict.fromkeys(_clean(c.get("name"), 30) for c in outline.get("characters", []) if
                                isinstance(c, dict) and _clean(c.get("name"), 30)))
@@ -218,22 +264,27 @@ def _seconds(lines: list[dict], language: str) -> float:
 def assemble(stages: Stages) -> dict:
     """The stages' answers in the one-shot planner's reply shape (for :func:`.planner.repair`)."""
     outline = stages.outline
+    bible = Bible.from_json(stages.bible) if stages.bible else Bible()
     prompts = (outline_prompt(stages).split("Example.")[0], cast_prompt(stages).split("Example.")[0],
                dialogue_prompt(stages).split("Example.")[0])
     ids: dict[str, str] = {}
     characters = []
     for i, c in enumerate(c for c in outline.get("characters", []) if isinstance(c, dict)):
         name = _clean(c.get("name"), 30)
+        known = bible.character(name)
         if name and name not in ids:
-            ids[name] = f"c{i + 1}"
-            characters.append({"id": ids[name], "name": name, "description": _clean(c.get("look")) or name})
+            ids[name] = known.id if known else f"c{i + 1}"
+            look = known.description if known else _clean(c.get("look"))
+            characters.append({"id": ids[name], "name": name, "description": look or name})
     places = {}
     scenes = []
     for i, p in enumerate(p for p in outline.get("places", []) if isinstance(p, dict)):
         name = _clean(p.get("name"), 50)
+        known = bible.place(name)
         if name and name not in places:
-            places[name] = f"p{i + 1}"
-            scenes.append({"id": places[name], "location": name, "time_of_day": p.get("time") or "day"})
+            places[name] = known.id if known else f"p{i + 1}"
+            time = known.time_of_day if known else p.get("time")
+            scenes.append({"id": places[name], "location": name, "time_of_day": time or "day"})
     style = _clean(outline.get("style"))
     casts = stages.cast.get("shots", [])
     lines = stages.dialogue.get("lines", [])
@@ -253,20 +304,40 @@ def assemble(stages: Stages) -> dict:
             "characters": characters, "scenes": scenes, "shots": shots}
 
 
+def _bible_entries(board: dict, bible: Bible) -> None:
+    """The bible's own entries for the characters and places the storyboard uses (voice, wardrobe, age included),
+    and its series."""
+    for c in bible.characters:
+        if c.id in board.get("characters", {}):
+            board["characters"][c.id] = c.entry()
+    for p in bible.places:
+        if p.id in board.get("scenes", {}):
+            board["scenes"][p.id] = p.entry()
+    if bible.series:
+        board["project"]["series"] = bible.series
+
+
 def plan_in_stages(request: str, backend, seed: int = 0, shots: int | None = None, *,
-                   checkpoint: str = DEFAULT_CHECKPOINT, stages: Stages | None = None) -> tuple[dict, Stages]:
+                   checkpoint: str = DEFAULT_CHECKPOINT, stages: Stages | None = None,
+                   bible: Bible | dict | None = None, language: str | None = None) -> tuple[dict, Stages]:
     """A storyboard v1 dict that validates, and the stages' answers. ``shots``: how many (else the number the
     request asks for, else :data:`DEFAULT_SHOTS`); ``stages``: a saved plan (its outline perhaps edited) to go on
-    from. Raises :class:`PlanError` naming the stage that failed."""
+    from; ``bible``: the series' characters and places (:class:`.bible.Bible` or its JSON), which the outline picks
+    from by name and the storyboard carries whole, with their ids; ``language``: the lines' language (else told
+    from the request). Raises :class:`PlanError` naming the stage that failed."""
     request = _clean(request, 4000)
     if stages is None:
         if not request:
             raise PlanError("nothing to plan", [Problem("request", "describe the film in a sentence or more")])
         count = shots or requested_shots(request) or DEFAULT_SHOTS
-        stages = Stages(request, detect_language(request), max(1, min(int(count), MAX_SHOTS * 4)))
+        stages = Stages(request, language or detect_language(request), max(1, min(int(count), MAX_SHOTS * 4)))
+    if bible:
+        stages.bible = Bible.from_json(bible).to_json()
     run_stages(stages, backend, seed)
     board = repair(assemble(stages), language=stages.language, seed=seed, checkpoint=checkpoint,
                    max_shots=stages.shots)
+    if stages.bible:
+        _bible_entries(board, Bible.from_json(stages.bible))
     try:
         _validate(board, source=f"plan from {backend.describe()}")
     except StoryboardError as exc:
