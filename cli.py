@@ -238,15 +238,19 @@ def cmd_plan(args) -> int:
         from .cli_novel import plan_episodes
 
         return plan_episodes(args)
+    from .cli_library import recall_for_request
+
+    bible, style = recall_for_request(args, args.request or "")  # the project library's people, places and look
     backend = make_backend(args.backend, args.model, args.base_url or "", args.repeat_penalty)
     plan = None
-    if args.stages or args.from_plan:
+    if args.stages or args.from_plan or bible:
         from .common.jsonio import read_json
         from .translator.planning.stages import Stages, plan_in_stages, stages_json
 
         saved = Stages.from_json(read_json(args.from_plan, error=PlanError), args.from_plan) if args.from_plan else None
         board, stages = plan_in_stages(args.request or "", backend, seed=args.seed, shots=args.shots,
-                                       checkpoint=args.checkpoint, stages=saved)
+                                       checkpoint=args.checkpoint, stages=saved, bible=bible)
+        board["project"]["style"] = style or board["project"]["style"]
         plan = stages_json(stages)
     else:
         board = plan_storyboard(args.request, backend, seed=args.seed, shots_hint=args.shots,
@@ -348,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, metavar="N",
                    help="with --from: how many episodes (default: one per chapter)")
     p.add_argument("--series", help="with --from: the series' name (default: the text's title, else its file name)")
+    p.add_argument("--library", metavar="FILE",
+                   help="plan with this project library: the characters and places the request names or is closest "
+                        "to are reused (ids, looks, voices), and its style guide (default: animstudio-library.db "
+                        "beside the output, when there is one; implies --stages)")
     p.add_argument("--backend", default="llama_cpp", choices=["llama_cpp", "openai"])
     p.add_argument("--model", required=True, help="GGUF file (llama_cpp; a path, or a name in models/LLM or "
                                                    "$ANIMSTUDIO_LLM_DIR) or the server's model name (openai)")

@@ -50,6 +50,41 @@ def record_render(args, board, source: str, report, out_dir: Path) -> Path | Non
     return path
 
 
+def planning_library(args, beside: str | None):
+    """The project library a ``plan`` draws on: ``--library``, else the one beside the output when there is one."""
+    path = library_file(args, beside)
+    if not getattr(args, "library", None) and not path.is_file():
+        return None
+    from .translator.library.store import Library
+
+    return Library(path)
+
+
+def recall_for_request(args, request: str):
+    """(bible, style guide) from the project library for a request: the characters and places it names or is
+    closest to, and the series' look; (None, None) without a library."""
+    library = planning_library(args, args.output)
+    if library is None:
+        return None, None
+    from .translator.library.recall import library_bible, style_guide
+
+    with library:
+        bible = library_bible(library, request)
+        return (bible if bible else None), style_guide(library, bible.series or None)
+
+
+def recall_for_series(args, series: str):
+    """The characters and places the project library keeps for ``series`` (else for any series), for ``plan
+    --from``; None without a library."""
+    library = planning_library(args, str(Path(args.output) / "x") if args.output else None)
+    if library is None:
+        return None
+    from .translator.library.recall import series_bible
+
+    with library:
+        return series_bible(library, series) or series_bible(library, None)
+
+
 def add_library_commands(sub) -> None:
     lib = sub.add_parser("library", help="the project library of a series: add storyboards, search it by meaning")
     cmds = lib.add_subparsers(dest="library_command", required=True)

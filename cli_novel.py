@@ -19,6 +19,9 @@ def plan_episodes(args) -> int:
     if not args.output:
         raise PlanError(f"{args.from_text}: name the folder for the episodes with -o DIR")
     novel = open_novel(args.from_text, args.episodes, args.series or "")  # the text is checked before any model
+    from .cli_library import recall_for_series
+
+    known = recall_for_series(args, novel.series)  # the project library's cast, reused by name
     backend = make_backend(args.backend, args.model, args.base_url or "", args.repeat_penalty)
 
     def written(path: Path, board: dict) -> None:
@@ -28,7 +31,7 @@ def plan_episodes(args) -> int:
                   f"{people}", flush=True)
 
     paths = plan_novel(novel, backend, args.output, seed=args.seed, shots=args.shots, checkpoint=args.checkpoint,
-                       written=written)
+                       written=written, known=known)
     _emit(args, {"ok": True, "series": novel.series, "language": novel.language, "files": [str(p) for p in paths],
                  "characters": [c.name for c in novel.bible.characters]},
           f"{len(paths)} episode(s) of {novel.series!r} ({novel.language}) in {args.output}; the synopses and "

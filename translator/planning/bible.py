@@ -18,7 +18,7 @@ checks them when the storyboard is validated); an id, when left out, is made fro
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ...common.errors import Problem
@@ -67,6 +67,7 @@ class Bible:
     characters: list[BibleCharacter] = field(default_factory=list)
     places: list[BiblePlace] = field(default_factory=list)
     series: str = ""
+    open: bool = False   # the outline may add characters and places of its own beside these (a library's recall)
 
     def __bool__(self) -> bool:
         return bool(self.characters or self.places)
@@ -77,11 +78,29 @@ class Bible:
     def place(self, name: str) -> BiblePlace | None:
         return next((p for p in self.places if p.name == name), None)
 
+    def reusing(self, known: "Bible") -> "Bible":
+        """This bible with the characters and places ``known`` has (same name, any case) replaced by its entries
+        (their ids, descriptions, voices): a series' second text keeps the first one's cast. Ids of the new ones
+        are kept clear of the known ids."""
+        def merged(mine: list, theirs: list) -> list:
+            by_name = {k.name.casefold(): k for k in theirs}
+            taken = {k.id for k in theirs}
+            out = []
+            for item in mine:
+                twin = by_name.get(item.name.casefold())
+                if twin is None and item.id in taken:
+                    item = replace(item, id=_free(item.id, taken))
+                out.append(twin or item)
+                taken.add(out[-1].id)
+            return out
+        return replace(self, characters=merged(self.characters, known.characters),
+                       places=merged(self.places, known.places))
+
     def to_json(self) -> dict:
         def bare(item) -> dict:
             return {k: v for k, v in asdict(item).items() if v not in (None, "", {})}
         return {"series": self.series, "characters": [bare(c) for c in self.characters],
-                "places": [bare(p) for p in self.places]}
+                "places": [bare(p) for p in self.places], **({"open": True} if self.open else {})}
 
     @classmethod
     def from_json(cls, data: Any, source: str = "the series bible") -> "Bible":
@@ -93,7 +112,7 @@ class Bible:
             raise PlanError(f"{source} is not a JSON object", [Problem("$", "expected characters and places")])
         raw_chars = _listed(data.get("characters"), "name")
         raw_places = _listed(data.get("places", data.get("scenes")), "location")
-        bible = cls(series=str(data.get("series") or ""))
+        bible = cls(series=str(data.get("series") or ""), open=data.get("open") is True)
         taken: set[str] = set()
         for i, raw in enumerate(raw_chars):
             name = _word(raw.get("name"), f"{source}: characters[{i}] has no name")
@@ -144,3 +163,11 @@ def _id(given: Any, name: str, prefix: str, index: int, taken: set[str]) -> str:
         out, n = f"{wanted}_{n}", n + 1
     taken.add(out)
     return out
+
+
+def _free(wanted: str, taken: set[str]) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3`` … the first not ``taken``."""
+    n = 2
+    while f"{wanted}_{n}" in taken:
+        n += 1
+    return f"{wanted}_{n}"

@@ -228,16 +228,20 @@ def _episode(novel: Novel, k: int, backend, seed: int, shots: int | None, checkp
 
 
 def plan_novel(novel: Novel, backend, out_dir: str | Path, *, seed: int = 0, shots: int | None = None,
-               checkpoint: str = DEFAULT_CHECKPOINT,
-               written: Callable[[Path, dict], None] | None = None) -> list[Path]:
+               checkpoint: str = DEFAULT_CHECKPOINT, written: Callable[[Path, dict], None] | None = None,
+               known: Bible | None = None) -> list[Path]:
     """Synopses, bible, then each episode planned, validated and written to ``out_dir/episode-NN.json`` (its
     stages beside it, ``episode-NN.plan.json``) as soon as it is planned; ``written(path, board)`` is called for
-    each. A failing episode raises :class:`PlanError` naming it; the episodes before it are kept."""
+    each. ``known``: characters and places the series already has (a project library's), whose entries replace
+    the text's of the same name. A failing episode raises :class:`PlanError` naming it; the episodes before it are
+    kept."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PlanError(f"{out}: is a file; with --from, -o names a folder for the episodes")
     write_synopses(novel, backend, seed)
     find_bible(novel, backend, seed)
+    if known:
+        novel.bible = novel.bible.reusing(known)
     out.mkdir(parents=True, exist_ok=True)
     width = max(2, len(str(len(novel.episodes))))
     names = [f"episode-{k + 1:0{width}d}" for k in range(len(novel.episodes))]

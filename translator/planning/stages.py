@@ -94,14 +94,16 @@ def outline_schema(shots: int, language: str = "en", bible: Bible | None = None)
     most_people, most_places = 4, 3
     if bible and bible.characters:
         names = [c.name for c in bible.characters]
-        thing = {"type": "object", "additionalProperties": False, "required": ["name"],
+        known = {"type": "object", "additionalProperties": False, "required": ["name"],
                  "properties": {"name": {"enum": names}}}
-        most_people = min(most_people, len(names))
+        thing = {"anyOf": [known, thing]} if bible.open else known
+        most_people = most_people if bible.open else min(most_people, len(names))
     if bible and bible.places:
         names = [p.name for p in bible.places]
-        place = {"type": "object", "additionalProperties": False, "required": ["name"],
+        known = {"type": "object", "additionalProperties": False, "required": ["name"],
                  "properties": {"name": {"enum": names}}}
-        most_places = min(most_places, len(names))
+        place = {"anyOf": [known, place]} if bible.open else known
+        most_places = most_places if bible.open else min(most_places, len(names))
     return {"type": "object", "additionalProperties": False,
             "required": ["title", "style", "characters", "places", "beats"],
             "properties": {"title": _text(60), "style": _text(80),
@@ -162,8 +164,10 @@ def outline_prompt(stages: Stages) -> str:
                        places=[{"name": p["name"]} for p in EXAMPLE_OUTLINE["places"]])
         return (f"You plan short animated films. Plan the film the user asks for in exactly {stages.shots} beats, "
                 "one per shot, in order: each beat is one sentence saying what we see. Give the film a title and a "
-                "visual style for an image model; list the characters in it and the places it happens in, only "
-                "from those the user lists, by their names. Answer with JSON only.\n"
+                "visual style for an image model; list the characters in it and the places it happens in, "
+                + ("reusing those the user lists, by their names, and adding with how they look only those the "
+                   "film needs that are not listed. " if stages.bible.get("open") else
+                   "only from those the user lists, by their names. ") + "Answer with JSON only.\n"
                 + _example(EXAMPLE_REQUEST + "\nCharacters: Ana; Goldie\nPlaces: the sea shore", example))
     return (f"You plan short animated films. Plan the film the user asks for in exactly {stages.shots} beats, one per "
             "shot, in order: each beat is one sentence saying what we see. Give the film a title and a visual style "
