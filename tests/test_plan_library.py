@@ -134,3 +134,23 @@ def test_a_novels_episodes_resolve_to_the_same_library_entries(tmp_path):
     again = json.loads(paths[0].read_text(encoding="utf-8"))
     assert again["characters"]["mara"]["voice"] == {"engine": "espeak", "pitch": 3.5}
     assert set(again["characters"]) == {"mara", "tom", "pip"}
+
+
+def test_a_request_that_names_its_cast_gets_the_librarys_entries_for_those_it_knows(library):
+    """"Mira meets Ada": Mira is the library's (her entry whole), Ada is new (described by the model); the
+    library's frog, not named, is not in the film."""
+    class Named(RecallModel):
+        def _beats_characters_places_style_title(self, schema):
+            items = schema["properties"]["characters"]["prefixItems"]
+            assert [i["properties"]["name"]["enum"] for i in items] == [["Mira"], ["Ada"]]
+            assert [sorted(i["required"]) for i in items] == [["name"], ["look", "name"]]
+            reply = super()._beats_characters_places_style_title(dict(schema, properties=dict(
+                schema["properties"], characters={"items": {"anyOf": [{"properties": {"name": {"enum": []}}}]}})))
+            return dict(reply, characters=[{"name": "Mira"}, {"name": "Ada", "look": "a girl with a kite"}])
+
+    request = "A four-shot film: Mira meets Ada, a new girl, at the well."
+    board, _ = plan_in_stages(request, Named(), bible=library_bible(library, request))
+    by_name = {c["name"]: (cid, c) for cid, c in board["characters"].items()}
+    assert set(by_name) == {"Mira", "Ada"}
+    assert by_name["Mira"][0] == "mira" and by_name["Mira"][1]["wardrobe"] == "a red wool coat and a yellow scarf"
+    assert by_name["Ada"][1]["description"] == "a girl with a kite"

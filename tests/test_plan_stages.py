@@ -14,6 +14,7 @@ from animstudio.cli import main
 from animstudio.translator.planning.backends import LlamaCppBackend, PlanError
 from animstudio.translator.planning.stages import (DEFAULT_STYLE, Stages, dialogue_schema, outline_prompt,
                                                    outline_schema, plan_in_stages, requested_shots)
+from animstudio.translator.planning.novel_text import request_names
 from test_llm_planner import needs_llama, write_tiny_llama
 
 
@@ -67,6 +68,7 @@ def test_a_four_shot_request_gives_four_shots_from_the_outline(tiny, tmp_path):
     assert len(board["shots"]) == 4 == stages.shots == len(stages.outline["beats"])
     assert backend.asked == [["beats", "characters", "places", "style", "title"], ["shots"], ["lines"]]
     names = {c["name"] for c in stages.outline["characters"]}
+    assert names == {"Mara", "Pip"}  # the request's names are the cast: even random weights keep them
     assert {c["name"] for c in board["characters"].values()} == names
     for shot, beat in zip(board["shots"], stages.outline["beats"]):
         assert set(shot.get("characters", [])) <= set(board["characters"])  # only the outline's characters
@@ -148,3 +150,32 @@ def test_planning_nothing_is_one_clear_error():
     with pytest.raises(PlanError, match="nothing to plan"):
         plan_in_stages("   ", Scripted())
     assert re.search("exactly 4 beats", outline_prompt(Stages("x", "en", 4)))
+
+
+@pytest.mark.parametrize("request_, names", [
+    ("A four-shot film: Mara, a girl in a red coat, meets Pip, a talking frog, at the village pond.", ["Mara", "Pip"]),
+    ("A story in four shots: Captain Rex, an old dog, teaches Bolt, a puppy, to swim.", ["Captain Rex", "Bolt"]),
+    ("用四个镜头讲一个故事：小女孩莉莉在池塘边遇到一只会说话的青蛙阿福。", ["莉莉", "阿福"]),
+    ("四个镜头：熊猫圆圆第一次学弹钢琴，老师是一只叫白白的兔子。", ["白白", "圆圆"]),
+    ("Четыре кадра: кот Барсик учит мышонка Пика играть в шахматы.", ["Барсик", "Пика"]),
+    ("A fox and a crow argue over a piece of cheese.", []),
+    ("一只熊猫学习弹钢琴。", []),
+    ("老奶奶和她的猫一起过新年。", []),
+    ("Кот учит мышонка играть в шахматы.", []),
+])
+def test_the_names_a_request_gives(request_, names):
+    assert request_names(request_) == names
+
+
+def test_the_outline_must_list_the_request_s_named_characters():
+    schema = outline_schema(4, "en", named=["Mara", "Pip"])
+    beats = ["a", "b", "c", "d"]
+    with_names = {"title": "T", "style": "s", "characters": [{"name": "Mara", "look": "girl"},
+                                                              {"name": "Pip", "look": "frog"}],
+                  "places": [{"name": "pond", "time": "day"}], "beats": beats}
+    jsonschema.validate(with_names, schema)
+    renamed = dict(with_names, characters=[{"name": "Ana", "look": "girl"}, {"name": "Pip", "look": "frog"}])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(renamed, schema)
+    with pytest.raises(jsonschema.ValidationError):  # one left out
+        jsonschema.validate(dict(with_names, characters=with_names["characters"][:1]), schema)

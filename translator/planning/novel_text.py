@@ -243,3 +243,36 @@ def occurs(name: str, text: str) -> bool:
         return True
     words = [w for w in re.findall(r"[^\W\d_]+", name.lower()) if len(w) >= 4]  # "the", "old" say nothing
     return bool(words) and all(re.search(rf"\b{re.escape(w[:max(3, len(w) - 2)])}", low) for w in words)
+
+
+# ------------------------------------------------------------------------------------------ a request's names
+
+_ZH_ROLES = ("女孩|男孩|姑娘|孩子|青蛙|熊猫|兔子|小猫|小狗|猫|狗|狐狸|熊|鸟|鱼|龙|老鼠|机器人|宇航员|老师|爷爷|奶奶|妈妈|"
+             "爸爸|公主|王子|国王|船长|渔夫|医生|朋友")
+_ZH_AFTER = "在和与跟说是的，。、！？,.!? 第也又就要想去来"
+_NOT_NAMES = {"a", "an", "the", "in", "on", "at", "four", "three", "two", "five", "six", "film", "story", "shot", "shots",
+              "фильм", "история", "четыре", "три", "два", "кадр", "кадра", "кадрах", "в", "на"}
+
+
+def request_names(request: str) -> list[str]:
+    """The names a request gives its characters: capitalised words (or runs of them) that do not open a sentence
+    ("Mara, a girl in a red coat, meets Pip" → Mara, Pip; "девочка Маша" → Маша), and in Chinese a name after a
+    role ("小女孩莉莉", "青蛙阿福", "叫白白的兔子") that is doubled (圆圆), begins with 小/阿/老, or is followed by a
+    particle or a stop. Words that name no one (the, film, four) are left out; empty when the request names no one."""
+    names: list[str] = []
+    word = r"[A-ZÀ-ÖØ-ÞА-ЯЁІЇЄҐ][a-zà-öø-ÿа-яёіїєґ'’-]{1,29}"
+    for match in re.finditer(rf"\b{word}(?: {word})*\b", request):
+        before = request[max(0, match.start() - 3):match.start()]
+        at_start = not before.strip() or bool(re.search(r"[.!?…]\s*$", before))
+        name = match.group(0)
+        if not at_start and name.lower() not in _NOT_NAMES:
+            names.append(name)
+    for match in re.finditer(r"(?:叫|名叫|名为)([\u4e00-\u9fff]{1,3}?)(?=的|，|。|、|,|$)", request):
+        names.append(match.group(1))
+    for match in re.finditer(rf"(?:{_ZH_ROLES})([\u4e00-\u9fff]{{2}})(.?)", request):
+        name, after = match.group(1), match.group(2)
+        if name[0] in "和与跟在是的她他它我你们这那一个只":  # a particle or pronoun, not a name ("奶奶和她的猫")
+            continue
+        if name[0] == name[1] or name[0] in "小阿老" or (after == "" or after in _ZH_AFTER):
+            names.append(name)
+    return list(dict.fromkeys(n for n in names if n))

@@ -19,10 +19,12 @@ from ...common.errors import Problem, StoryboardError
 from ...common.jsonio import parse_json
 from .backends import PlanError
 from .bible import Bible
+from .novel_text import request_names
 from .planner import (DEFAULT_CHECKPOINT, LANGUAGE_NAMES, MAX_PROBLEMS_SHOWN, MAX_SHOTS, _clean, _enum, _text,
                       _validate, detect_language, repair, storyboard_schema)
 
 DEFAULT_SHOTS = 4
+MAX_NAMED = 4  # the request's names the outline must list (more are the model's to pick)
 DEFAULT_STYLE = "storybook illustration, soft colors, clean lines"
 TIMES = ["day", "night", "dawn", "dusk"]
 # what a line may be written with, per language: the grammar keeps a small model in the request's language
@@ -82,9 +84,11 @@ class Stages:
 
 # ------------------------------------------------------------------------------------------ the stages' shapes
 
-def outline_schema(shots: int, language: str = "en", bible: Bible | None = None) -> dict:
+def outline_schema(shots: int, language: str = "en", bible: Bible | None = None, named: list[str] = ()) -> dict:
     """The outline's shape. With a ``bible``, its characters and places are picked by name from the bible's (their
-    looks and times are the bible's own); else the model names and describes them."""
+    looks and times are the bible's own); else the model names and describes them. ``names`` (the request's own,
+    :func:`.novel_text.request_names`) open the character list, each to be described: a small model cannot leave
+    out or rename a character the request names."""
     chars = _NAME_CHARS.get(language)
     name = {"type": "string", "pattern": f"^[{chars}]{{1,12}}$"} if chars else _text(30)
     thing = {"type": "object", "additionalProperties": False, "required": ["name", "look"],
@@ -104,12 +108,25 @@ def outline_schema(shots: int, language: str = "en", bible: Bible | None = None)
                  "properties": {"name": {"enum": names}}}
         place = {"anyOf": [known, place]} if bible.open else known
         most_places = most_places if bible.open else min(most_places, len(names))
+    people = {"type": "array", "minItems": 1, "maxItems": most_people, "items": thing}
+    if named:  # exactly these, in order (llama.cpp's grammar holds a tuple, not a prefix followed by more)
+        people = {"type": "array", "items": False, "minItems": len(named), "maxItems": len(named),
+                  "prefixItems": [_named_item(n, bool(bible and bible.character(n))) for n in named]}
     return {"type": "object", "additionalProperties": False,
             "required": ["title", "style", "characters", "places", "beats"],
             "properties": {"title": _text(60), "style": _text(80),
-                           "characters": {"type": "array", "minItems": 1, "maxItems": most_people, "items": thing},
+                           "characters": people,
                            "places": {"type": "array", "minItems": 1, "maxItems": most_places, "items": place},
                            "beats": {"type": "array", "minItems": shots, "maxItems": shots, "items": _text(100)}}}
+
+
+def _named_item(name: str, known: bool) -> dict:
+    """One of the request's characters in the outline: by name alone when the bible knows them, else described."""
+    if known:
+        return {"type": "object", "additionalProperties": False, "required": ["name"],
+                "properties": {"name": {"enum": [name]}}}
+    return {"type": "object", "additionalProperties": False, "required": ["name", "look"],
+            "properties": {"name": {"enum": [name]}, "look": _text(100)}}
 
 
 def cast_schema(shots: int, names: list[str], places: list[str]) -> dict:
@@ -238,8 +255,11 @@ def run_stages(stages: Stages, backend, seed: int = 0) -> Stages:
     """Run the stages not answered yet (an edited outline is kept and the later stages follow it)."""
     if not stages.outline:
         bible = Bible.from_json(stages.bible) if stages.bible else None
+        # a closed bible is the whole cast; else the names the request gives are (the bible's entries for those it has)
+        names = [] if bible and not bible.open else request_names(stages.request)
         stages.outline = _ask(backend, outline_prompt(stages), outline_request(stages),
-                              outline_schema(stages.shots, stages.language, bible), seed, "outline")
+                              outline_schema(stages.shots, stages.language, bible, names[:MAX_NAMED]), seed,
+                              "outline")
     outline = stages.outline
     names = list(dict.fromkeys(_clean(c.get("name"), 30) for c in outline.get("characters", []) if
                                isinstance(c, dict) and _clean(c.get("name"), 30)))
