@@ -22,6 +22,7 @@ from ..schema_check import storyboard_schema
 from ..storyboard import parse_storyboard
 from ..storyboard_model import Storyboard
 from .backends import PlanError
+from .copies import drop_copies
 
 DEFAULT_CHECKPOINT = "sd15.safetensors"
 DEFAULT_NEGATIVE = ("blurry, low quality, jpeg artifacts, deformed, bad anatomy, extra limbs, extra fingers, "
@@ -246,6 +247,7 @@ def plan_storyboard(request: str, backend, seed: int = 0, shots_hint: int | None
         raise PlanError(f"{who} answered with JSON that is not an object", [Problem("$", f"got {text[:120]!r}")])
     board = repair(reply, language=language, seed=seed, checkpoint=checkpoint, width=width, height=height, fps=fps,
                    max_shots=max_shots)
+    drop_copies(board, [system_prompt(language, max_shots)], request)
     try:
         _validate(board, source=f"plan from {who}")
     except StoryboardError as exc:

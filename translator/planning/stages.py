@@ -19,6 +19,7 @@ from ...common.errors import Problem, StoryboardError
 from ...common.jsonio import parse_json
 from .backends import PlanError
 from .bible import Bible
+from .copies import drop_copies, is_copy
 from .novel_text import request_names
 from .planner import (DEFAULT_CHECKPOINT, LANGUAGE_NAMES, MAX_PROBLEMS_SHOWN, MAX_SHOTS, _clean, _enum, _text,
                       _validate, detect_language, repair, storyboard_schema)
@@ -243,12 +244,6 @@ def _ask(backend, system: str, user: str, schema: dict, seed: int, stage: str) -
     return reply
 
 
-def _copied(value: str, *texts: str) -> bool:
-    """A value that repeats the instructions (a small model copies what it was told) instead of answering."""
-    words = re.sub(r"\W+", " ", value.lower()).strip()
-    return len(words) >= 8 and any(words in re.sub(r"\W+", " ", t.lower()) for t in texts)
-
-
 # ------------------------------------------------------------------------------------------ planning
 
 def run_stages(stages: Stages, backend, seed: int = 0) -> Stages:
@@ -324,7 +319,7 @@ def assemble(stages: Stages) -> dict:
                       "duration": _seconds(said, stages.language), "dialogue": said,
                       "transition": "cut" if i == 0 else "dissolve"})
     return {"title": _clean(outline.get("title")) or "Untitled",
-            "style": DEFAULT_STYLE if not style or _copied(style, *prompts) else style,
+            "style": DEFAULT_STYLE if not style or is_copy(style, list(prompts), stages.request) else style,
             "characters": characters, "scenes": scenes, "shots": shots}
 
 
@@ -360,6 +355,8 @@ def plan_in_stages(request: str, backend, seed: int = 0, shots: int | None = Non
     run_stages(stages, backend, seed)
     board = repair(assemble(stages), language=stages.language, seed=seed, checkpoint=checkpoint,
                    max_shots=stages.shots)
+    drop_copies(board, [outline_prompt(stages), cast_prompt(stages), dialogue_prompt(stages)], stages.request,
+                DEFAULT_STYLE)
     if stages.bible:
         _bible_entries(board, Bible.from_json(stages.bible))
     try:
