@@ -20,17 +20,42 @@ def library_file(args, beside: str | Path | None = None) -> Path:
     return (Path(beside).parent if beside else Path.cwd()) / DEFAULT_NAME
 
 
+def character_faces(board) -> dict[str, list[float]]:
+    """Each character's face embedding (dlib's, as the identity check measures it) from their reference pictures and
+    sheet, where the ``faces`` extra is installed and a face shows; {} elsewhere."""
+    from .nodes.lipsync.faces import available
+
+    if not available():
+        return {}
+    from .nodes.film.frames import load_rgb
+    from .nodes.picture.identity import reference_vector
+
+    out = {}
+    for cid, c in board.characters.items():
+        pictures = list(c.reference_images) + ([c.sheet] if c.sheet else [])
+        vector = reference_vector([load_rgb(p) for p in pictures]) if pictures else None
+        if vector is not None:
+            out[cid] = [round(float(x), 6) for x in vector]
+    return out
+
+
+def _warnings(library, board, faces: dict) -> list:
+    from .nodes.picture.identity import SAME_PERSON_DISTANCE
+    from .translator.library.continuity import continuity_warnings
+
+    return continuity_warnings(library, board, faces, SAME_PERSON_DISTANCE)
+
+
 def continuity(args, board, source: str) -> tuple[list, Path | None]:
     """``validate``'s continuity warnings against the project library: ``--library``, else the one beside the
     storyboard when there is one (none: no warnings)."""
     path = library_file(args, source)
     if not getattr(args, "library", None) and not path.is_file():
         return [], None
-    from .translator.library.continuity import continuity_warnings
     from .translator.library.store import Library
 
     with Library(path) as library:
-        return continuity_warnings(library, board), path
+        return _warnings(library, board, character_faces(board)), path
 
 
 def record_render(args, board, source: str, report, out_dir: Path) -> Path | None:
@@ -130,7 +155,6 @@ def add_library_commands(sub) -> None:
 
 
 def cmd_library_add(args) -> int:
-    from .translator.library.continuity import continuity_warnings
     from .translator.library.ingest import add_storyboard
     from .translator.library.store import Library
     from .translator.storyboard import load_storyboard
@@ -143,8 +167,10 @@ def cmd_library_add(args) -> int:
     results = []
     with Library(library_file(args, args.storyboards[0]), create=True) as library:
         for source, board in boards:
-            warnings = [] if args.update else continuity_warnings(library, board)
-            added = add_storyboard(library, board, Path(source).name, episode=args.episode, update=args.update)
+            faces = character_faces(board)
+            warnings = [] if args.update else _warnings(library, board, faces)
+            added = add_storyboard(library, board, Path(source).name, episode=args.episode, update=args.update,
+                                   faces=faces)
             results.append({"storyboard": source, "series": added.series, "episode": added.episode,
                             "new": list(added.new), "kept": list(added.kept), "shots": added.shots,
                             "lines": added.lines, "warnings": [{"where": w.where, "message": w.message}

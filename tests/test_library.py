@@ -323,3 +323,40 @@ def test_paraphrased_queries_find_their_entry_among_the_planted_series_bible():
     result = module.measure(data, k=5)
     recall = {lang: topk / n for lang, (n, _top1, topk) in result["per_language"].items()}
     assert recall["en"] >= 0.9 and recall["zh"] >= 0.9 and recall["ru"] >= 0.9, recall
+
+
+def test_a_characters_face_that_changes_between_episodes_is_reported(tmp_path, capsys):
+    """The identity work's face embedding (dlib) of each character's reference pictures is kept in the library;
+    episode 2 drawing Mira from another person's photograph is a warning at her reference_images, her own photograph
+    (smaller) none. Photographs that ship with scikit-image and matplotlib."""
+    from animstudio.nodes.lipsync.faces import available
+
+    if not available():
+        pytest.skip("the 'faces' extra is not installed (pip install 'animstudio[faces]')")
+    skdata = pytest.importorskip("skimage.data", reason="the astronaut photograph ships with scikit-image")
+    cbook = pytest.importorskip("matplotlib.cbook", reason="the Grace Hopper photograph ships with matplotlib")
+    from PIL import Image
+
+    astronaut = Image.fromarray(skdata.astronaut()[..., :3])
+    astronaut.save(tmp_path / "mira.png")
+    astronaut.resize((300, 300)).save(tmp_path / "mira-small.png")
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as img:
+        img.convert("RGB").save(tmp_path / "other.png")
+    story = json.loads(json.dumps(EPISODE_1))
+    story["characters"]["mira"]["reference_images"] = ["mira.png"]
+    _write(tmp_path, "episode-01.json", story)
+    assert main(["library", "add", str(tmp_path / "episode-01.json")]) == 0
+    capsys.readouterr()
+    with Library(tmp_path / "animstudio-library.db") as library:
+        face = library.get("character", "mira", "Frog Tales").data["face"]
+    assert len(face) == 128
+    for picture, warned in (("other.png", True), ("mira-small.png", False)):
+        ep2 = _episode_2(reference_images=[picture])
+        _write(tmp_path, "episode-02.json", ep2)
+        assert main(["validate", str(tmp_path / "episode-02.json"), "--json"]) == 0
+        warnings = json.loads(capsys.readouterr().out)["warnings"]
+        faces = [w for w in warnings if w["where"] == "$.characters.mira.reference_images"]
+        assert bool(faces) == warned, (picture, warnings)
+        if warned:
+            assert faces[0]["message"].startswith("the reference pictures show another face (distance 0.")
+            assert faces[0]["message"].endswith("one person is within 0.6)")

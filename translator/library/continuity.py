@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...common.errors import Problem
 from ...common.jsonio import json_path
 from ..storyboard_model import Storyboard
@@ -60,11 +62,21 @@ def resolve_characters(library: Library, board: Storyboard) -> dict[str, Match]:
     return out
 
 
-def continuity_warnings(library: Library, board: Storyboard) -> list[Problem]:
-    """Every contradiction between ``board``'s characters and the library's, each at its JSON path."""
+def continuity_warnings(library: Library, board: Storyboard, faces: dict[str, list[float]] | None = None,
+                        same_person: float = 0.6) -> list[Problem]:
+    """Every contradiction between ``board``'s characters and the library's, each at its JSON path. ``faces``:
+    the face embedding of each character's reference pictures (the identity work's), compared with the library's:
+    farther than ``same_person`` (the face model's line between one person and two) is another face."""
     problems = []
     for cid, match in resolve_characters(library, board).items():
         problems += _character_problems(cid, board, match)
+        then = match.entry.data.get("face")
+        if faces and cid in faces and then:
+            distance = float(np.linalg.norm(np.asarray(faces[cid]) - np.asarray(then)))
+            if distance > same_person:
+                problems.append(Problem(json_path(["characters", cid, "reference_images"]),
+                                        f"the reference pictures show another face (distance {distance:.2f} from "
+                                        f"the library's {match.entry.label()}; one person is within {same_person})"))
     return problems
 
 

@@ -76,13 +76,17 @@ class Added:
 
 
 def storyboard_entries(board: Storyboard, source: str, episode: int, known: dict[str, Entry],
-                       rendered: dict[str, list[str]] | None = None, film: str | None = None) -> list[Entry]:
+                       rendered: dict[str, list[str]] | None = None, film: str | None = None,
+                       faces: dict[str, list[float]] | None = None) -> list[Entry]:
     """Entries for ``board``; a character ``known`` (by its id in the board) keeps the library's facts, filled;
-    a shot ``rendered`` keeps its files (and the episode's ``film``)."""
-    rendered = rendered or {}
+    ``faces`` (character id → the face embedding of their reference pictures) is kept as ``face``; a shot
+    ``rendered`` keeps its files (and the episode's ``film``)."""
+    rendered, faces = rendered or {}, faces or {}
     base, series, out = board.base_dir, series_of(board), []
     for cid, c in board.characters.items():
         data = character_data(c, base)
+        if cid in faces:
+            data["face"] = list(faces[cid])
         old = known.get(cid)
         if old is not None:
             data = {**data, **{k: v for k, v in old.data.items() if v not in (None, "", [])}}
@@ -116,14 +120,15 @@ def storyboard_entries(board: Storyboard, source: str, episode: int, known: dict
 
 def add_storyboard(library: Library, board: Storyboard, source: str, *, episode: int | None = None,
                    update: bool = False, rendered: dict[str, list[str]] | None = None,
-                   film: str | None = None) -> Added:
+                   film: str | None = None, faces: dict[str, list[float]] | None = None) -> Added:
     """Put ``board`` into ``library`` in one transaction; the episode's earlier shots and lines are replaced.
-    ``rendered`` (shot id → files) and ``film`` record what a render made of them."""
+    ``rendered`` (shot id → files) and ``film`` record what a render made of them; ``faces`` (character id → face
+    embedding) what their reference pictures show."""
     from .continuity import resolve_characters
 
     series, number = series_of(board), episode_of(board, source, episode)
     known = {} if update else {cid: m.entry for cid, m in resolve_characters(library, board).items()}
-    entries = storyboard_entries(board, source, number, known, rendered, film)
+    entries = storyboard_entries(board, source, number, known, rendered, film, faces)
     if not update:  # places and style the library has are canon too
         entries = [e for e in entries if e.kind not in ("place", "style") or library.get(e.kind, e.key, series) is None]
     library.put(entries, replace_episode=(series, number))
