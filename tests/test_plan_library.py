@@ -48,7 +48,7 @@ class RecallModel:
         people = [{"name": n} for n in known_people[:2]] + [{"name": n, "look": "a tall heron"} for n in self.new]
         n = props["beats"]["minItems"]
         return {"title": "The Key", "style": "flat colours", "characters": people,
-                "places": [place], "beats": [f"Beat {i + 1} by the well." for i in range(n)]}
+                "places": [place], "beats": ["Something happens by the well."] * n}
 
     def _shots(self, schema):
         shot = schema["properties"]["shots"]["items"]["properties"]

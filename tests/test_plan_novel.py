@@ -70,6 +70,8 @@ CASTS = {
             ("Пип", "creature", "small green frog")], ["мельница", "Каменный мост", "Лукоморье"]),
 }
 LINES = {"en": "Look at the water!", "zh": "快看河水！", "ru": "Смотри на воду!"}
+BEATS = {"en": ("An episode", "The river rises at the mill."), "zh": ("一集", "河水涨到了磨坊。"),
+         "ru": ("Серия", "Река поднялась у мельницы.")}  # (title, beat), in the text's script
 SCRIPT = {"en": r"^[A-Za-z !]+$", "zh": r"[\u4e00-\u9fff]", "ru": r"[\u0400-\u04ff]"}
 
 
@@ -108,8 +110,9 @@ class StoryModel:
         who = props["characters"]["items"]["properties"]["name"]["enum"][:props["characters"]["maxItems"]]
         where = props["places"]["items"]["properties"]["name"]["enum"][:props["places"]["maxItems"]]
         n = props["beats"]["minItems"]
-        return {"title": "An episode", "style": "soft watercolor", "characters": [{"name": w} for w in who],
-                "places": [{"name": p} for p in where], "beats": [f"Beat {i + 1} at the river." for i in range(n)]}
+        title, beat = BEATS[self.language]
+        return {"title": title, "style": "soft watercolor", "characters": [{"name": w} for w in who],
+                "places": [{"name": p} for p in where], "beats": [beat] * n}
 
     def _shots(self, schema, user):
         shot = schema["properties"]["shots"]["items"]["properties"]

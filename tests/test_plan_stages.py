@@ -169,8 +169,8 @@ def test_the_names_a_request_gives(request_, names):
 
 def test_the_outline_must_list_the_request_s_named_characters():
     schema = outline_schema(4, "en", named=["Mara", "Pip"])
-    beats = ["a", "b", "c", "d"]
-    with_names = {"title": "T", "style": "s", "characters": [{"name": "Mara", "look": "girl"},
+    beats = ["Mara walks.", "Pip hops.", "They talk.", "They part."]
+    with_names = {"title": "The Pond", "style": "s", "characters": [{"name": "Mara", "look": "girl"},
                                                               {"name": "Pip", "look": "frog"}],
                   "places": [{"name": "pond", "time": "day"}], "beats": beats}
     jsonschema.validate(with_names, schema)

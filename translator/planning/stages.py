@@ -30,6 +30,7 @@ DEFAULT_STYLE = "storybook illustration, soft colors, clean lines"
 TIMES = ["day", "night", "dawn", "dusk"]
 # what a line may be written with, per language: the grammar keeps a small model in the request's language
 _LINE_CHARS = {  # letters of the script and its punctuation; no digits (a small model fills a line with them)
+    "en": r"A-Za-z ,.!?'\u2019:;-",
     "zh": r"\u3000-\u303f\u4e00-\u9fff\uff01\uff0c\uff1a\uff1b\uff1f",
     "ru": r"\u0400-\u04ff ,.!?:;\u2014\u2026-",
     "uk": r"\u0400-\u04ff ,.!?:;\u2014\u2026'-",
@@ -115,10 +116,18 @@ def outline_schema(shots: int, language: str = "en", bible: Bible | None = None,
                   "prefixItems": [_named_item(n, bool(bible and bible.character(n))) for n in named]}
     return {"type": "object", "additionalProperties": False,
             "required": ["title", "style", "characters", "places", "beats"],
-            "properties": {"title": _text(60), "style": _text(80),
+            "properties": {"title": _prose(language, 60), "style": _text(80),
                            "characters": people,
                            "places": {"type": "array", "minItems": 1, "maxItems": most_places, "items": place},
-                           "beats": {"type": "array", "minItems": shots, "maxItems": shots, "items": _text(100)}}}
+                           "beats": {"type": "array", "minItems": shots, "maxItems": shots,
+                                     "items": _prose(language, 100)}}}
+
+
+def _prose(language: str, most: int) -> dict:
+    """Words of the request's script and its punctuation (no digits, brackets or ``=``: what a small model writes
+    when it drifts into code), where the script is known; else any text."""
+    chars = _LINE_CHARS.get(language)
+    return {"type": "string", "pattern": f"^[{chars}]{{2,{most}}}$"} if chars else _text(most)
 
 
 def _named_item(name: str, known: bool) -> dict:
