@@ -6,6 +6,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { el, post } from "./util.js";
+import { showRunOnWidgets } from "./node_widgets.js";
 import { changed, graphFingerprint, persist, state, storyboardWorkflowActive } from "./storyboard_state.js";
 
 const FILM_ROW = "film";
@@ -201,6 +202,7 @@ function ours(event) {
 function finish() {
   if (state.finished) return;
   state.finished = true;
+  fillFromHistory(state.promptId);
   state.activity = "";
   for (const shot of state.shots) {
     const status = state.progress[shot]?.status;
@@ -218,16 +220,33 @@ export function onExecutionSuccess(event) {
 // The end of a run as ComfyUI's history keeps it, for when its websocket messages never arrived (the socket was
 // reconnecting, the page was busy): asked when the queue empties and when the socket reconnects, while a film the
 // panel queued has not been seen to end. An error recorded there is shown as execution_error would have shown it.
+async function historyEntry(id) {
+  try {
+    const response = await api.fetchApi(`/history/${encodeURIComponent(id)}`);
+    return response.ok ? (await response.json())?.[id] : null;
+  } catch { return null; }
+}
+
+function showOutputs(entry) {
+  for (const [nodeId, output] of Object.entries(entry.outputs || {})) {
+    onExecuted({ detail: { node: nodeId, output } });
+    showRunOnWidgets({ detail: { node: nodeId, output } });
+  }
+}
+
+// what the run's nodes showed, read back once it has ended: an "executed" message lost on the way still fills the
+// cards, the film and the Lip Sync node's timeline
+async function fillFromHistory(id) {
+  const entry = id && await historyEntry(id);
+  if (entry && id === state.promptId) showOutputs(entry);
+}
+
 export async function settleFromHistory() {
   const id = state.promptId;
   if (!id || state.finished) return;
-  let entry;
-  try {
-    const response = await api.fetchApi(`/history/${encodeURIComponent(id)}`);
-    entry = response.ok ? (await response.json())?.[id] : null;
-  } catch { return; }
+  const entry = await historyEntry(id);
   if (!entry || !entry.status?.completed && entry.status?.status_str !== "error" || id !== state.promptId) return;
-  for (const [nodeId, output] of Object.entries(entry.outputs || {})) onExecuted({ detail: { node: nodeId, output } });
+  showOutputs(entry);
   const failure = (entry.status.messages || []).find(([kind]) => kind === "execution_error" || kind === "execution_interrupted");
   if (failure && !state.runFailed) onExecutionError({ type: failure[0], detail: { ...failure[1], prompt_id: id } });
   finish();

@@ -232,6 +232,9 @@ def test_storyboard_sidebar_builds_queues_and_reports(comfy_server, artifacts):
             assert all(d["yellow"] > 20 and d["shown"] for d in drawn), drawn  # the window's outline is drawn
             pan = next(c for c in camera if c["move"] == "pan_left")
             assert pan["windows"][0][0] > pan["windows"][-1][0], pan
+            # its executed message, or the run's history read back when the run ends, fills it
+            page.wait_for_function("""() => app.graph._nodes.find(n => n.type === 'AnimStudioLipSync')
+                ?.animstudioTimeline?.cues?.length > 0""", timeout=30_000)
             timeline = page.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'AnimStudioLipSync');
                 const box = n.widgets.find(w => w.name === 'mouth_cue_timeline').element;
                 return {cues: (n.animstudioTimeline.cues || []).map(c => c.value),
