@@ -7,59 +7,16 @@ warnings: they name the storyboard's JSON path and the library entry they contra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ...common.errors import Problem
 from ...common.jsonio import json_path
 from ..storyboard_model import Storyboard
 from .facts import age_stage, garment_colours
-from .ingest import series_of
-from .store import Entry, Library
+from .resolve import Match, resolve_characters
+from .store import Library
 
 VOICE_TOLERANCE = {"rate": 0.05, "pitch": 0.5}
-
-
-@dataclass(frozen=True)
-class Match:
-    entry: Entry
-    how: str   # "id", "name" or "spelling"
-
-
-def _distance(a: str, b: str) -> int:
-    """Levenshtein distance (names are short)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
-def _near(a: str, b: str) -> bool:
-    a, b = a.casefold().strip(), b.casefold().strip()
-    if a == b or min(len(a), len(b)) < 4 or not (a.isascii() or a.isalpha()):
-        return False
-    return _distance(a, b) <= (1 if max(len(a), len(b)) <= 6 else 2)
-
-
-def resolve_characters(library: Library, board: Storyboard) -> dict[str, Match]:
-    """Which library character each of ``board``'s characters is, where the library knows them."""
-    known = library.entries("character", series_of(board))
-    by_key = {e.key: e for e in known}
-    by_name = {e.name.casefold(): e for e in known}
-    out = {}
-    for cid, c in board.characters.items():
-        if cid in by_key:
-            out[cid] = Match(by_key[cid], "id")
-        elif c.display_name.casefold() in by_name:
-            out[cid] = Match(by_name[c.display_name.casefold()], "name")
-        else:
-            near = [e for e in known if _near(c.display_name, e.name)]
-            if len(near) == 1:
-                out[cid] = Match(near[0], "spelling")
-    return out
 
 
 def continuity_warnings(library: Library, board: Storyboard, faces: dict[str, list[float]] | None = None,

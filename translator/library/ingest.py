@@ -14,11 +14,8 @@ from ...common.errors import LibraryError
 from ...common.jsonio import json_path
 from ..emotion import shot_camera
 from ..storyboard_model import Character, Storyboard
+from .resolve import resolve_characters, series_of
 from .store import Entry, Library
-
-
-def series_of(board: Storyboard) -> str:
-    return board.project.series or board.project.title
 
 
 def episode_of(board: Storyboard, source: str | Path, episode: int | None = None) -> int:
@@ -124,8 +121,6 @@ def add_storyboard(library: Library, board: Storyboard, source: str, *, episode:
     """Put ``board`` into ``library`` in one transaction; the episode's earlier shots and lines are replaced.
     ``rendered`` (shot id → files) and ``film`` record what a render made of them; ``faces`` (character id → face
     embedding) what their reference pictures show."""
-    from .continuity import resolve_characters
-
     series, number = series_of(board), episode_of(board, source, episode)
     known = {} if update else {cid: m.entry for cid, m in resolve_characters(library, board).items()}
     entries = storyboard_entries(board, source, number, known, rendered, film, faces)
