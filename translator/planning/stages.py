@@ -99,17 +99,11 @@ def outline_schema(shots: int, language: str = "en", bible: Bible | None = None,
              "properties": {"name": _text(50), "time": {"enum": TIMES}}}
     most_people, most_places = 4, 3
     if bible and bible.characters:
-        names = [c.name for c in bible.characters]
-        known = {"type": "object", "additionalProperties": False, "required": ["name"],
-                 "properties": {"name": {"enum": names}}}
-        thing = {"anyOf": [known, thing]} if bible.open else known
-        most_people = most_people if bible.open else min(most_people, len(names))
+        thing = _picked([c.name for c in bible.characters], thing, bible.open)
+        most_people = most_people if bible.open else min(most_people, len(bible.characters))
     if bible and bible.places:
-        names = [p.name for p in bible.places]
-        known = {"type": "object", "additionalProperties": False, "required": ["name"],
-                 "properties": {"name": {"enum": names}}}
-        place = {"anyOf": [known, place]} if bible.open else known
-        most_places = most_places if bible.open else min(most_places, len(names))
+        place = _picked([p.name for p in bible.places], place, bible.open)
+        most_places = most_places if bible.open else min(most_places, len(bible.places))
     people = {"type": "array", "minItems": 1, "maxItems": most_people, "items": thing}
     if named:  # exactly these, in order (llama.cpp's grammar holds a tuple, not a prefix followed by more)
         people = {"type": "array", "items": False, "minItems": len(named), "maxItems": len(named),
@@ -121,6 +115,13 @@ def outline_schema(shots: int, language: str = "en", bible: Bible | None = None,
                            "places": {"type": "array", "minItems": 1, "maxItems": most_places, "items": place},
                            "beats": {"type": "array", "minItems": shots, "maxItems": shots,
                                      "items": _prose(language, 100)}}}
+
+
+def _picked(names: list[str], described: dict, open_: bool) -> dict:
+    """An outline item picked by name from the bible's ``names``; an open bible also takes a ``described`` new one."""
+    known = {"type": "object", "additionalProperties": False, "required": ["name"],
+             "properties": {"name": {"enum": names}}}
+    return {"anyOf": [known, described]} if open_ else known
 
 
 def _prose(language: str, most: int) -> dict:
